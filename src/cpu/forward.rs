@@ -1,0 +1,201 @@
+//! The CPU forward pass, written to read as the specification.
+
+use super::real::{gemm, sigmoid, Op, Real};
+use crate::config::LstmConfig;
+use crate::error::Result;
+use crate::shape::{check_inputs, Dims, LstmOutput};
+use crate::tensor::{swap_leading_axes, Tensor};
+use crate::weights::LstmWeights;
+
+/// One layer and direction's parameters converted to `T`.
+#[derive(Clone, Debug)]
+pub struct CpuLayer<T> {
+    /// `[4H, in]`
+    pub w_ih: Vec<T>,
+    /// `[4H, H_out]`
+    pub w_hh: Vec<T>,
+    /// `[4H]` (zeros when the model has no bias)
+    pub b_ih: Vec<T>,
+    /// `[4H]` (zeros when the model has no bias)
+    pub b_hh: Vec<T>,
+    /// `[P, H]` when projecting
+    pub w_hr: Option<Vec<T>>,
+}
+
+/// An LSTM on the CPU, computing in `T` (f32 for speed, f64 as the reference).
+#[derive(Clone, Debug)]
+pub struct CpuLstm<T> {
+    pub config: LstmConfig,
+    /// `layers[layer * D + direction]`
+    pub layers: Vec<CpuLayer<T>>,
+}
+
+impl<T: Real> CpuLstm<T> {
+    pub fn new(weights: &LstmWeights) -> Self {
+        let config = weights.config().clone();
+        let convert = |t: &crate::Tensor| t.data().iter().map(|&x| T::from_f32(x)).collect();
+        let zeros = vec![T::ZERO; 4 * config.hidden_size];
+        let mut layers = Vec::new();
+        for layer in 0..config.num_layers {
+            for direction in 0..config.num_directions() {
+                let w = weights.layer(layer, direction);
+                layers.push(CpuLayer {
+                    w_ih: convert(&w.w_ih),
+                    w_hh: convert(&w.w_hh),
+                    b_ih: w.b_ih.as_ref().map_or(zeros.clone(), convert),
+                    b_hh: w.b_hh.as_ref().map_or(zeros.clone(), convert),
+                    w_hr: w.w_hr.as_ref().map(convert),
+                });
+            }
+        }
+        Self { config, layers }
+    }
+
+    /// Runs the LSTM. `x` is `[T, B, I]` (`[B, T, I]` when `batch_first`); `h0`/`c0` are
+    /// `[D*L, B, H_out]`/`[D*L, B, H]` or zeros when `None`. Returns what `nn.LSTM` returns.
+    pub fn forward(
+        &self,
+        x: &Tensor<T>,
+        h0: Option<&Tensor<T>>,
+        c0: Option<&Tensor<T>>,
+    ) -> Result<LstmOutput<T>> {
+        let cfg = &self.config;
+        let dims = check_inputs(cfg, x, h0, c0)?;
+        let Dims { seq_len, batch } = dims;
+        let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let states = d * cfg.num_layers;
+
+        let mut input = if cfg.batch_first {
+            swap_leading_axes(x.data(), batch, seq_len, cfg.input_size)
+        } else {
+            x.data().to_vec()
+        };
+        let mut h_n = vec![T::NAN; states * batch * h_out];
+        let mut c_n = vec![T::NAN; states * batch * hidden];
+
+        for layer in 0..cfg.num_layers {
+            let mut output = vec![T::NAN; seq_len * batch * d * h_out];
+            for direction in 0..d {
+                let s = layer * d + direction;
+                let mut h = h0.map_or(vec![T::ZERO; batch * h_out], |t| {
+                    t.data()[s * batch * h_out..(s + 1) * batch * h_out].to_vec()
+                });
+                let mut c = c0.map_or(vec![T::ZERO; batch * hidden], |t| {
+                    t.data()[s * batch * hidden..(s + 1) * batch * hidden].to_vec()
+                });
+                self.run_direction(layer, direction, dims, &input, &mut h, &mut c, &mut output);
+                h_n[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&h);
+                c_n[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&c);
+            }
+            input = output;
+        }
+
+        let width = d * h_out;
+        let output = if cfg.batch_first {
+            Tensor::new(
+                [batch, seq_len, width],
+                swap_leading_axes(&input, seq_len, batch, width),
+            )?
+        } else {
+            Tensor::new([seq_len, batch, width], input)?
+        };
+        Ok(LstmOutput {
+            output,
+            h_n: Tensor::new([states, batch, h_out], h_n)?,
+            c_n: Tensor::new([states, batch, hidden], c_n)?,
+        })
+    }
+
+    /// One layer in one direction over all timesteps. `input` is time-major `[T, B, in]`;
+    /// `h`/`c` hold the initial state and end as the final state; this direction's slice
+    /// of `output` (`[T, B, D*H_out]`) is written.
+    #[allow(clippy::too_many_arguments)]
+    fn run_direction(
+        &self,
+        layer: usize,
+        direction: usize,
+        Dims { seq_len, batch }: Dims,
+        input: &[T],
+        h: &mut [T],
+        c: &mut [T],
+        output: &mut [T],
+    ) {
+        let cfg = &self.config;
+        let p = &self.layers[layer * cfg.num_directions() + direction];
+        let (hidden, h_out) = (cfg.hidden_size, cfg.output_size());
+        let (gates_width, in_size) = (4 * hidden, cfg.layer_input_size(layer));
+        let out_width = cfg.num_directions() * h_out;
+
+        // Input projection for every timestep at once: xw[T*B, 4H] = x · W_ihᵀ.
+        let rows = seq_len * batch;
+        let mut xw = vec![T::ZERO; rows * gates_width];
+        gemm(
+            rows,
+            gates_width,
+            in_size,
+            input,
+            Op::N,
+            &p.w_ih,
+            Op::T,
+            T::ZERO,
+            &mut xw,
+        );
+
+        let mut gates = vec![T::ZERO; batch * gates_width];
+        let mut h_full = vec![T::ZERO; batch * hidden];
+        for step in 0..seq_len {
+            let t = if direction == 0 {
+                step
+            } else {
+                seq_len - 1 - step
+            };
+            // gates = x_t · W_ihᵀ + b_ih + h_{t-1} · W_hhᵀ + b_hh
+            gates.copy_from_slice(&xw[t * batch * gates_width..(t + 1) * batch * gates_width]);
+            gemm(
+                batch,
+                gates_width,
+                h_out,
+                h,
+                Op::N,
+                &p.w_hh,
+                Op::T,
+                T::ONE,
+                &mut gates,
+            );
+            for b in 0..batch {
+                let z = &gates[b * gates_width..(b + 1) * gates_width];
+                for j in 0..hidden {
+                    let pre = |gate: usize| {
+                        z[gate * hidden + j] + p.b_ih[gate * hidden + j] + p.b_hh[gate * hidden + j]
+                    };
+                    let i = sigmoid(pre(0));
+                    let f = sigmoid(pre(1));
+                    let g = pre(2).tanh();
+                    let o = sigmoid(pre(3));
+                    let cell = f * c[b * hidden + j] + i * g;
+                    c[b * hidden + j] = cell;
+                    h_full[b * hidden + j] = o * cell.tanh();
+                }
+            }
+            // h_t = (o ⊙ tanh(c_t)) · W_hrᵀ with a projection, else o ⊙ tanh(c_t).
+            match &p.w_hr {
+                Some(w_hr) => gemm(
+                    batch,
+                    h_out,
+                    hidden,
+                    &h_full,
+                    Op::N,
+                    w_hr,
+                    Op::T,
+                    T::ZERO,
+                    h,
+                ),
+                None => h.copy_from_slice(&h_full),
+            }
+            for b in 0..batch {
+                let at = (t * batch + b) * out_width + direction * h_out;
+                output[at..at + h_out].copy_from_slice(&h[b * h_out..(b + 1) * h_out]);
+            }
+        }
+    }
+}

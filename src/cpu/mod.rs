@@ -1,0 +1,8 @@
+//! The CPU path: the executable specification every GPU result is checked against, and a
+//! real baseline (GEMMs from `matrixmultiply`). Generic over [`Real`] (f32 or f64).
+
+mod forward;
+mod real;
+
+pub use forward::CpuLstm;
+pub use real::{gemm, sigmoid, Op, Real};

@@ -1,0 +1,67 @@
+//! The one error type of the crate. Every variant carries the numbers that were wrong.
+
+use thiserror::Error;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `lstm-wgpu`.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A configuration value is out of range.
+    #[error("invalid config: {0}")]
+    Config(String),
+
+    /// A tensor has the wrong shape.
+    #[error("{what}: expected shape {expected:?}, got {actual:?}")]
+    Shape {
+        what: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+
+    /// A shape's element count does not match the data length.
+    #[error("{what}: shape {shape:?} holds {expected} elements but {actual} were given")]
+    DataLength {
+        what: String,
+        shape: Vec<usize>,
+        expected: usize,
+        actual: usize,
+    },
+
+    /// An input value is out of range (a length, an index).
+    #[error("invalid input: {0}")]
+    Input(String),
+
+    /// No GPU adapter could be found.
+    #[error(
+        "no GPU adapter found ({0}). Install a Vulkan, Metal or DX12 driver; on headless \
+         Debian/Ubuntu `apt-get install -y mesa-vulkan-drivers` gives the lavapipe CPU adapter"
+    )]
+    NoAdapter(String),
+
+    /// The adapter refused the device request.
+    #[error("could not create a GPU device: {0}")]
+    RequestDevice(#[from] wgpu::RequestDeviceError),
+
+    /// A shape needs more than a device limit allows.
+    #[error("{what} needs {needed} but the device limit `{limit}` is {available}")]
+    Limit {
+        what: String,
+        limit: &'static str,
+        needed: u64,
+        available: u64,
+    },
+
+    /// wgpu reported an error (validation, out of memory, device lost).
+    #[error("GPU error during {during}: {source}")]
+    Gpu {
+        during: &'static str,
+        #[source]
+        source: wgpu::Error,
+    },
+
+    /// Waiting for the GPU or mapping a buffer failed.
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+}

@@ -1,0 +1,72 @@
+//! Buffer creation and readback helpers.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+/// A labelled storage buffer initialised from `data` (at least 4 bytes, as wgpu requires
+/// non-empty bindings).
+pub fn storage_init(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(contents),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+/// A labelled storage buffer of `len` f32 elements, every one NaN, so that an element a
+/// kernel never writes shows up in any comparison.
+pub fn storage_nan(device: &wgpu::Device, label: &str, len: usize) -> wgpu::Buffer {
+    storage_init(device, label, &vec![f32::NAN; len.max(1)])
+}
+
+/// A mappable buffer to copy results into for reading on the host.
+pub fn staging(device: &wgpu::Device, label: &str, len: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (len.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Maps every buffer, waits for the GPU, and returns the first `len` f32 of each.
+pub fn read_f32(
+    device: &wgpu::Device,
+    buffers: &[(&wgpu::Buffer, usize)],
+) -> Result<Vec<Vec<f32>>> {
+    let mut receivers = Vec::new();
+    for (buffer, len) in buffers {
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        buffer
+            .slice(..(*len * 4) as u64)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                sender.send(result).ok();
+            });
+        receivers.push(receiver);
+    }
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let mut out = Vec::new();
+    for ((buffer, len), receiver) in buffers.iter().zip(receivers) {
+        match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Readback(e.to_string())),
+            None => return Err(Error::Readback("map callback dropped".into())),
+        }
+        let range = (*len * 4) as u64;
+        let data = {
+            let view = buffer
+                .get_mapped_range(..range)
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        buffer.unmap();
+        out.push(data);
+    }
+    Ok(out)
+}

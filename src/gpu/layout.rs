@@ -1,0 +1,77 @@
+//! Re-layout of PyTorch-layout weights into what the kernels read (done once, at upload).
+
+use crate::config::LstmConfig;
+use crate::weights::LstmWeights;
+
+/// `W_ihᵀ` of both directions side by side: `[in, D*4H]`, element `(k, d*4H + r) = W_ih[d][r, k]`.
+/// The projection gemm reads it with unit stride along its output columns.
+pub fn input_weights_t(weights: &LstmWeights, layer: usize) -> Vec<f32> {
+    let cfg = weights.config();
+    let (d, gates, in_size) = (
+        cfg.num_directions(),
+        4 * cfg.hidden_size,
+        cfg.layer_input_size(layer),
+    );
+    let width = d * gates;
+    let mut out = vec![0.0; in_size * width];
+    for dir in 0..d {
+        let w = weights.layer(layer, dir).w_ih.data();
+        for r in 0..gates {
+            for k in 0..in_size {
+                out[k * width + dir * gates + r] = w[r * in_size + k];
+            }
+        }
+    }
+    out
+}
+
+/// `b_ih + b_hh` of both directions: `[D*4H]` (zeros without bias).
+pub fn combined_bias(weights: &LstmWeights, layer: usize) -> Vec<f32> {
+    let cfg = weights.config();
+    let mut out = Vec::new();
+    for dir in 0..cfg.num_directions() {
+        let w = weights.layer(layer, dir);
+        match (&w.b_ih, &w.b_hh) {
+            (Some(bi), Some(bh)) => out.extend(bi.data().iter().zip(bh.data()).map(|(a, b)| a + b)),
+            _ => out.extend(std::iter::repeat_n(0.0, 4 * cfg.hidden_size)),
+        }
+    }
+    out
+}
+
+/// `W_hh` as `[D, H_out, H, 4]`: element `((d*H_out + k)*H + j)*4 + g = W_hh[d][g*H + j, k]`,
+/// so unit `j` finds its four gate weights for input `k` in one vec4.
+pub fn recurrent_weights_vec4(weights: &LstmWeights, layer: usize) -> Vec<f32> {
+    let cfg = weights.config();
+    let (h, h_out) = (cfg.hidden_size, cfg.output_size());
+    let mut out = vec![0.0; cfg.num_directions() * h_out * h * 4];
+    for dir in 0..cfg.num_directions() {
+        let w = weights.layer(layer, dir).w_hh.data();
+        for gate in 0..4 {
+            for j in 0..h {
+                for k in 0..h_out {
+                    out[((dir * h_out + k) * h + j) * 4 + gate] = w[(gate * h + j) * h_out + k];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `W_hrᵀ` as `[D, H, P]`: element `(d*H + j)*P + p = W_hr[d][p, j]`. Empty without projection.
+pub fn projection_weights_t(weights: &LstmWeights, layer: usize) -> Vec<f32> {
+    let cfg: &LstmConfig = weights.config();
+    let (h, p) = (cfg.hidden_size, cfg.proj_size);
+    let mut out = vec![0.0; cfg.num_directions() * h * p];
+    for dir in 0..cfg.num_directions() {
+        let Some(w) = &weights.layer(layer, dir).w_hr else {
+            return Vec::new();
+        };
+        for pp in 0..p {
+            for j in 0..h {
+                out[(dir * h + j) * p + pp] = w.data()[pp * h + j];
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,28 @@
+//! The GPU path: the only module that touches wgpu.
+//!
+//! Data flow of one forward pass, per layer (both directions together):
+//! 1. `gemm`: `pre[T*B, D*4H] = x · W_ihᵀ + b_ih + b_hh` for all timesteps in one dispatch;
+//! 2. `lstm_step` × T: the four gate matmuls with `h_{t-1}`, the nonlinearities and the cell
+//!    update fused in one dispatch per timestep (plus `lstm_proj` per step with `proj_size`);
+//! 3. copies of the final state into `h_n`/`c_n`.
+//!
+//! Everything is recorded into one encoder and submitted once.
+
+mod buffers;
+mod context;
+mod kernels;
+mod layout;
+mod model;
+mod params;
+mod plan;
+mod workspace;
+
+pub use context::GpuContext;
+pub use kernels::{Kernel, GEMM_TILE, STEP_BATCH_TILE, WORKGROUP_SIZE};
+pub use model::GpuLstm;
+pub use plan::{Op, Plan};
+
+/// Every kernel's WGSL source with its file name, e.g. for validation with naga.
+pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
+    Kernel::ALL.iter().map(|k| (k.name(), k.source())).collect()
+}

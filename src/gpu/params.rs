@@ -1,0 +1,79 @@
+//! Per-dispatch uniform parameters, laid out exactly as the WGSL structs, and the arena that
+//! holds one slot per dispatch (selected with a dynamic offset, so bind groups never change).
+
+use bytemuck::{Pod, Zeroable};
+
+/// `GemmParams` in shaders/gemm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub has_bias: u32,
+    pub a_offset: u32,
+    pub a_group_rows: u32,
+    pub a_group_stride: u32,
+    pub a_row_stride: u32,
+    pub a_k_stride: u32,
+    pub b_offset: u32,
+    pub b_k_stride: u32,
+    pub b_n_stride: u32,
+    pub c_offset: u32,
+    pub c_row_stride: u32,
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 64);
+
+/// `StepParams` in shaders/lstm_step.wgsl and shaders/lstm_proj.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StepParams {
+    pub seq_len: u32,
+    pub batch: u32,
+    pub hidden: u32,
+    pub hidden_out: u32,
+    pub dirs: u32,
+    pub step: u32,
+    pub y_t_stride: u32,
+    pub y_b_stride: u32,
+    pub proj: u32,
+    pub has_lengths: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<StepParams>() == 48);
+
+/// Bytes of the largest params struct: the binding size of every params uniform.
+pub const PARAMS_BINDING_SIZE: u64 = 64;
+
+/// A host-side image of the params buffer: one aligned slot per dispatch.
+pub struct ParamArena {
+    slot: usize,
+    bytes: Vec<u8>,
+}
+
+impl ParamArena {
+    /// `alignment` is the device's `min_uniform_buffer_offset_alignment`.
+    pub fn new(alignment: u32) -> Self {
+        let slot = (alignment as usize).max(PARAMS_BINDING_SIZE as usize);
+        Self {
+            slot,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Appends `value` in a fresh slot and returns the slot's byte offset.
+    pub fn push<T: Pod>(&mut self, value: &T) -> u32 {
+        let offset = self.bytes.len();
+        self.bytes.resize(offset + self.slot, 0);
+        let raw = bytemuck::bytes_of(value);
+        self.bytes[offset..offset + raw.len()].copy_from_slice(raw);
+        offset as u32
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}

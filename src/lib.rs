@@ -1,0 +1,49 @@
+//! # lstm-wgpu
+//!
+//! PyTorch-exact LSTM inference on any GPU wgpu reaches (Vulkan, Metal, DX12, WebGPU), with
+//! a CPU path that is both the executable specification and a serious baseline.
+//!
+//! ## The math (per layer, per direction, per step)
+//! ```text
+//! gates = x_t · W_ihᵀ + b_ih + h_{t-1} · W_hhᵀ + b_hh      (4H wide: i, f, g, o)
+//! i = σ(gates_i)  f = σ(gates_f)  g = tanh(gates_g)  o = σ(gates_o)
+//! c_t = f ⊙ c_{t-1} + i ⊙ g
+//! h_t = o ⊙ tanh(c_t)          (with proj_size: h_t = (o ⊙ tanh(c_t)) · W_hrᵀ)
+//! ```
+//!
+//! ## Shapes (PyTorch's `nn.LSTM`)
+//! - input `x`: `[T, B, I]`, or `[B, T, I]` with `batch_first`
+//! - `h0`, `h_n`: `[D*L, B, H_out]`; `c0`, `c_n`: `[D*L, B, H]`, index `layer * D + direction`
+//! - output: `[T, B, D*H_out]` (`[B, T, D*H_out]` with `batch_first`), directions concatenated
+//!
+//! where `D` = 2 if bidirectional else 1, `H_out` = `proj_size` if set else `hidden_size`.
+//! Weights use PyTorch's names and layouts; see [`weights`].
+//!
+//! ## Example
+//! ```no_run
+//! use lstm_wgpu::{cpu::CpuLstm, gpu::{GpuContext, GpuLstm}, LstmConfig, LstmWeights, Tensor};
+//! # fn main() -> lstm_wgpu::Result<()> {
+//! let config = LstmConfig::new(8, 32).num_layers(2).bidirectional(true);
+//! let weights = LstmWeights::init(&config, 0)?;
+//! let x = Tensor::full([10, 4, 8], 0.5f32); // [T, B, I]
+//! let ctx = GpuContext::new()?;
+//! let mut gpu = GpuLstm::new(&ctx, &weights)?;
+//! let out = gpu.forward(&x, None, None)?;
+//! let reference = CpuLstm::<f32>::new(&weights).forward(&x, None, None)?;
+//! assert_eq!(out.output.shape(), reference.output.shape()); // [10, 4, 64]
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod shape;
+pub mod tensor;
+pub mod weights;
+
+pub use config::LstmConfig;
+pub use error::{Error, Result};
+pub use shape::{Dims, LstmOutput};
+pub use tensor::Tensor;
+pub use weights::{LayerWeights, LstmWeights, ParamKind};

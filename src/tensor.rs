@@ -1,0 +1,86 @@
+//! A minimal host tensor: a row-major buffer and its shape.
+
+use crate::error::{Error, Result};
+
+/// A dense row-major array on the host. The last dimension is contiguous.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor<T = f32> {
+    shape: Vec<usize>,
+    data: Vec<T>,
+}
+
+impl<T: Copy> Tensor<T> {
+    /// Wraps `data` with `shape`; errors when the element count differs.
+    pub fn new(shape: impl Into<Vec<usize>>, data: Vec<T>) -> Result<Self> {
+        let shape = shape.into();
+        let expected: usize = shape.iter().product();
+        if expected != data.len() {
+            return Err(Error::DataLength {
+                what: "tensor".into(),
+                shape,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(Self { shape, data })
+    }
+
+    /// A tensor of `shape` with every element `value`.
+    pub fn full(shape: impl Into<Vec<usize>>, value: T) -> Self {
+        let shape = shape.into();
+        let len = shape.iter().product();
+        Self {
+            shape,
+            data: vec![value; len],
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    pub fn into_data(self) -> Vec<T> {
+        self.data
+    }
+
+    /// Converts every element with `f`, keeping the shape.
+    pub fn map<U: Copy>(&self, f: impl Fn(T) -> U) -> Tensor<U> {
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.iter().map(|&x| f(x)).collect(),
+        }
+    }
+
+    /// Errors unless the shape is exactly `expected`; `what` names the tensor.
+    pub fn expect_shape(&self, what: &str, expected: &[usize]) -> Result<()> {
+        if self.shape != expected {
+            return Err(Error::Shape {
+                what: what.into(),
+                expected: expected.to_vec(),
+                actual: self.shape.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Swaps the first two axes of a `[a, b, rest]` buffer: returns `[b, a, rest]`.
+/// Used to move between batch-first and time-major layouts.
+pub(crate) fn swap_leading_axes<T: Copy>(data: &[T], a: usize, b: usize, rest: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    for j in 0..b {
+        for i in 0..a {
+            let start = (i * b + j) * rest;
+            out.extend_from_slice(&data[start..start + rest]);
+        }
+    }
+    out
+}

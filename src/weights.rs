@@ -1,0 +1,226 @@
+//! `LstmWeights`: every parameter of an `nn.LSTM`, in PyTorch's layout and naming.
+//!
+//! For layer `k` and direction `d` (suffix `_reverse` when `d == 1`):
+//!
+//! | name              | shape               | notes                                   |
+//! |-------------------|---------------------|-----------------------------------------|
+//! | `weight_ih_l{k}`  | `[4H, in_k]`        | rows are gates i, f, g, o (H rows each) |
+//! | `weight_hh_l{k}`  | `[4H, H_out]`       | same gate order                         |
+//! | `bias_ih_l{k}`    | `[4H]`              | only when `bias`                        |
+//! | `bias_hh_l{k}`    | `[4H]`              | only when `bias`                        |
+//! | `weight_hr_l{k}`  | `[P, H]`            | only when `proj_size > 0`               |
+//!
+//! `in_0 = input_size`, `in_k = D * H_out` for `k > 0`.
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::config::LstmConfig;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Parameters of one layer in one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerWeights {
+    /// `[4H, in]`
+    pub w_ih: Tensor,
+    /// `[4H, H_out]`
+    pub w_hh: Tensor,
+    /// `[4H]`, present when `config.bias`
+    pub b_ih: Option<Tensor>,
+    /// `[4H]`, present when `config.bias`
+    pub b_hh: Option<Tensor>,
+    /// `[P, H]`, present when `config.proj_size > 0`
+    pub w_hr: Option<Tensor>,
+}
+
+/// Which parameter of a layer a tensor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    WeightIh,
+    WeightHh,
+    BiasIh,
+    BiasHh,
+    WeightHr,
+}
+
+impl ParamKind {
+    pub const ALL: [ParamKind; 5] = [
+        ParamKind::WeightIh,
+        ParamKind::WeightHh,
+        ParamKind::BiasIh,
+        ParamKind::BiasHh,
+        ParamKind::WeightHr,
+    ];
+
+    fn stem(self) -> &'static str {
+        match self {
+            ParamKind::WeightIh => "weight_ih",
+            ParamKind::WeightHh => "weight_hh",
+            ParamKind::BiasIh => "bias_ih",
+            ParamKind::BiasHh => "bias_hh",
+            ParamKind::WeightHr => "weight_hr",
+        }
+    }
+}
+
+/// PyTorch's state_dict name, e.g. `weight_hh_l1_reverse`.
+pub fn param_name(kind: ParamKind, layer: usize, direction: usize) -> String {
+    let suffix = if direction == 1 { "_reverse" } else { "" };
+    format!("{}_l{layer}{suffix}", kind.stem())
+}
+
+/// The shape PyTorch gives `kind` of `layer`, or `None` when the config has no such parameter.
+pub fn param_shape(config: &LstmConfig, kind: ParamKind, layer: usize) -> Option<Vec<usize>> {
+    let gates = 4 * config.hidden_size;
+    match kind {
+        ParamKind::WeightIh => Some(vec![gates, config.layer_input_size(layer)]),
+        ParamKind::WeightHh => Some(vec![gates, config.output_size()]),
+        ParamKind::BiasIh | ParamKind::BiasHh => config.bias.then(|| vec![gates]),
+        ParamKind::WeightHr => {
+            (config.proj_size > 0).then(|| vec![config.proj_size, config.hidden_size])
+        }
+    }
+}
+
+impl LayerWeights {
+    pub fn get(&self, kind: ParamKind) -> Option<&Tensor> {
+        match kind {
+            ParamKind::WeightIh => Some(&self.w_ih),
+            ParamKind::WeightHh => Some(&self.w_hh),
+            ParamKind::BiasIh => self.b_ih.as_ref(),
+            ParamKind::BiasHh => self.b_hh.as_ref(),
+            ParamKind::WeightHr => self.w_hr.as_ref(),
+        }
+    }
+
+    pub fn get_mut(&mut self, kind: ParamKind) -> Option<&mut Tensor> {
+        match kind {
+            ParamKind::WeightIh => Some(&mut self.w_ih),
+            ParamKind::WeightHh => Some(&mut self.w_hh),
+            ParamKind::BiasIh => self.b_ih.as_mut(),
+            ParamKind::BiasHh => self.b_hh.as_mut(),
+            ParamKind::WeightHr => self.w_hr.as_mut(),
+        }
+    }
+}
+
+/// All parameters of an LSTM; `layers[layer * D + direction]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmWeights {
+    config: LstmConfig,
+    layers: Vec<LayerWeights>,
+}
+
+impl LstmWeights {
+    /// PyTorch's initialisation: every parameter drawn from U(-1/sqrt(H), 1/sqrt(H)),
+    /// from a seeded generator (the numbers differ from PyTorch's generator).
+    pub fn init(config: &LstmConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let bound = 1.0 / (config.hidden_size as f32).sqrt();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut draw = |shape: Vec<usize>| {
+            let len = shape.iter().product();
+            let data = (0..len).map(|_| rng.random_range(-bound..=bound)).collect();
+            Tensor::new(shape, data)
+        };
+        let mut layers = Vec::new();
+        for layer in 0..config.num_layers {
+            for _direction in 0..config.num_directions() {
+                let mut make = |kind| param_shape(config, kind, layer).map(&mut draw).transpose();
+                layers.push(LayerWeights {
+                    w_ih: make(ParamKind::WeightIh)?.ok_or_else(missing)?,
+                    w_hh: make(ParamKind::WeightHh)?.ok_or_else(missing)?,
+                    b_ih: make(ParamKind::BiasIh)?,
+                    b_hh: make(ParamKind::BiasHh)?,
+                    w_hr: make(ParamKind::WeightHr)?,
+                });
+            }
+        }
+        Ok(Self {
+            config: config.clone(),
+            layers,
+        })
+    }
+
+    /// Builds weights from per-layer parameters, checking every shape against `config`.
+    /// `layers` is ordered `layer * D + direction`.
+    pub fn from_layers(config: &LstmConfig, layers: Vec<LayerWeights>) -> Result<Self> {
+        config.validate()?;
+        let expected = config.num_layers * config.num_directions();
+        if layers.len() != expected {
+            return Err(Error::Config(format!(
+                "expected {expected} layer/direction weight sets \
+                 ({} layers x {} directions), got {}",
+                config.num_layers,
+                config.num_directions(),
+                layers.len()
+            )));
+        }
+        for (index, weights) in layers.iter().enumerate() {
+            let (layer, direction) = (
+                index / config.num_directions(),
+                index % config.num_directions(),
+            );
+            for kind in ParamKind::ALL {
+                let name = param_name(kind, layer, direction);
+                match (param_shape(config, kind, layer), weights.get(kind)) {
+                    (Some(shape), Some(tensor)) => tensor.expect_shape(&name, &shape)?,
+                    (None, None) => {}
+                    (Some(shape), None) => {
+                        return Err(Error::Config(format!(
+                            "{name} {shape:?} is missing for this config"
+                        )))
+                    }
+                    (None, Some(tensor)) => {
+                        return Err(Error::Config(format!(
+                            "{name} {:?} is given but this config has no such parameter",
+                            tensor.shape()
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            config: config.clone(),
+            layers,
+        })
+    }
+
+    pub fn config(&self) -> &LstmConfig {
+        &self.config
+    }
+
+    /// Sets `batch_first` (it changes no parameter).
+    pub fn set_batch_first(&mut self, batch_first: bool) {
+        self.config.batch_first = batch_first;
+    }
+
+    /// The parameters of `layer` in `direction` (0 forward, 1 reverse).
+    pub fn layer(&self, layer: usize, direction: usize) -> &LayerWeights {
+        &self.layers[layer * self.config.num_directions() + direction]
+    }
+
+    pub fn layer_mut(&mut self, layer: usize, direction: usize) -> &mut LayerWeights {
+        let d = self.config.num_directions();
+        &mut self.layers[layer * d + direction]
+    }
+
+    /// Every parameter with its PyTorch name, in state_dict order.
+    pub fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        for layer in 0..self.config.num_layers {
+            for direction in 0..self.config.num_directions() {
+                for kind in ParamKind::ALL {
+                    if let Some(tensor) = self.layer(layer, direction).get(kind) {
+                        out.push((param_name(kind, layer, direction), tensor));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn missing() -> Error {
+    Error::Config("internal: a required parameter has no shape".into())
+}
