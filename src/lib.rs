@@ -47,3 +47,8 @@ pub use error::{Error, Result};
 pub use shape::{Dims, LstmOutput};
 pub use tensor::Tensor;
 pub use weights::{LayerWeights, LstmWeights, ParamKind};
+
+/// The README's code blocks are compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
