@@ -75,3 +75,64 @@ pub fn projection_weights_t(weights: &LstmWeights, layer: usize) -> Vec<f32> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LstmConfig, Tensor};
+
+    /// Weights whose every element is its own PyTorch index plus an offset per direction,
+    /// so each re-laid-out position can be checked exactly.
+    fn indexed(config: &LstmConfig) -> LstmWeights {
+        let mut w = LstmWeights::init(config, 0).unwrap();
+        for dir in 0..config.num_directions() {
+            let layer = w.layer_mut(0, dir);
+            for t in [&mut layer.w_ih, &mut layer.w_hh] {
+                let shape = t.shape().to_vec();
+                let n = t.data().len();
+                *t = Tensor::new(shape, (0..n).map(|i| (dir * 1000 + i) as f32).collect()).unwrap();
+            }
+            if let Some(t) = layer.w_hr.as_mut() {
+                let shape = t.shape().to_vec();
+                let n = t.data().len();
+                *t = Tensor::new(shape, (0..n).map(|i| (dir * 1000 + i) as f32).collect()).unwrap();
+            }
+        }
+        w
+    }
+
+    #[test]
+    fn relayouts_place_every_element() {
+        let config = LstmConfig::new(3, 2).bidirectional(true).proj_size(1);
+        let w = indexed(&config);
+        let (h, h_out, input) = (2, 1, 3);
+        // W_ihᵀ: (k, d*8 + r) = W_ih[d][r, k] = d*1000 + r*3 + k
+        let t = input_weights_t(&w, 0);
+        for d in 0..2 {
+            for r in 0..8 {
+                for k in 0..input {
+                    assert_eq!(t[k * 16 + d * 8 + r], (d * 1000 + r * input + k) as f32);
+                }
+            }
+        }
+        // W_hh vec4: ((d*H_out + k)*H + j)*4 + g = W_hh[d][g*H + j, k] = d*1000 + (g*H + j)*H_out + k
+        let v = recurrent_weights_vec4(&w, 0);
+        for d in 0..2 {
+            for k in 0..h_out {
+                for j in 0..h {
+                    for g in 0..4 {
+                        let want = d * 1000 + (g * h + j) * h_out + k;
+                        assert_eq!(v[((d * h_out + k) * h + j) * 4 + g], want as f32);
+                    }
+                }
+            }
+        }
+        // W_hrᵀ: (d*H + j)*P + p = W_hr[d][p, j] = d*1000 + p*H + j (P = 1)
+        let p = projection_weights_t(&w, 0);
+        for d in 0..2 {
+            for j in 0..h {
+                assert_eq!(p[d * h + j], (d * 1000 + j) as f32);
+            }
+        }
+    }
+}
