@@ -41,8 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         label: Some("app frame"),
     });
     encoder.copy_buffer_to_buffer(&app_buffer, 0, lstm.input_buffer()?, 0, app_buffer.size());
-    lstm.encode(&mut encoder)?; // h0 = c0 = 0 unless written with write_input
-    encoder.copy_buffer_to_buffer(&lstm.output_buffer()?, 0, &app_result, 0, app_result.size());
+    lstm.encode(&mut encoder)?; // h0 = c0 = 0 and lengths = T unless written with write_input
+    encoder.copy_buffer_to_buffer(lstm.output_buffer()?, 0, &app_result, 0, app_result.size());
     queue.submit([encoder.finish()]);
 
     app_result

@@ -111,7 +111,8 @@ fn lstm_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         if (b >= B) {
             break;
         }
-        let valid = params.has_lengths == 0u || t < lengths[b];
+        let len = lengths[b];
+        let valid = params.has_lengths == 0u || t < len;
         let p = (t * B + b) * D * 4u * H + dir * 4u * H + j;
         let z = acc[bb] + vec4<f32>(pre[p], pre[p + H], pre[p + 2u * H], pre[p + 3u * H]);
         let i = sigmoid(z.x);

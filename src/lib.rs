@@ -38,13 +38,15 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod head;
 pub mod shape;
 pub mod tensor;
 pub mod weights;
 
 pub use config::LstmConfig;
 pub use error::{Error, Result};
-pub use shape::{Dims, LstmOutput};
+pub use head::Linear;
+pub use shape::{Dims, Inputs, LstmOutput};
 pub use tensor::Tensor;
 pub use weights::{LayerWeights, LstmWeights, ParamKind};
 

@@ -51,6 +51,11 @@ impl<T: Copy> Tensor<T> {
         self.data
     }
 
+    /// The same data with another shape of the same element count.
+    pub fn reshape(self, shape: impl Into<Vec<usize>>) -> Result<Self> {
+        Self::new(shape, self.data)
+    }
+
     /// Converts every element with `f`, keeping the shape.
     pub fn map<U: Copy>(&self, f: impl Fn(T) -> U) -> Tensor<U> {
         Tensor {

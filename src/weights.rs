@@ -16,6 +16,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
+use crate::head::Linear;
 use crate::tensor::Tensor;
 
 /// Parameters of one layer in one direction.
@@ -104,11 +105,13 @@ impl LayerWeights {
     }
 }
 
-/// All parameters of an LSTM; `layers[layer * D + direction]`.
+/// All parameters of an LSTM (`layers[layer * D + direction]`), and an optional Linear head
+/// applied to its output at every timestep.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LstmWeights {
     config: LstmConfig,
     layers: Vec<LayerWeights>,
+    head: Option<Linear>,
 }
 
 impl LstmWeights {
@@ -139,6 +142,7 @@ impl LstmWeights {
         Ok(Self {
             config: config.clone(),
             layers,
+            head: None,
         })
     }
 
@@ -183,7 +187,38 @@ impl LstmWeights {
         Ok(Self {
             config: config.clone(),
             layers,
+            head: None,
         })
+    }
+
+    /// Adds a Linear head; its input width must be the LSTM output width `D * H_out`.
+    pub fn with_head(mut self, head: Linear) -> Result<Self> {
+        let width = self.config.num_directions() * self.config.output_size();
+        if head.in_features() != width {
+            return Err(Error::Shape {
+                what: "head.weight [O, D*H_out]".into(),
+                expected: vec![head.out_features(), width],
+                actual: head.weight.shape().to_vec(),
+            });
+        }
+        self.head = Some(head);
+        Ok(self)
+    }
+
+    pub fn head(&self) -> Option<&Linear> {
+        self.head.as_ref()
+    }
+
+    pub fn head_mut(&mut self) -> Option<&mut Linear> {
+        self.head.as_mut()
+    }
+
+    /// Width of the model's output: the head's `O`, else `D * H_out`.
+    pub fn output_width(&self) -> usize {
+        match &self.head {
+            Some(head) => head.out_features(),
+            None => self.config.num_directions() * self.config.output_size(),
+        }
     }
 
     pub fn config(&self) -> &LstmConfig {
@@ -205,7 +240,7 @@ impl LstmWeights {
         &mut self.layers[layer * d + direction]
     }
 
-    /// Every parameter with its PyTorch name, in state_dict order.
+    /// Every LSTM parameter with its PyTorch name, in state_dict order (the head not included).
     pub fn named_tensors(&self) -> Vec<(String, &Tensor)> {
         let mut out = Vec::new();
         for layer in 0..self.config.num_layers {

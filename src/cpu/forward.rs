@@ -3,7 +3,7 @@
 use super::real::{gemm, sigmoid, Op, Real};
 use crate::config::LstmConfig;
 use crate::error::Result;
-use crate::shape::{check_inputs, Dims, LstmOutput};
+use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::{swap_leading_axes, Tensor};
 use crate::weights::LstmWeights;
 
@@ -22,12 +22,24 @@ pub struct CpuLayer<T> {
     pub w_hr: Option<Vec<T>>,
 }
 
-/// An LSTM on the CPU, computing in `T` (f32 for speed, f64 as the reference).
+/// The Linear head converted to `T`.
+#[derive(Clone, Debug)]
+pub struct CpuHead<T> {
+    /// `[O, D*H_out]`
+    pub weight: Vec<T>,
+    /// `[O]` (zeros when the head has no bias)
+    pub bias: Vec<T>,
+    pub out_features: usize,
+}
+
+/// An LSTM (and its optional head) on the CPU, computing in `T` (f32 for speed, f64 as the
+/// reference).
 #[derive(Clone, Debug)]
 pub struct CpuLstm<T> {
     pub config: LstmConfig,
     /// `layers[layer * D + direction]`
     pub layers: Vec<CpuLayer<T>>,
+    pub head: Option<CpuHead<T>>,
 }
 
 impl<T: Real> CpuLstm<T> {
@@ -48,19 +60,40 @@ impl<T: Real> CpuLstm<T> {
                 });
             }
         }
-        Self { config, layers }
+        let head = weights.head().map(|h| CpuHead {
+            weight: convert(&h.weight),
+            bias: h.bias.as_ref().map_or(vec![T::ZERO; h.out_features()], convert),
+            out_features: h.out_features(),
+        });
+        Self {
+            config,
+            layers,
+            head,
+        }
     }
 
-    /// Runs the LSTM. `x` is `[T, B, I]` (`[B, T, I]` when `batch_first`); `h0`/`c0` are
-    /// `[D*L, B, H_out]`/`[D*L, B, H]` or zeros when `None`. Returns what `nn.LSTM` returns.
+    /// Runs the model on `x` with optional `h0`/`c0`; see [`CpuLstm::forward_with`].
     pub fn forward(
         &self,
         x: &Tensor<T>,
         h0: Option<&Tensor<T>>,
         c0: Option<&Tensor<T>>,
     ) -> Result<LstmOutput<T>> {
+        self.forward_with(&Inputs::new(x).state(h0, c0))
+    }
+
+    /// Runs the model; shapes as in [`Inputs`]. Returns what `nn.LSTM` returns, with the
+    /// output passed through the head when there is one.
+    pub fn forward_with(&self, inputs: &Inputs<'_, T>) -> Result<LstmOutput<T>> {
+        let batched = Batched::new(&self.config, inputs)?;
+        let out = self.forward_batched(&batched)?;
+        batched.finish(out)
+    }
+
+    fn forward_batched(&self, inputs: &Batched<'_, T>) -> Result<LstmOutput<T>> {
         let cfg = &self.config;
-        let dims = check_inputs(cfg, x, h0, c0)?;
+        let (x, h0, c0) = (&*inputs.x, inputs.h0.as_deref(), inputs.c0.as_deref());
+        let dims = inputs.dims;
         let Dims { seq_len, batch } = dims;
         let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
         let states = d * cfg.num_layers;
@@ -83,14 +116,17 @@ impl<T: Real> CpuLstm<T> {
                 let mut c = c0.map_or(vec![T::ZERO; batch * hidden], |t| {
                     t.data()[s * batch * hidden..(s + 1) * batch * hidden].to_vec()
                 });
-                self.run_direction(layer, direction, dims, &input, &mut h, &mut c, &mut output);
+                self.run_direction(layer, direction, dims, &inputs.lengths, &input, &mut h, &mut c, &mut output);
                 h_n[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&h);
                 c_n[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&c);
             }
             input = output;
         }
 
-        let width = d * h_out;
+        let (input, width) = match &self.head {
+            Some(head) => (self.apply_head(head, &input, seq_len * batch), head.out_features),
+            None => (input, d * h_out),
+        };
         let output = if cfg.batch_first {
             Tensor::new(
                 [batch, seq_len, width],
@@ -106,15 +142,25 @@ impl<T: Real> CpuLstm<T> {
         })
     }
 
+    /// `head(rows) = rows · weightᵀ + bias` for `rows` `[n, D*H_out]`.
+    fn apply_head(&self, head: &CpuHead<T>, rows: &[T], n: usize) -> Vec<T> {
+        let mut out: Vec<T> = (0..n).flat_map(|_| head.bias.iter().copied()).collect();
+        let width = rows.len() / n.max(1);
+        gemm(n, head.out_features, width, rows, Op::N, &head.weight, Op::T, T::ONE, &mut out);
+        out
+    }
+
     /// One layer in one direction over all timesteps. `input` is time-major `[T, B, in]`;
     /// `h`/`c` hold the initial state and end as the final state; this direction's slice
-    /// of `output` (`[T, B, D*H_out]`) is written.
+    /// of `output` (`[T, B, D*H_out]`) is written. Row `b` only advances while
+    /// `t < lengths[b]`; past that its state holds and its output is zero.
     #[allow(clippy::too_many_arguments)]
     fn run_direction(
         &self,
         layer: usize,
         direction: usize,
         Dims { seq_len, batch }: Dims,
+        lengths: &[usize],
         input: &[T],
         h: &mut [T],
         c: &mut [T],
@@ -143,6 +189,7 @@ impl<T: Real> CpuLstm<T> {
 
         let mut gates = vec![T::ZERO; batch * gates_width];
         let mut h_full = vec![T::ZERO; batch * hidden];
+        let mut h_prev = h.to_vec();
         for step in 0..seq_len {
             let t = if direction == 0 {
                 step
@@ -162,7 +209,11 @@ impl<T: Real> CpuLstm<T> {
                 T::ONE,
                 &mut gates,
             );
+            h_prev.copy_from_slice(h);
             for b in 0..batch {
+                if t >= lengths[b] {
+                    continue; // past this sequence's end: c holds
+                }
                 let z = &gates[b * gates_width..(b + 1) * gates_width];
                 for j in 0..hidden {
                     let pre = |gate: usize| {
@@ -194,7 +245,13 @@ impl<T: Real> CpuLstm<T> {
             }
             for b in 0..batch {
                 let at = (t * batch + b) * out_width + direction * h_out;
-                output[at..at + h_out].copy_from_slice(&h[b * h_out..(b + 1) * h_out]);
+                let row = b * h_out..(b + 1) * h_out;
+                if t < lengths[b] {
+                    output[at..at + h_out].copy_from_slice(&h[row]);
+                } else {
+                    h[row.clone()].copy_from_slice(&h_prev[row]); // h holds too
+                    output[at..at + h_out].fill(T::ZERO);
+                }
             }
         }
     }

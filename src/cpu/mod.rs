@@ -4,5 +4,5 @@
 mod forward;
 mod real;
 
-pub use forward::CpuLstm;
+pub use forward::{CpuHead, CpuLayer, CpuLstm};
 pub use real::{gemm, sigmoid, Op, Real};

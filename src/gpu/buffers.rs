@@ -6,11 +6,12 @@ use crate::error::{Error, Result};
 
 /// A labelled storage buffer initialised from `data` (at least 4 bytes, as wgpu requires
 /// non-empty bindings).
-pub fn storage_init(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
-    let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
+pub fn storage_init<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, data: &[T]) -> wgpu::Buffer {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    let contents: &[u8] = if bytes.is_empty() { &[0; 4] } else { bytes };
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
-        contents: bytemuck::cast_slice(contents),
+        contents,
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC,

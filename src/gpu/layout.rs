@@ -1,6 +1,7 @@
 //! Re-layout of PyTorch-layout weights into what the kernels read (done once, at upload).
 
 use crate::config::LstmConfig;
+use crate::head::Linear;
 use crate::weights::LstmWeights;
 
 /// `W_ihᵀ` of both directions side by side: `[in, D*4H]`, element `(k, d*4H + r) = W_ih[d][r, k]`.
@@ -74,6 +75,19 @@ pub fn projection_weights_t(weights: &LstmWeights, layer: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// The head's `weightᵀ`: `[W, O]`, element `(k, o) = weight[o, k]`.
+pub fn head_weights_t(head: &Linear) -> Vec<f32> {
+    let (out, width) = (head.out_features(), head.in_features());
+    let w = head.weight.data();
+    let mut t = vec![0.0; width * out];
+    for o in 0..out {
+        for k in 0..width {
+            t[k * out + o] = w[o * width + k];
+        }
+    }
+    t
 }
 
 #[cfg(test)]

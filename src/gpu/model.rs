@@ -5,9 +5,8 @@ use super::context::GpuContext;
 use super::layout;
 use super::plan::Plan;
 use super::workspace::Workspace;
-use crate::config::LstmConfig;
 use crate::error::{Error, Result};
-use crate::shape::{check_inputs, Dims, LstmOutput};
+use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
 
@@ -23,16 +22,27 @@ pub(crate) struct LayerBuffers {
     pub w_hr_t: wgpu::Buffer,
 }
 
-/// An LSTM resident on a GPU. Weights are uploaded once by [`GpuLstm::new`]; buffers for a
-/// given `(T, B)` are allocated on first use of that shape and reused after.
+/// The head's resident weights.
+pub(crate) struct HeadBuffers {
+    /// `[D*H_out, O]`
+    pub weight_t: wgpu::Buffer,
+    /// `[O]`, when the head has a bias
+    pub bias: Option<wgpu::Buffer>,
+    pub out_features: usize,
+}
+
+/// An LSTM (and optional head) resident on a GPU. Weights are uploaded once by
+/// [`GpuLstm::new`]; buffers for a given `(T, B)` are allocated on first use of that shape and
+/// reused after.
 ///
 /// Host-level use: [`GpuLstm::forward`]. Embedding in a wgpu application:
 /// [`GpuLstm::prepare`], write [`GpuLstm::input_buffer`], [`GpuLstm::encode`] into your
 /// encoder, then read [`GpuLstm::output_buffer`] (and `h_n`/`c_n`) on the GPU.
 pub struct GpuLstm {
     ctx: GpuContext,
-    config: LstmConfig,
+    weights_config: crate::LstmConfig,
     pub(crate) layers: Vec<LayerBuffers>,
+    pub(crate) head: Option<HeadBuffers>,
     workspace: Option<Workspace>,
 }
 
@@ -43,30 +53,20 @@ impl GpuLstm {
         config.validate()?;
         let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let upload = |name: &str, l: usize, data: &[f32]| storage_init(device, &format!("{name} l{l}"), data);
         let layers = (0..config.num_layers)
             .map(|l| LayerBuffers {
-                w_ih_t: storage_init(
-                    device,
-                    &format!("w_ih_t l{l}"),
-                    &layout::input_weights_t(weights, l),
-                ),
-                bias: storage_init(
-                    device,
-                    &format!("bias l{l}"),
-                    &layout::combined_bias(weights, l),
-                ),
-                w_hh: storage_init(
-                    device,
-                    &format!("w_hh l{l}"),
-                    &layout::recurrent_weights_vec4(weights, l),
-                ),
-                w_hr_t: storage_init(
-                    device,
-                    &format!("w_hr_t l{l}"),
-                    &layout::projection_weights_t(weights, l),
-                ),
+                w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
+                bias: upload("bias", l, &layout::combined_bias(weights, l)),
+                w_hh: upload("w_hh", l, &layout::recurrent_weights_vec4(weights, l)),
+                w_hr_t: upload("w_hr_t", l, &layout::projection_weights_t(weights, l)),
             })
             .collect();
+        let head = weights.head().map(|head| HeadBuffers {
+            weight_t: storage_init(device, "head weight_t", &layout::head_weights_t(head)),
+            bias: head.bias.as_ref().map(|b| storage_init(device, "head bias", b.data())),
+            out_features: head.out_features(),
+        });
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 during: "weight upload",
@@ -75,32 +75,34 @@ impl GpuLstm {
         }
         Ok(Self {
             ctx: ctx.clone(),
-            config,
+            weights_config: config,
             layers,
+            head,
             workspace: None,
         })
     }
 
-    pub fn config(&self) -> &LstmConfig {
-        &self.config
+    pub fn config(&self) -> &crate::LstmConfig {
+        &self.weights_config
     }
 
     pub fn context(&self) -> &GpuContext {
         &self.ctx
     }
 
-    /// Runs the LSTM with inputs and outputs on the host, as [`crate::cpu::CpuLstm::forward`]:
-    /// `x` `[T, B, I]` (`[B, T, I]` when `batch_first`), optional `h0` `[D*L, B, H_out]` and
-    /// `c0` `[D*L, B, H]`. One submission; one wait, for the readback.
-    pub fn forward(
-        &mut self,
-        x: &Tensor,
-        h0: Option<&Tensor>,
-        c0: Option<&Tensor>,
-    ) -> Result<LstmOutput> {
-        let dims = check_inputs(&self.config, x, h0, c0)?;
+    /// Runs the model on `x` with optional `h0`/`c0`; see [`GpuLstm::forward_with`].
+    pub fn forward(&mut self, x: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<LstmOutput> {
+        self.forward_with(&Inputs::new(x).state(h0, c0))
+    }
+
+    /// Runs the model with inputs and outputs on the host, as
+    /// [`crate::cpu::CpuLstm::forward_with`] (shapes in [`Inputs`]). One submission; one wait,
+    /// for the readback.
+    pub fn forward_with(&mut self, inputs: &Inputs<'_>) -> Result<LstmOutput> {
+        let batched = Batched::new(&self.weights_config, inputs)?;
+        let dims = batched.dims;
         self.prepare(dims)?;
-        self.write_input(x, h0, c0)?;
+        self.write_batched(&batched)?;
         let ws = self.workspace()?;
         let (y_len, hn_len, cn_len) = ws.output_lens();
         let device = self.ctx.device();
@@ -113,7 +115,7 @@ impl GpuLstm {
             label: Some("lstm forward"),
         });
         self.encode(&mut encoder)?;
-        encoder.copy_buffer_to_buffer(&ws.y_final(), 0, &y_stage, 0, (y_len * 4) as u64);
+        encoder.copy_buffer_to_buffer(ws.output(), 0, &y_stage, 0, (y_len * 4) as u64);
         encoder.copy_buffer_to_buffer(&ws.h_n, 0, &hn_stage, 0, (hn_len * 4) as u64);
         encoder.copy_buffer_to_buffer(&ws.c_n, 0, &cn_stage, 0, (cn_len * 4) as u64);
         self.ctx.queue().submit([encoder.finish()]);
@@ -123,27 +125,22 @@ impl GpuLstm {
                 source,
             });
         }
-        let mut data = read_f32(
-            device,
-            &[(&y_stage, y_len), (&hn_stage, hn_len), (&cn_stage, cn_len)],
-        )?
-        .into_iter();
-        let mut next = || {
-            data.next()
-                .ok_or_else(|| Error::Readback("missing buffer".into()))
-        };
-        let cfg = &self.config;
-        let (d, states) = (cfg.num_directions(), cfg.num_directions() * cfg.num_layers);
-        let width = d * cfg.output_size();
+        let read = read_f32(device, &[(&y_stage, y_len), (&hn_stage, hn_len), (&cn_stage, cn_len)])?;
+        let [y, h_n, c_n]: [Vec<f32>; 3] = read
+            .try_into()
+            .map_err(|_| Error::Readback("expected three buffers".into()))?;
+        let cfg = &self.weights_config;
+        let states = cfg.num_directions() * cfg.num_layers;
+        let width = y_len / (dims.seq_len * dims.batch);
         let out_shape = if cfg.batch_first {
             [dims.batch, dims.seq_len, width]
         } else {
             [dims.seq_len, dims.batch, width]
         };
-        Ok(LstmOutput {
-            output: Tensor::new(out_shape, next()?)?,
-            h_n: Tensor::new([states, dims.batch, cfg.output_size()], next()?)?,
-            c_n: Tensor::new([states, dims.batch, cfg.hidden_size], next()?)?,
+        batched.finish(LstmOutput {
+            output: Tensor::new(out_shape, y)?,
+            h_n: Tensor::new([states, dims.batch, cfg.output_size()], h_n)?,
+            c_n: Tensor::new([states, dims.batch, cfg.hidden_size], c_n)?,
         })
     }
 
@@ -154,33 +151,37 @@ impl GpuLstm {
             return Ok(());
         }
         self.workspace = None; // free the old shape's buffers first
-        self.workspace = Some(Workspace::new(&self.ctx, &self.config, &self.layers, dims)?);
+        self.workspace = Some(Workspace::new(self, dims)?);
         Ok(())
     }
 
-    /// Uploads `x` and the initial state (zeros when `None`) into the prepared buffers.
-    pub fn write_input(&self, x: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<()> {
+    /// Uploads the inputs (`x`, the initial state, zeros when `None`, and the lengths) into
+    /// the buffers prepared for their shape.
+    pub fn write_input(&self, inputs: &Inputs<'_>) -> Result<()> {
+        self.write_batched(&Batched::new(&self.weights_config, inputs)?)
+    }
+
+    fn write_batched(&self, inputs: &Batched<'_, f32>) -> Result<()> {
         let ws = self.workspace()?;
-        let dims = check_inputs(&self.config, x, h0, c0)?;
-        if dims != ws.dims {
+        if inputs.dims != ws.dims {
             return Err(Error::Input(format!(
                 "input has (T, B) = ({}, {}) but the model was prepared for ({}, {})",
-                dims.seq_len, dims.batch, ws.dims.seq_len, ws.dims.batch
+                inputs.dims.seq_len, inputs.dims.batch, ws.dims.seq_len, ws.dims.batch
             )));
         }
         let queue = self.ctx.queue();
-        queue.write_buffer(&ws.x, 0, bytemuck::cast_slice(x.data()));
+        queue.write_buffer(&ws.x, 0, bytemuck::cast_slice(inputs.x.data()));
         let (_, hn_len, cn_len) = ws.output_lens();
-        let zeros = |len| vec![0.0f32; len];
-        let h0 = h0.map_or_else(|| zeros(hn_len), |t| t.data().to_vec());
-        let c0 = c0.map_or_else(|| zeros(cn_len), |t| t.data().to_vec());
-        queue.write_buffer(&ws.h0, 0, bytemuck::cast_slice(&h0));
-        queue.write_buffer(&ws.c0, 0, bytemuck::cast_slice(&c0));
+        let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| t.as_ref().map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec());
+        queue.write_buffer(&ws.h0, 0, bytemuck::cast_slice(&state(&inputs.h0, hn_len)));
+        queue.write_buffer(&ws.c0, 0, bytemuck::cast_slice(&state(&inputs.c0, cn_len)));
+        let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
+        queue.write_buffer(&ws.lengths, 0, bytemuck::cast_slice(&lengths));
         Ok(())
     }
 
-    /// Records the whole forward pass (1 gemm + T step dispatches per layer, 2T with a
-    /// projection) into `encoder`. Submitting it is the caller's choice.
+    /// Records the whole forward pass (per layer 1 gemm + T step dispatches, 2T with a
+    /// projection; 1 gemm for the head) into `encoder`. Submitting it is the caller's choice.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
         self.workspace()?.plan.encode(self.ctx.pipelines(), encoder);
         Ok(())
@@ -196,9 +197,15 @@ impl GpuLstm {
         Ok(&self.workspace()?.x)
     }
 
-    /// Output buffer `[T, B, D*H_out]` (`[B, T, D*H_out]` when `batch_first`), f32.
-    pub fn output_buffer(&self) -> Result<wgpu::Buffer> {
-        Ok(self.workspace()?.y_final())
+    /// Lengths buffer `[B]`, u32 (all `T` unless written by [`GpuLstm::write_input`]).
+    pub fn lengths_buffer(&self) -> Result<&wgpu::Buffer> {
+        Ok(&self.workspace()?.lengths)
+    }
+
+    /// Output buffer: `[T, B, D*H_out]` (`[B, T, ...]` when `batch_first`), or the head's
+    /// `[T, B, O]`, f32.
+    pub fn output_buffer(&self) -> Result<&wgpu::Buffer> {
+        Ok(self.workspace()?.output())
     }
 
     /// `h_n` buffer `[D*L, B, H_out]`, f32.
@@ -212,8 +219,8 @@ impl GpuLstm {
     }
 
     fn workspace(&self) -> Result<&Workspace> {
-        self.workspace.as_ref().ok_or_else(|| {
-            Error::Input("call prepare(dims) before using the model's buffers".into())
-        })
+        self.workspace
+            .as_ref()
+            .ok_or_else(|| Error::Input("call prepare(dims) before using the model's buffers".into()))
     }
 }

@@ -3,7 +3,7 @@
 use super::buffers::{storage_init, storage_nan};
 use super::context::GpuContext;
 use super::kernels::{Kernel, GEMM_TILE, STEP_BATCH_TILE, WORKGROUP_SIZE};
-use super::model::LayerBuffers;
+use super::model::GpuLstm;
 use super::params::{GemmParams, ParamArena, StepParams, PARAMS_BINDING_SIZE};
 use super::plan::{Op, Plan};
 use crate::config::LstmConfig;
@@ -21,6 +21,10 @@ pub(crate) struct Workspace {
     pub c0: wgpu::Buffer,
     pub h_n: wgpu::Buffer,
     pub c_n: wgpu::Buffer,
+    /// `[B]` u32 sequence lengths
+    pub lengths: wgpu::Buffer,
+    /// the head's output `[T*B, O]`, when the model has a head
+    head_out: Option<wgpu::Buffer>,
     pub plan: Plan,
     num_layers: usize,
     lens: (usize, usize, usize),
@@ -29,6 +33,7 @@ pub(crate) struct Workspace {
 /// Element counts of every buffer of a shape, checked against the device limits.
 struct Sizes {
     x: usize,
+    head_out: usize,
     pre: usize,
     y: usize,
     h_state: usize,
@@ -38,10 +43,11 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn new(cfg: &LstmConfig, Dims { seq_len, batch }: Dims) -> Self {
+    fn new(cfg: &LstmConfig, head_width: usize, Dims { seq_len, batch }: Dims) -> Self {
         let (d, h, h_out) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
         Self {
             x: seq_len * batch * cfg.input_size,
+            head_out: seq_len * batch * head_width,
             pre: seq_len * batch * d * 4 * h,
             y: seq_len * batch * d * h_out,
             h_state: 2 * d * batch * h_out,
@@ -59,6 +65,7 @@ impl Sizes {
             ("the input", self.x),
             ("the input projection [T, B, D*4H]", self.pre),
             ("a layer output [T, B, D*H_out]", self.y),
+            ("the head output [T, B, O]", self.head_out),
             ("h_n", self.h_n),
             ("c_n", self.c_n),
         ] {
@@ -99,15 +106,12 @@ fn to_u32(what: &str, n: usize) -> Result<u32> {
 }
 
 impl Workspace {
-    pub fn new(
-        ctx: &GpuContext,
-        cfg: &LstmConfig,
-        layers: &[LayerBuffers],
-        dims: Dims,
-    ) -> Result<Self> {
+    pub fn new(model: &GpuLstm, dims: Dims) -> Result<Self> {
+        let (ctx, cfg, layers): (&GpuContext, &LstmConfig, _) = (model.context(), model.config(), &model.layers);
         let device = ctx.device();
         let limits = device.limits();
-        let sizes = Sizes::new(cfg, dims);
+        let head_width = model.head.as_ref().map_or(0, |h| h.out_features);
+        let sizes = Sizes::new(cfg, head_width, dims);
         sizes.check(&limits)?;
 
         let Dims { seq_len, batch } = dims;
@@ -116,13 +120,13 @@ impl Workspace {
         let u = |what, n| to_u32(what, n);
         let (t32, b32, d32) = (u("seq_len", seq_len)?, u("batch", batch)?, d as u32);
 
-        let gemm_groups = |m: usize, n: usize| -> Result<[u32; 3]> {
+        let gemm_groups = |what: &str, m: usize, n: usize| -> Result<[u32; 3]> {
             let groups = [
                 u("gemm columns", n.div_ceil(GEMM_TILE as usize))?,
                 u("gemm rows", m.div_ceil(GEMM_TILE as usize))?,
                 1,
             ];
-            check_workgroups(&limits, "the input projection", groups)
+            check_workgroups(&limits, what, groups)
         };
         let step_groups = check_workgroups(
             &limits,
@@ -183,12 +187,29 @@ impl Workspace {
                     y_t_stride: u("output stride", y_t_stride)?,
                     y_b_stride: u("output stride", y_b_stride)?,
                     proj: proj as u32,
-                    has_lengths: 0,
+                    has_lengths: 1,
                     ..Default::default()
                 }));
             }
             step_offsets.push(offsets);
         }
+        let head_offset = model.head.as_ref().map(|head| -> Result<u32> {
+            let width = d * h_out;
+            Ok(arena.push(&GemmParams {
+                m: u("T*B", seq_len * batch)?,
+                n: u("head width", head.out_features)?,
+                k: u("D*H_out", width)?,
+                has_bias: head.bias.is_some() as u32,
+                a_group_rows: u("T*B", seq_len * batch)?,
+                a_row_stride: u("D*H_out", width)?,
+                a_k_stride: 1,
+                b_k_stride: u("head width", head.out_features)?,
+                b_n_stride: 1,
+                c_row_stride: u("head width", head.out_features)?,
+                ..Default::default()
+            }))
+        });
+        let head_offset = head_offset.transpose()?;
         let params_bytes = arena.bytes().len() as u64;
         if params_bytes > limits.max_buffer_size {
             return Err(Error::Limit {
@@ -225,6 +246,8 @@ impl Workspace {
         let c0 = storage_init(device, "c0", &vec![0.0; sizes.c_n]);
         let h_n = storage_nan(device, "h_n", sizes.h_n);
         let c_n = storage_nan(device, "c_n", sizes.c_n);
+        let lengths = storage_init(device, "lengths", &vec![t32; batch]);
+        let head_out = model.head.as_ref().map(|_| storage_nan(device, "head output", sizes.head_out));
         let unused_read = storage_nan(device, "unused (read)", 1);
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
@@ -284,7 +307,7 @@ impl Workspace {
                 layer,
                 bind_group: bind(Kernel::Gemm, layer, &[input, &weights.w_ih_t, bias, &pre]),
                 params_offset: gemm_offsets[layer],
-                workgroups: gemm_groups(seq_len * batch, d * 4 * h)?,
+                workgroups: gemm_groups("the input projection", seq_len * batch, d * 4 * h)?,
             });
             let step_group = bind(
                 Kernel::LstmStep,
@@ -296,14 +319,14 @@ impl Workspace {
                     &c_state,
                     output,
                     &h_full,
-                    &unused_read,
+                    &lengths,
                 ],
             );
             let proj_group = proj.then(|| {
                 bind(
                     Kernel::LstmProj,
                     layer,
-                    &[&h_full, &weights.w_hr_t, &h_state, output, &unused_read],
+                    &[&h_full, &weights.w_hr_t, &h_state, output, &lengths],
                 )
             });
             for &params_offset in &step_offsets[layer] {
@@ -334,6 +357,17 @@ impl Workspace {
             ));
             ops.push(copy(&c_state, 0, &c_n, layer as u64 * c_layer, c_layer));
         }
+        if let (Some(head), Some(out), Some(params_offset)) = (&model.head, &head_out, head_offset) {
+            let last = cfg.num_layers - 1;
+            let bias = head.bias.as_ref().unwrap_or(&unused_read);
+            ops.push(Op::Dispatch {
+                kernel: Kernel::Gemm,
+                layer: last,
+                bind_group: bind(Kernel::Gemm, last, &[&y[last % 2], &head.weight_t, bias, out]),
+                params_offset,
+                workgroups: gemm_groups("the head", seq_len * batch, head.out_features)?,
+            });
+        }
 
         Ok(Self {
             dims,
@@ -343,15 +377,17 @@ impl Workspace {
             c0,
             h_n,
             c_n,
+            lengths,
+            head_out,
             plan: Plan { ops },
             num_layers: cfg.num_layers,
-            lens: (sizes.y, sizes.h_n, sizes.c_n),
+            lens: (if head_width > 0 { sizes.head_out } else { sizes.y }, sizes.h_n, sizes.c_n),
         })
     }
 
-    /// The last layer's output buffer.
-    pub fn y_final(&self) -> wgpu::Buffer {
-        self.y[(self.num_layers - 1) % 2].clone()
+    /// The model's output: the head's, else the last layer's.
+    pub fn output(&self) -> &wgpu::Buffer {
+        self.head_out.as_ref().unwrap_or(&self.y[(self.num_layers - 1) % 2])
     }
 
     /// Element counts of (output, h_n, c_n).

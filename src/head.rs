@@ -1,0 +1,49 @@
+//! `Linear`: an optional output layer applied to the LSTM output at every timestep, as
+//! PyTorch's `nn.Linear` (`y = x · weightᵀ + bias`).
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear {
+    /// `[O, in]`
+    pub weight: Tensor,
+    /// `[O]`
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Checks that `weight` is 2-D and `bias` matches its rows.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if weight.shape().len() != 2 || weight.shape().contains(&0) {
+            return Err(Error::Config(format!(
+                "head.weight must be [O, in] with O, in >= 1, got {:?}",
+                weight.shape()
+            )));
+        }
+        if let Some(bias) = &bias {
+            bias.expect_shape("head.bias", &[weight.shape()[0]])?;
+        }
+        Ok(Self { weight, bias })
+    }
+
+    /// PyTorch's `nn.Linear` initialisation: weight and bias from U(-1/sqrt(in), 1/sqrt(in)).
+    pub fn init(in_features: usize, out_features: usize, seed: u64) -> Result<Self> {
+        let bound = 1.0 / (in_features.max(1) as f32).sqrt();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..=bound)).collect() };
+        let weight = Tensor::new([out_features, in_features], draw(out_features * in_features))?;
+        let bias = Tensor::new([out_features], draw(out_features))?;
+        Self::new(weight, Some(bias))
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weight.shape()[0]
+    }
+}
