@@ -61,6 +61,21 @@ pub enum Error {
         source: wgpu::Error,
     },
 
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file's content is not what it must be (format, key, dtype, shape).
+    #[error("{path}: {message}")]
+    Format {
+        path: std::path::PathBuf,
+        message: String,
+    },
+
     /// Waiting for the GPU or mapping a buffer failed.
     #[error("GPU readback failed: {0}")]
     Readback(String),

@@ -39,6 +39,7 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod head;
+pub mod io;
 pub mod shape;
 pub mod tensor;
 pub mod weights;

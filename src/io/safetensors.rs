@@ -1,0 +1,258 @@
+//! safetensors files holding an `nn.LSTM` state dict (and optionally a Linear head).
+//!
+//! Keys are PyTorch's (`weight_ih_l0`, `bias_hh_l1_reverse`, ...), either bare or all under
+//! one common prefix ending in `.` (e.g. `lstm.weight_ih_l0`); a head is `head.weight`
+//! `[O, D*H_out]` and `head.bias` `[O]`. The configuration is inferred from the keys and
+//! shapes. Tensors may be F32, F16, BF16 or F64 (converted to f32). Files are written with
+//! the `lstm.` prefix, F32.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::config::LstmConfig;
+use crate::error::{Error, Result};
+use crate::head::Linear;
+use crate::io::atomic::write_atomic;
+use crate::tensor::Tensor;
+use crate::weights::{param_name, param_shape, LayerWeights, LstmWeights, ParamKind};
+
+/// The prefix [`save`] puts before every LSTM key.
+pub const LSTM_PREFIX: &str = "lstm.";
+pub const HEAD_WEIGHT: &str = "head.weight";
+pub const HEAD_BIAS: &str = "head.bias";
+
+/// A key of the LSTM state dict, split into its parts.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct LstmKey {
+    prefix: String,
+    kind: usize, // index into ParamKind::ALL
+    layer: usize,
+    direction: usize,
+}
+
+fn parse_key(key: &str) -> Option<LstmKey> {
+    let (prefix, local) = match key.rfind('.') {
+        Some(dot) => (&key[..=dot], &key[dot + 1..]),
+        None => ("", key),
+    };
+    let (local, direction) = match local.strip_suffix("_reverse") {
+        Some(rest) => (rest, 1),
+        None => (local, 0),
+    };
+    let (stem, layer) = local.rsplit_once("_l")?;
+    let layer: usize = layer.parse().ok().filter(|_| layer.chars().all(|c| c.is_ascii_digit()))?;
+    let kind = ParamKind::ALL.iter().position(|&k| param_name(k, 0, 0) == format!("{stem}_l0"))?;
+    Some(LstmKey {
+        prefix: prefix.to_string(),
+        kind,
+        layer,
+        direction,
+    })
+}
+
+fn format_err(path: &Path, message: String) -> Error {
+    Error::Format {
+        path: path.into(),
+        message,
+    }
+}
+
+/// Converts a tensor view to f32, whatever its float dtype.
+fn to_f32(path: &Path, key: &str, view: &TensorView<'_>) -> Result<Tensor> {
+    let bytes = view.data();
+    let data: Vec<f32> = match view.dtype() {
+        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => {
+            return Err(format_err(path, format!("key '{key}' has dtype {other:?}; expected F32, F16, BF16 or F64")));
+        }
+    };
+    Tensor::new(view.shape().to_vec(), data).map_err(|e| format_err(path, format!("key '{key}': {e}")))
+}
+
+/// Loads an LSTM state dict (and head, if present) from a safetensors file.
+/// `batch_first` is not stored in state dicts: it is false in the result.
+pub fn load(path: &Path) -> Result<LstmWeights> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, format!("not a valid safetensors file ({e})")))?;
+
+    let mut lstm_keys: BTreeMap<LstmKey, String> = BTreeMap::new();
+    let mut head_keys = Vec::new();
+    for name in st.names() {
+        if name == HEAD_WEIGHT || name == HEAD_BIAS {
+            head_keys.push(name.to_string());
+            continue;
+        }
+        let key = parse_key(name).ok_or_else(|| {
+            format_err(path, format!("unexpected key '{name}': not an nn.LSTM parameter, head.weight or head.bias"))
+        })?;
+        lstm_keys.insert(key, name.to_string());
+    }
+    let prefixes: BTreeSet<&str> = lstm_keys.keys().map(|k| k.prefix.as_str()).collect();
+    let prefix = match prefixes.len() {
+        0 => return Err(format_err(path, "no nn.LSTM keys (weight_ih_l0, ...) found".into())),
+        1 => prefixes.into_iter().next().unwrap_or_default().to_string(),
+        _ => {
+            return Err(format_err(
+                path,
+                format!("LSTM keys have several prefixes {prefixes:?}; expected one common prefix"),
+            ));
+        }
+    };
+    let get = |kind: ParamKind, layer: usize, direction: usize| -> Result<Option<Tensor>> {
+        let key = format!("{prefix}{}", param_name(kind, layer, direction));
+        match st.tensor(&key) {
+            Ok(view) => to_f32(path, &key, &view).map(Some),
+            Err(_) => Ok(None),
+        }
+    };
+    let required = |kind, layer, direction| -> Result<Tensor> {
+        get(kind, layer, direction)?
+            .ok_or_else(|| format_err(path, format!("missing key '{prefix}{}'", param_name(kind, layer, direction))))
+    };
+
+    // Infer the configuration from layer 0.
+    let w_ih0 = required(ParamKind::WeightIh, 0, 0)?;
+    let w_hh0 = required(ParamKind::WeightHh, 0, 0)?;
+    let key0 = |kind| format!("{prefix}{}", param_name(kind, 0, 0));
+    if w_hh0.shape().len() != 2 || w_hh0.shape()[0] % 4 != 0 || w_hh0.shape()[0] == 0 {
+        return Err(format_err(
+            path,
+            format!("key '{}' has shape {:?}; expected [4H, H_out]", key0(ParamKind::WeightHh), w_hh0.shape()),
+        ));
+    }
+    if w_ih0.shape().len() != 2 {
+        return Err(format_err(
+            path,
+            format!("key '{}' has shape {:?}; expected [4H, input_size]", key0(ParamKind::WeightIh), w_ih0.shape()),
+        ));
+    }
+    let hidden = w_hh0.shape()[0] / 4;
+    let proj_size = match get(ParamKind::WeightHr, 0, 0)? {
+        Some(w_hr) => w_hr.shape()[0],
+        None => 0,
+    };
+    let config = LstmConfig {
+        input_size: w_ih0.shape()[1],
+        hidden_size: hidden,
+        num_layers: lstm_keys.keys().map(|k| k.layer + 1).max().unwrap_or(1),
+        bidirectional: lstm_keys.keys().any(|k| k.direction == 1),
+        bias: get(ParamKind::BiasIh, 0, 0)?.is_some(),
+        proj_size,
+        batch_first: false,
+    };
+    config.validate().map_err(|e| format_err(path, e.to_string()))?;
+
+    // Every parameter the config implies must be present with its shape; nothing else.
+    let mut layers = Vec::new();
+    let mut used = BTreeSet::new();
+    for layer in 0..config.num_layers {
+        for direction in 0..config.num_directions() {
+            let mut fetch = |kind: ParamKind| -> Result<Option<Tensor>> {
+                let key = format!("{prefix}{}", param_name(kind, layer, direction));
+                let Some(shape) = param_shape(&config, kind, layer) else {
+                    return Ok(None);
+                };
+                let tensor = required(kind, layer, direction)?;
+                if tensor.shape() != shape.as_slice() {
+                    return Err(format_err(
+                        path,
+                        format!("key '{key}' has shape {:?}; expected {shape:?} for this model", tensor.shape()),
+                    ));
+                }
+                used.insert(key);
+                Ok(Some(tensor))
+            };
+            layers.push(LayerWeights {
+                w_ih: fetch(ParamKind::WeightIh)?.ok_or_else(|| format_err(path, "weight_ih missing".into()))?,
+                w_hh: fetch(ParamKind::WeightHh)?.ok_or_else(|| format_err(path, "weight_hh missing".into()))?,
+                b_ih: fetch(ParamKind::BiasIh)?,
+                b_hh: fetch(ParamKind::BiasHh)?,
+                w_hr: fetch(ParamKind::WeightHr)?,
+            });
+        }
+    }
+    if let Some(extra) = lstm_keys.values().find(|k| !used.contains(*k)) {
+        return Err(format_err(path, format!("key '{extra}' does not fit the model inferred from the other keys ({config:?})")));
+    }
+    let mut weights = LstmWeights::from_layers(&config, layers).map_err(|e| format_err(path, e.to_string()))?;
+
+    if !head_keys.is_empty() {
+        let weight = match st.tensor(HEAD_WEIGHT) {
+            Ok(view) => to_f32(path, HEAD_WEIGHT, &view)?,
+            Err(_) => return Err(format_err(path, format!("'{HEAD_BIAS}' is present but '{HEAD_WEIGHT}' is missing"))),
+        };
+        let bias = match st.tensor(HEAD_BIAS) {
+            Ok(view) => Some(to_f32(path, HEAD_BIAS, &view)?),
+            Err(_) => None,
+        };
+        let head = Linear::new(weight, bias).map_err(|e| format_err(path, e.to_string()))?;
+        weights = weights.with_head(head).map_err(|e| format_err(path, e.to_string()))?;
+    }
+    Ok(weights)
+}
+
+/// The safetensors bytes of `weights`: LSTM keys under `lstm.`, the head as `head.*`, F32.
+pub fn encode(weights: &LstmWeights) -> Result<Vec<u8>> {
+    let mut tensors: Vec<(String, &Tensor)> = weights
+        .named_tensors()
+        .into_iter()
+        .map(|(name, t)| (format!("{LSTM_PREFIX}{name}"), t))
+        .collect();
+    if let Some(head) = weights.head() {
+        tensors.push((HEAD_WEIGHT.into(), &head.weight));
+        if let Some(bias) = &head.bias {
+            tensors.push((HEAD_BIAS.into(), bias));
+        }
+    }
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, t)| (name, t.shape().to_vec(), t.data().iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            TensorView::new(Dtype::F32, shape.clone(), data).map(|view| (name.clone(), view))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Format {
+            path: "<safetensors encoding>".into(),
+            message: e.to_string(),
+        })?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Format {
+        path: "<safetensors encoding>".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes `weights` to `path` completely or not at all.
+pub fn save(path: &Path, weights: &LstmWeights) -> Result<()> {
+    write_atomic(path, &encode(weights)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_with_and_without_prefix() {
+        let k = parse_key("weight_hh_l12_reverse").unwrap();
+        assert_eq!((k.prefix.as_str(), k.kind, k.layer, k.direction), ("", 1, 12, 1));
+        let k = parse_key("model.lstm.bias_ih_l0").unwrap();
+        assert_eq!((k.prefix.as_str(), k.kind, k.layer, k.direction), ("model.lstm.", 2, 0, 0));
+        for bad in ["weight_xx_l0", "weight_ih_lx", "weight_ih", "weight_ih_l0_backward", "embedding.weight"] {
+            assert!(parse_key(bad).is_none(), "{bad}");
+        }
+    }
+}
