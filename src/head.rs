@@ -33,8 +33,12 @@ impl Linear {
     pub fn init(in_features: usize, out_features: usize, seed: u64) -> Result<Self> {
         let bound = 1.0 / (in_features.max(1) as f32).sqrt();
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..=bound)).collect() };
-        let weight = Tensor::new([out_features, in_features], draw(out_features * in_features))?;
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..=bound)).collect() };
+        let weight = Tensor::new(
+            [out_features, in_features],
+            draw(out_features * in_features),
+        )?;
         let bias = Tensor::new([out_features], draw(out_features))?;
         Self::new(weight, Some(bias))
     }

@@ -34,6 +34,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
+pub mod check;
 pub mod config;
 pub mod cpu;
 pub mod error;

@@ -82,20 +82,21 @@ impl<'a, T: Copy> Batched<'a, T> {
     /// Checks `inputs` against `config` and adds a batch axis of 1 to unbatched inputs.
     pub fn new(config: &LstmConfig, inputs: &Inputs<'a, T>) -> Result<Self> {
         let unbatched = inputs.x.shape().len() == 2;
-        let add_batch = |t: &'a Tensor<T>, what: &str, batch_axis: usize| -> Result<Cow<'a, Tensor<T>>> {
-            if !unbatched {
-                return Ok(Cow::Borrowed(t));
-            }
-            if t.shape().len() != 2 {
-                return Err(Error::Input(format!(
-                    "{what} must be 2-D for unbatched 2-D input, got shape {:?}",
-                    t.shape()
-                )));
-            }
-            let mut shape = t.shape().to_vec();
-            shape.insert(batch_axis, 1);
-            Ok(Cow::Owned(t.clone().reshape(shape)?))
-        };
+        let add_batch =
+            |t: &'a Tensor<T>, what: &str, batch_axis: usize| -> Result<Cow<'a, Tensor<T>>> {
+                if !unbatched {
+                    return Ok(Cow::Borrowed(t));
+                }
+                if t.shape().len() != 2 {
+                    return Err(Error::Input(format!(
+                        "{what} must be 2-D for unbatched 2-D input, got shape {:?}",
+                        t.shape()
+                    )));
+                }
+                let mut shape = t.shape().to_vec();
+                shape.insert(batch_axis, 1);
+                Ok(Cow::Owned(t.clone().reshape(shape)?))
+            };
         let batch_axis = if config.batch_first { 0 } else { 1 };
         let x = add_batch(inputs.x, "x", batch_axis)?;
         let h0 = inputs.h0.map(|t| add_batch(t, "h0", 1)).transpose()?;
@@ -144,7 +145,11 @@ fn check_lengths(lengths: &[usize], Dims { seq_len, batch }: Dims) -> Result<()>
             lengths.len()
         )));
     }
-    if let Some((b, &len)) = lengths.iter().enumerate().find(|(_, &l)| l == 0 || l > seq_len) {
+    if let Some((b, &len)) = lengths
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l == 0 || l > seq_len)
+    {
         return Err(Error::Input(format!(
             "lengths[{b}] = {len} is outside 1..={seq_len} (T)"
         )));

@@ -62,7 +62,10 @@ impl<T: Real> CpuLstm<T> {
         }
         let head = weights.head().map(|h| CpuHead {
             weight: convert(&h.weight),
-            bias: h.bias.as_ref().map_or(vec![T::ZERO; h.out_features()], convert),
+            bias: h
+                .bias
+                .as_ref()
+                .map_or(vec![T::ZERO; h.out_features()], convert),
             out_features: h.out_features(),
         });
         Self {
@@ -116,7 +119,16 @@ impl<T: Real> CpuLstm<T> {
                 let mut c = c0.map_or(vec![T::ZERO; batch * hidden], |t| {
                     t.data()[s * batch * hidden..(s + 1) * batch * hidden].to_vec()
                 });
-                self.run_direction(layer, direction, dims, &inputs.lengths, &input, &mut h, &mut c, &mut output);
+                self.run_direction(
+                    layer,
+                    direction,
+                    dims,
+                    &inputs.lengths,
+                    &input,
+                    &mut h,
+                    &mut c,
+                    &mut output,
+                );
                 h_n[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&h);
                 c_n[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&c);
             }
@@ -124,7 +136,10 @@ impl<T: Real> CpuLstm<T> {
         }
 
         let (input, width) = match &self.head {
-            Some(head) => (self.apply_head(head, &input, seq_len * batch), head.out_features),
+            Some(head) => (
+                self.apply_head(head, &input, seq_len * batch),
+                head.out_features,
+            ),
             None => (input, d * h_out),
         };
         let output = if cfg.batch_first {
@@ -146,7 +161,17 @@ impl<T: Real> CpuLstm<T> {
     fn apply_head(&self, head: &CpuHead<T>, rows: &[T], n: usize) -> Vec<T> {
         let mut out: Vec<T> = (0..n).flat_map(|_| head.bias.iter().copied()).collect();
         let width = rows.len() / n.max(1);
-        gemm(n, head.out_features, width, rows, Op::N, &head.weight, Op::T, T::ONE, &mut out);
+        gemm(
+            n,
+            head.out_features,
+            width,
+            rows,
+            Op::N,
+            &head.weight,
+            Op::T,
+            T::ONE,
+            &mut out,
+        );
         out
     }
 
@@ -243,10 +268,10 @@ impl<T: Real> CpuLstm<T> {
                 ),
                 None => h.copy_from_slice(&h_full),
             }
-            for b in 0..batch {
+            for (b, &len) in lengths.iter().enumerate() {
                 let at = (t * batch + b) * out_width + direction * h_out;
                 let row = b * h_out..(b + 1) * h_out;
-                if t < lengths[b] {
+                if t < len {
                     output[at..at + h_out].copy_from_slice(&h[row]);
                 } else {
                     h[row.clone()].copy_from_slice(&h_prev[row]); // h holds too

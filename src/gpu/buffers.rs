@@ -6,7 +6,11 @@ use crate::error::{Error, Result};
 
 /// A labelled storage buffer initialised from `data` (at least 4 bytes, as wgpu requires
 /// non-empty bindings).
-pub fn storage_init<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, data: &[T]) -> wgpu::Buffer {
+pub fn storage_init<T: bytemuck::Pod>(
+    device: &wgpu::Device,
+    label: &str,
+    data: &[T],
+) -> wgpu::Buffer {
     let bytes: &[u8] = bytemuck::cast_slice(data);
     let contents: &[u8] = if bytes.is_empty() { &[0; 4] } else { bytes };
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

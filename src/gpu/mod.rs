@@ -8,6 +8,7 @@
 //!
 //! Everything is recorded into one encoder and submitted once.
 
+mod adapters;
 mod buffers;
 mod context;
 mod kernels;
@@ -17,6 +18,7 @@ mod params;
 mod plan;
 mod workspace;
 
+pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
 pub use context::GpuContext;
 pub use kernels::{Kernel, GEMM_TILE, STEP_BATCH_TILE, WORKGROUP_SIZE};
 pub use model::GpuLstm;

@@ -53,7 +53,9 @@ impl GpuLstm {
         config.validate()?;
         let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let upload = |name: &str, l: usize, data: &[f32]| storage_init(device, &format!("{name} l{l}"), data);
+        let upload = |name: &str, l: usize, data: &[f32]| {
+            storage_init(device, &format!("{name} l{l}"), data)
+        };
         let layers = (0..config.num_layers)
             .map(|l| LayerBuffers {
                 w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
@@ -64,7 +66,10 @@ impl GpuLstm {
             .collect();
         let head = weights.head().map(|head| HeadBuffers {
             weight_t: storage_init(device, "head weight_t", &layout::head_weights_t(head)),
-            bias: head.bias.as_ref().map(|b| storage_init(device, "head bias", b.data())),
+            bias: head
+                .bias
+                .as_ref()
+                .map(|b| storage_init(device, "head bias", b.data())),
             out_features: head.out_features(),
         });
         if let Some(source) = pollster::block_on(scope.pop()) {
@@ -91,7 +96,12 @@ impl GpuLstm {
     }
 
     /// Runs the model on `x` with optional `h0`/`c0`; see [`GpuLstm::forward_with`].
-    pub fn forward(&mut self, x: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<LstmOutput> {
+    pub fn forward(
+        &mut self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<LstmOutput> {
         self.forward_with(&Inputs::new(x).state(h0, c0))
     }
 
@@ -125,7 +135,10 @@ impl GpuLstm {
                 source,
             });
         }
-        let read = read_f32(device, &[(&y_stage, y_len), (&hn_stage, hn_len), (&cn_stage, cn_len)])?;
+        let read = read_f32(
+            device,
+            &[(&y_stage, y_len), (&hn_stage, hn_len), (&cn_stage, cn_len)],
+        )?;
         let [y, h_n, c_n]: [Vec<f32>; 3] = read
             .try_into()
             .map_err(|_| Error::Readback("expected three buffers".into()))?;
@@ -172,7 +185,10 @@ impl GpuLstm {
         let queue = self.ctx.queue();
         queue.write_buffer(&ws.x, 0, bytemuck::cast_slice(inputs.x.data()));
         let (_, hn_len, cn_len) = ws.output_lens();
-        let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| t.as_ref().map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec());
+        let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| {
+            t.as_ref()
+                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
+        };
         queue.write_buffer(&ws.h0, 0, bytemuck::cast_slice(&state(&inputs.h0, hn_len)));
         queue.write_buffer(&ws.c0, 0, bytemuck::cast_slice(&state(&inputs.c0, cn_len)));
         let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
@@ -219,8 +235,8 @@ impl GpuLstm {
     }
 
     fn workspace(&self) -> Result<&Workspace> {
-        self.workspace
-            .as_ref()
-            .ok_or_else(|| Error::Input("call prepare(dims) before using the model's buffers".into()))
+        self.workspace.as_ref().ok_or_else(|| {
+            Error::Input("call prepare(dims) before using the model's buffers".into())
+        })
     }
 }

@@ -107,7 +107,8 @@ fn to_u32(what: &str, n: usize) -> Result<u32> {
 
 impl Workspace {
     pub fn new(model: &GpuLstm, dims: Dims) -> Result<Self> {
-        let (ctx, cfg, layers): (&GpuContext, &LstmConfig, _) = (model.context(), model.config(), &model.layers);
+        let (ctx, cfg, layers): (&GpuContext, &LstmConfig, _) =
+            (model.context(), model.config(), &model.layers);
         let device = ctx.device();
         let limits = device.limits();
         let head_width = model.head.as_ref().map_or(0, |h| h.out_features);
@@ -247,7 +248,10 @@ impl Workspace {
         let h_n = storage_nan(device, "h_n", sizes.h_n);
         let c_n = storage_nan(device, "c_n", sizes.c_n);
         let lengths = storage_init(device, "lengths", &vec![t32; batch]);
-        let head_out = model.head.as_ref().map(|_| storage_nan(device, "head output", sizes.head_out));
+        let head_out = model
+            .head
+            .as_ref()
+            .map(|_| storage_nan(device, "head output", sizes.head_out));
         let unused_read = storage_nan(device, "unused (read)", 1);
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
@@ -357,13 +361,18 @@ impl Workspace {
             ));
             ops.push(copy(&c_state, 0, &c_n, layer as u64 * c_layer, c_layer));
         }
-        if let (Some(head), Some(out), Some(params_offset)) = (&model.head, &head_out, head_offset) {
+        if let (Some(head), Some(out), Some(params_offset)) = (&model.head, &head_out, head_offset)
+        {
             let last = cfg.num_layers - 1;
             let bias = head.bias.as_ref().unwrap_or(&unused_read);
             ops.push(Op::Dispatch {
                 kernel: Kernel::Gemm,
                 layer: last,
-                bind_group: bind(Kernel::Gemm, last, &[&y[last % 2], &head.weight_t, bias, out]),
+                bind_group: bind(
+                    Kernel::Gemm,
+                    last,
+                    &[&y[last % 2], &head.weight_t, bias, out],
+                ),
                 params_offset,
                 workgroups: gemm_groups("the head", seq_len * batch, head.out_features)?,
             });
@@ -381,13 +390,23 @@ impl Workspace {
             head_out,
             plan: Plan { ops },
             num_layers: cfg.num_layers,
-            lens: (if head_width > 0 { sizes.head_out } else { sizes.y }, sizes.h_n, sizes.c_n),
+            lens: (
+                if head_width > 0 {
+                    sizes.head_out
+                } else {
+                    sizes.y
+                },
+                sizes.h_n,
+                sizes.c_n,
+            ),
         })
     }
 
     /// The model's output: the head's, else the last layer's.
     pub fn output(&self) -> &wgpu::Buffer {
-        self.head_out.as_ref().unwrap_or(&self.y[(self.num_layers - 1) % 2])
+        self.head_out
+            .as_ref()
+            .unwrap_or(&self.y[(self.num_layers - 1) % 2])
     }
 
     /// Element counts of (output, h_n, c_n).

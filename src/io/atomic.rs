@@ -1,4 +1,4 @@
-//! Writing a file completely or not at all.
+//! Writing files completely or not at all.
 
 use std::fs;
 use std::io::Write;
@@ -9,24 +9,51 @@ use crate::error::{Error, Result};
 /// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`.
 /// On any failure the temporary file is removed and an existing `path` is left untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    write_all_atomic(&[(path, bytes)])
+}
+
+/// Writes several files so that a failure leaves every one of them as it was: all contents go
+/// to temporary files first, and only when all are written are they renamed into place.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut written: Vec<(PathBuf, &Path)> = Vec::new();
+    for (path, bytes) in files {
+        let tmp = temp_path(path);
+        if let Err(source) = write_synced(&tmp, bytes) {
+            let _ = fs::remove_file(&tmp);
+            for (tmp, _) in &written {
+                let _ = fs::remove_file(tmp);
+            }
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        written.push((tmp, path));
     }
-    result.map_err(io_err)
+    for (i, (tmp, path)) in written.iter().enumerate() {
+        if let Err(source) = fs::rename(tmp, path) {
+            for (tmp, _) in &written[i..] {
+                let _ = fs::remove_file(tmp);
+            }
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

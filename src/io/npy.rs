@@ -11,9 +11,13 @@ fn open(path: &Path) -> Result<npyz::NpyFile<std::io::Cursor<Vec<u8>>>> {
         path: path.into(),
         source,
     })?;
-    let file = npyz::NpyFile::new(std::io::Cursor::new(bytes)).map_err(|e| format_err(path, format!("not a valid .npy file ({e})")))?;
+    let file = npyz::NpyFile::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format_err(path, format!("not a valid .npy file ({e})")))?;
     if file.order() != npyz::Order::C {
-        return Err(format_err(path, "Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
+        return Err(format_err(
+            path,
+            "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
+        ));
     }
     Ok(file)
 }
@@ -28,7 +32,10 @@ fn format_err(path: &Path, message: String) -> Error {
 /// The numpy type code without byte order, e.g. `f4`.
 fn type_code(file: &npyz::NpyFile<std::io::Cursor<Vec<u8>>>) -> String {
     let descr = file.dtype().descr();
-    descr.trim_matches(|c| c == '\'' || c == '"').trim_start_matches(['<', '>', '|', '=']).to_string()
+    descr
+        .trim_matches(|c| c == '\'' || c == '"')
+        .trim_start_matches(['<', '>', '|', '='])
+        .to_string()
 }
 
 /// Reads a float array (float32, or float64 converted) with its shape.
@@ -39,9 +46,17 @@ pub fn read_f32(path: &Path) -> Result<Tensor> {
     let read_err = |e: std::io::Error| format_err(path, format!("reading data: {e}"));
     let data: Vec<f32> = match code.as_str() {
         "f4" => file.into_vec::<f32>().map_err(read_err)?,
-        "f8" => file.into_vec::<f64>().map_err(read_err)?.into_iter().map(|x| x as f32).collect(),
+        "f8" => file
+            .into_vec::<f64>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(|x| x as f32)
+            .collect(),
         other => {
-            return Err(format_err(path, format!("dtype {other} is not supported: expected float32 or float64")));
+            return Err(format_err(
+                path,
+                format!("dtype {other} is not supported: expected float32 or float64"),
+            ));
         }
     };
     Tensor::new(shape, data)
@@ -51,19 +66,35 @@ pub fn read_f32(path: &Path) -> Result<Tensor> {
 pub fn read_lengths(path: &Path) -> Result<Vec<usize>> {
     let file = open(path)?;
     if file.shape().len() != 1 {
-        return Err(format_err(path, format!("lengths must be 1-D [B], got shape {:?}", file.shape())));
+        return Err(format_err(
+            path,
+            format!("lengths must be 1-D [B], got shape {:?}", file.shape()),
+        ));
     }
     let code = type_code(&file);
     let read_err = |e: std::io::Error| format_err(path, format!("reading data: {e}"));
     let values: Vec<i64> = match code.as_str() {
         "i8" => file.into_vec::<i64>().map_err(read_err)?,
-        "i4" => file.into_vec::<i32>().map_err(read_err)?.into_iter().map(i64::from).collect(),
-        other => return Err(format_err(path, format!("dtype {other} is not supported: expected int64 or int32"))),
+        "i4" => file
+            .into_vec::<i32>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(i64::from)
+            .collect(),
+        other => {
+            return Err(format_err(
+                path,
+                format!("dtype {other} is not supported: expected int64 or int32"),
+            ))
+        }
     };
     values
         .iter()
         .enumerate()
-        .map(|(i, &v)| usize::try_from(v).map_err(|_| format_err(path, format!("lengths[{i}] = {v} is negative"))))
+        .map(|(i, &v)| {
+            usize::try_from(v)
+                .map_err(|_| format_err(path, format!("lengths[{i}] = {v} is negative")))
+        })
         .collect()
 }
 
@@ -75,8 +106,18 @@ pub fn read_i64(path: &Path) -> Result<Tensor<i64>> {
     let read_err = |e: std::io::Error| format_err(path, format!("reading data: {e}"));
     let data: Vec<i64> = match code.as_str() {
         "i8" => file.into_vec::<i64>().map_err(read_err)?,
-        "i4" => file.into_vec::<i32>().map_err(read_err)?.into_iter().map(i64::from).collect(),
-        other => return Err(format_err(path, format!("dtype {other} is not supported: expected int64 or int32"))),
+        "i4" => file
+            .into_vec::<i32>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(i64::from)
+            .collect(),
+        other => {
+            return Err(format_err(
+                path,
+                format!("dtype {other} is not supported: expected int64 or int32"),
+            ))
+        }
     };
     Tensor::new(shape, data)
 }
@@ -97,7 +138,9 @@ pub fn encode_f32(tensor: &Tensor) -> Result<Vec<u8>> {
             .writer(&mut bytes)
             .begin_nd()
             .map_err(to_err)?;
-        writer.extend(tensor.data().iter().copied()).map_err(to_err)?;
+        writer
+            .extend(tensor.data().iter().copied())
+            .map_err(to_err)?;
         writer.finish().map_err(to_err)?;
     }
     Ok(bytes)

@@ -42,8 +42,13 @@ fn parse_key(key: &str) -> Option<LstmKey> {
         None => (local, 0),
     };
     let (stem, layer) = local.rsplit_once("_l")?;
-    let layer: usize = layer.parse().ok().filter(|_| layer.chars().all(|c| c.is_ascii_digit()))?;
-    let kind = ParamKind::ALL.iter().position(|&k| param_name(k, 0, 0) == format!("{stem}_l0"))?;
+    let layer: usize = layer
+        .parse()
+        .ok()
+        .filter(|_| layer.chars().all(|c| c.is_ascii_digit()))?;
+    let kind = ParamKind::ALL
+        .iter()
+        .position(|&k| param_name(k, 0, 0) == format!("{stem}_l0"))?;
     Some(LstmKey {
         prefix: prefix.to_string(),
         kind,
@@ -63,18 +68,31 @@ fn format_err(path: &Path, message: String) -> Error {
 fn to_f32(path: &Path, key: &str, view: &TensorView<'_>) -> Result<Tensor> {
     let bytes = view.data();
     let data: Vec<f32> = match view.dtype() {
-        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
         Dtype::F64 => bytes
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
             .collect(),
-        Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
         other => {
-            return Err(format_err(path, format!("key '{key}' has dtype {other:?}; expected F32, F16, BF16 or F64")));
+            return Err(format_err(
+                path,
+                format!("key '{key}' has dtype {other:?}; expected F32, F16, BF16 or F64"),
+            ));
         }
     };
-    Tensor::new(view.shape().to_vec(), data).map_err(|e| format_err(path, format!("key '{key}': {e}")))
+    Tensor::new(view.shape().to_vec(), data)
+        .map_err(|e| format_err(path, format!("key '{key}': {e}")))
 }
 
 /// Loads an LSTM state dict (and head, if present) from a safetensors file.
@@ -84,7 +102,8 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
         path: path.into(),
         source,
     })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, format!("not a valid safetensors file ({e})")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_err(path, format!("not a valid safetensors file ({e})")))?;
 
     let mut lstm_keys: BTreeMap<LstmKey, String> = BTreeMap::new();
     let mut head_keys = Vec::new();
@@ -94,13 +113,23 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
             continue;
         }
         let key = parse_key(name).ok_or_else(|| {
-            format_err(path, format!("unexpected key '{name}': not an nn.LSTM parameter, head.weight or head.bias"))
+            format_err(
+                path,
+                format!(
+                    "unexpected key '{name}': not an nn.LSTM parameter, head.weight or head.bias"
+                ),
+            )
         })?;
         lstm_keys.insert(key, name.to_string());
     }
     let prefixes: BTreeSet<&str> = lstm_keys.keys().map(|k| k.prefix.as_str()).collect();
     let prefix = match prefixes.len() {
-        0 => return Err(format_err(path, "no nn.LSTM keys (weight_ih_l0, ...) found".into())),
+        0 => {
+            return Err(format_err(
+                path,
+                "no nn.LSTM keys (weight_ih_l0, ...) found".into(),
+            ))
+        }
         1 => prefixes.into_iter().next().unwrap_or_default().to_string(),
         _ => {
             return Err(format_err(
@@ -117,8 +146,15 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
         }
     };
     let required = |kind, layer, direction| -> Result<Tensor> {
-        get(kind, layer, direction)?
-            .ok_or_else(|| format_err(path, format!("missing key '{prefix}{}'", param_name(kind, layer, direction))))
+        get(kind, layer, direction)?.ok_or_else(|| {
+            format_err(
+                path,
+                format!(
+                    "missing key '{prefix}{}'",
+                    param_name(kind, layer, direction)
+                ),
+            )
+        })
     };
 
     // Infer the configuration from layer 0.
@@ -128,13 +164,21 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
     if w_hh0.shape().len() != 2 || w_hh0.shape()[0] % 4 != 0 || w_hh0.shape()[0] == 0 {
         return Err(format_err(
             path,
-            format!("key '{}' has shape {:?}; expected [4H, H_out]", key0(ParamKind::WeightHh), w_hh0.shape()),
+            format!(
+                "key '{}' has shape {:?}; expected [4H, H_out]",
+                key0(ParamKind::WeightHh),
+                w_hh0.shape()
+            ),
         ));
     }
     if w_ih0.shape().len() != 2 {
         return Err(format_err(
             path,
-            format!("key '{}' has shape {:?}; expected [4H, input_size]", key0(ParamKind::WeightIh), w_ih0.shape()),
+            format!(
+                "key '{}' has shape {:?}; expected [4H, input_size]",
+                key0(ParamKind::WeightIh),
+                w_ih0.shape()
+            ),
         ));
     }
     let hidden = w_hh0.shape()[0] / 4;
@@ -151,7 +195,9 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
         proj_size,
         batch_first: false,
     };
-    config.validate().map_err(|e| format_err(path, e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| format_err(path, e.to_string()))?;
 
     // Every parameter the config implies must be present with its shape; nothing else.
     let mut layers = Vec::new();
@@ -167,15 +213,20 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
                 if tensor.shape() != shape.as_slice() {
                     return Err(format_err(
                         path,
-                        format!("key '{key}' has shape {:?}; expected {shape:?} for this model", tensor.shape()),
+                        format!(
+                            "key '{key}' has shape {:?}; expected {shape:?} for this model",
+                            tensor.shape()
+                        ),
                     ));
                 }
                 used.insert(key);
                 Ok(Some(tensor))
             };
             layers.push(LayerWeights {
-                w_ih: fetch(ParamKind::WeightIh)?.ok_or_else(|| format_err(path, "weight_ih missing".into()))?,
-                w_hh: fetch(ParamKind::WeightHh)?.ok_or_else(|| format_err(path, "weight_hh missing".into()))?,
+                w_ih: fetch(ParamKind::WeightIh)?
+                    .ok_or_else(|| format_err(path, "weight_ih missing".into()))?,
+                w_hh: fetch(ParamKind::WeightHh)?
+                    .ok_or_else(|| format_err(path, "weight_hh missing".into()))?,
                 b_ih: fetch(ParamKind::BiasIh)?,
                 b_hh: fetch(ParamKind::BiasHh)?,
                 w_hr: fetch(ParamKind::WeightHr)?,
@@ -183,21 +234,34 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
         }
     }
     if let Some(extra) = lstm_keys.values().find(|k| !used.contains(*k)) {
-        return Err(format_err(path, format!("key '{extra}' does not fit the model inferred from the other keys ({config:?})")));
+        return Err(format_err(
+            path,
+            format!(
+                "key '{extra}' does not fit the model inferred from the other keys ({config:?})"
+            ),
+        ));
     }
-    let mut weights = LstmWeights::from_layers(&config, layers).map_err(|e| format_err(path, e.to_string()))?;
+    let mut weights =
+        LstmWeights::from_layers(&config, layers).map_err(|e| format_err(path, e.to_string()))?;
 
     if !head_keys.is_empty() {
         let weight = match st.tensor(HEAD_WEIGHT) {
             Ok(view) => to_f32(path, HEAD_WEIGHT, &view)?,
-            Err(_) => return Err(format_err(path, format!("'{HEAD_BIAS}' is present but '{HEAD_WEIGHT}' is missing"))),
+            Err(_) => {
+                return Err(format_err(
+                    path,
+                    format!("'{HEAD_BIAS}' is present but '{HEAD_WEIGHT}' is missing"),
+                ))
+            }
         };
         let bias = match st.tensor(HEAD_BIAS) {
             Ok(view) => Some(to_f32(path, HEAD_BIAS, &view)?),
             Err(_) => None,
         };
         let head = Linear::new(weight, bias).map_err(|e| format_err(path, e.to_string()))?;
-        weights = weights.with_head(head).map_err(|e| format_err(path, e.to_string()))?;
+        weights = weights
+            .with_head(head)
+            .map_err(|e| format_err(path, e.to_string()))?;
     }
     Ok(weights)
 }
@@ -217,7 +281,13 @@ pub fn encode(weights: &LstmWeights) -> Result<Vec<u8>> {
     }
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
-        .map(|(name, t)| (name, t.shape().to_vec(), t.data().iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(name, t)| {
+            (
+                name,
+                t.shape().to_vec(),
+                t.data().iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()
@@ -248,10 +318,22 @@ mod tests {
     #[test]
     fn keys_parse_with_and_without_prefix() {
         let k = parse_key("weight_hh_l12_reverse").unwrap();
-        assert_eq!((k.prefix.as_str(), k.kind, k.layer, k.direction), ("", 1, 12, 1));
+        assert_eq!(
+            (k.prefix.as_str(), k.kind, k.layer, k.direction),
+            ("", 1, 12, 1)
+        );
         let k = parse_key("model.lstm.bias_ih_l0").unwrap();
-        assert_eq!((k.prefix.as_str(), k.kind, k.layer, k.direction), ("model.lstm.", 2, 0, 0));
-        for bad in ["weight_xx_l0", "weight_ih_lx", "weight_ih", "weight_ih_l0_backward", "embedding.weight"] {
+        assert_eq!(
+            (k.prefix.as_str(), k.kind, k.layer, k.direction),
+            ("model.lstm.", 2, 0, 0)
+        );
+        for bad in [
+            "weight_xx_l0",
+            "weight_ih_lx",
+            "weight_ih",
+            "weight_ih_l0_backward",
+            "embedding.weight",
+        ] {
             assert!(parse_key(bad).is_none(), "{bad}");
         }
     }

@@ -1,25 +1,14 @@
 //! Shared test helpers: the GPU context (fails loudly without an adapter), named tolerances,
 //! comparisons that print index/got/want, and seeded random tensors.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::sync::OnceLock;
 
+pub use lstm_wgpu::check::{Tolerance, GPU_VS_F64};
 use lstm_wgpu::gpu::GpuContext;
 use lstm_wgpu::Tensor;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-/// `|got - want| <= abs + rel * |want|`, elementwise.
-#[derive(Clone, Copy, Debug)]
-pub struct Tolerance {
-    pub abs: f64,
-    pub rel: f64,
-}
-
-/// GPU (f32) against the CPU reference in f64.
-pub const GPU_VS_F64: Tolerance = Tolerance {
-    abs: 2e-5,
-    rel: 1e-4,
-};
 /// Anything in f32 against numbers PyTorch computed in f32.
 pub const VS_PYTORCH: Tolerance = Tolerance {
     abs: 1e-5,
@@ -50,20 +39,14 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: Tolerance) {
         got.len(),
         want.len()
     );
-    let bad: Vec<usize> = (0..got.len())
-        .filter(|&i| {
-            let (g, w) = (got[i] as f64, want[i]);
-            let within = (g - w).abs() <= tol.abs + tol.rel * w.abs();
-            !within // NaN is never within
-        })
-        .collect();
-    if let Some(&i) = bad.first() {
+    if let Some(m) = tol.first_mismatch(got, want) {
         panic!(
-            "{what}: {} of {} elements outside {tol:?}; first at index {i}: got {}, want {}",
-            bad.len(),
+            "{what}: {} of {} elements outside {tol:?}; first at index {}: got {}, want {}",
+            m.count,
             got.len(),
-            got[i],
-            want[i]
+            m.index,
+            m.got,
+            m.want
         );
     }
 }

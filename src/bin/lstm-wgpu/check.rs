@@ -1,0 +1,57 @@
+//! `lstm-wgpu check`: random configurations on both paths; non-zero exit on any mismatch.
+
+use lstm_wgpu::check::{Case, GPU_VS_F64};
+use lstm_wgpu::gpu::GpuContext;
+use lstm_wgpu::{Error, Result};
+
+use crate::progress::Progress;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 20)]
+    cases: u64,
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let ctx = GpuContext::new()?;
+    println!("adapter: {}", ctx.adapter_name());
+    println!(
+        "tolerance: |gpu - cpu_f64| <= {} + {} * |cpu_f64|",
+        GPU_VS_F64.abs, GPU_VS_F64.rel
+    );
+    let mut progress = Progress::new(args.cases, "checking");
+    let mut failures = 0;
+    for i in 0..args.cases {
+        let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(i);
+        let case = Case::random(seed)?;
+        match case.compare(&ctx, GPU_VS_F64)? {
+            None => progress.bar_println(&format!(
+                "ok    case {i} (seed {seed}): {}",
+                case.describe()
+            )),
+            Some((what, m)) => {
+                failures += 1;
+                progress.bar_println(&format!(
+                    "FAIL  case {i} (seed {seed}): {}: {what}[{}] got {} want {} ({} elements off)",
+                    case.describe(),
+                    m.index,
+                    m.got,
+                    m.want,
+                    m.count
+                ));
+            }
+        }
+        progress.tick();
+    }
+    progress.finish();
+    println!("{} passed, {} failed", args.cases - failures, failures);
+    if failures > 0 {
+        return Err(Error::Input(format!(
+            "{failures} of {} cases differ between GPU and CPU",
+            args.cases
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `lstm-wgpu`: run, initialise, check and benchmark PyTorch-compatible LSTMs from the shell.
+//! Every failure is one line on stderr and a non-zero exit.
+
+mod bench;
+mod check;
+mod demo;
+mod info;
+mod init;
+mod progress;
+mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "lstm-wgpu",
+    version,
+    about = "PyTorch-exact LSTMs on any GPU wgpu reaches, and on the CPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model on .npy input and write .npy output
+    Run(run::Args),
+    /// Write PyTorch-initialised weights to a safetensors file
+    Init(init::Args),
+    /// List the adapters wgpu sees, the one chosen, and its limits
+    Info,
+    /// Compare the GPU and CPU paths on random configurations
+    Check(check::Args),
+    /// Time forward inference on the GPU and/or the CPU
+    Bench(bench::Args),
+    /// Initialise a model, run it on both paths, show they agree, benchmark it
+    Demo,
+}
+
+/// Where a command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    Gpu,
+    Cpu,
+}
+
+fn main() {
+    env_logger::init();
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal failure: {info}");
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Init(args) => init::main(args),
+        Command::Info => info::main(),
+        Command::Check(args) => check::main(args),
+        Command::Bench(args) => bench::main(args),
+        Command::Demo => demo::main(),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {}", one_line(&e.to_string()));
+        std::process::exit(1);
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,70 @@
+//! `lstm-wgpu run`: a safetensors model on .npy input, on the GPU or the CPU.
+
+use std::path::{Path, PathBuf};
+
+use lstm_wgpu::cpu::CpuLstm;
+use lstm_wgpu::gpu::{GpuContext, GpuLstm};
+use lstm_wgpu::io::atomic::write_all_atomic;
+use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::{Inputs, Result};
+
+use crate::Device;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model weights (nn.LSTM state dict, optional head.*), safetensors
+    #[arg(long)]
+    weights: PathBuf,
+    /// Input [T, B, I] ([B, T, I] with --batch-first) or [T, I], float32/float64 .npy
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the output (the head's when the model has one), float32 .npy
+    #[arg(long)]
+    output: PathBuf,
+    /// Initial hidden state [D*L, B, H_out] (.npy); zeros when absent
+    #[arg(long)]
+    h0: Option<PathBuf>,
+    /// Initial cell state [D*L, B, H] (.npy); zeros when absent
+    #[arg(long)]
+    c0: Option<PathBuf>,
+    /// Where to write h_n [D*L, B, H_out]
+    #[arg(long)]
+    hn: Option<PathBuf>,
+    /// Where to write c_n [D*L, B, H]
+    #[arg(long)]
+    cn: Option<PathBuf>,
+    /// Sequence lengths [B], int64 or int32 .npy, each in 1..=T
+    #[arg(long)]
+    lengths: Option<PathBuf>,
+    /// Input and output are [B, T, F]
+    #[arg(long)]
+    batch_first: bool,
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: Device,
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let mut weights = safetensors::load(&args.weights)?;
+    weights.set_batch_first(args.batch_first);
+    let x = npy::read_f32(&args.input)?;
+    let h0 = args.h0.as_deref().map(npy::read_f32).transpose()?;
+    let c0 = args.c0.as_deref().map(npy::read_f32).transpose()?;
+    let lengths = args.lengths.as_deref().map(npy::read_lengths).transpose()?;
+    let inputs = Inputs::new(&x)
+        .state(h0.as_ref(), c0.as_ref())
+        .lengths(lengths.as_deref());
+    let out = match args.device {
+        Device::Gpu => GpuLstm::new(&GpuContext::new()?, &weights)?.forward_with(&inputs)?,
+        Device::Cpu => CpuLstm::<f32>::new(&weights).forward_with(&inputs)?,
+    };
+    // All outputs are written or none is.
+    let mut files = vec![(args.output.as_path(), npy::encode_f32(&out.output)?)];
+    if let Some(path) = &args.hn {
+        files.push((path, npy::encode_f32(&out.h_n)?));
+    }
+    if let Some(path) = &args.cn {
+        files.push((path, npy::encode_f32(&out.c_n)?));
+    }
+    let files: Vec<(&Path, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    write_all_atomic(&files)
+}
