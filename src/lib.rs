@@ -42,6 +42,7 @@ pub mod error;
 pub mod gpu;
 pub mod head;
 pub mod io;
+pub mod loss;
 pub mod shape;
 pub mod tensor;
 pub mod weights;

@@ -22,6 +22,44 @@ pub struct CpuLayer<T> {
     pub w_hr: Option<Vec<T>>,
 }
 
+/// What one layer and direction's forward pass leaves for the backward pass, by time `t`.
+#[derive(Clone, Debug)]
+pub(crate) struct DirCache<T> {
+    /// `[T, B, 4H]`: i, f, g, o after their nonlinearities
+    pub gates: Vec<T>,
+    /// `[T, B, H]`: c before the step at `t`
+    pub c_before: Vec<T>,
+    /// `[T, B, H_out]`: h before the step at `t`
+    pub h_before: Vec<T>,
+    /// `[T, B, H]`: o ⊙ tanh(c_t) (the input of the projection)
+    pub h_full: Vec<T>,
+}
+
+impl<T: Real> DirCache<T> {
+    fn new(cfg: &LstmConfig, Dims { seq_len, batch }: Dims) -> Self {
+        let rows = seq_len * batch;
+        Self {
+            gates: vec![T::ZERO; rows * 4 * cfg.hidden_size],
+            c_before: vec![T::ZERO; rows * cfg.hidden_size],
+            h_before: vec![T::ZERO; rows * cfg.output_size()],
+            h_full: vec![T::ZERO; rows * cfg.hidden_size],
+        }
+    }
+}
+
+/// Everything a forward pass records for backward.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Trace<T> {
+    /// Each layer's input, time-major `[T, B, in]`.
+    pub inputs: Vec<Vec<T>>,
+    /// `dirs[layer * D + direction]`
+    pub dirs: Vec<DirCache<T>>,
+    /// The last layer's output, time-major `[T, B, D*H_out]` (the head's input).
+    pub lstm_output: Vec<T>,
+    pub lengths: Vec<usize>,
+    pub dims: Option<Dims>,
+}
+
 /// The Linear head converted to `T`.
 #[derive(Clone, Debug)]
 pub struct CpuHead<T> {
@@ -93,7 +131,18 @@ impl<T: Real> CpuLstm<T> {
         batched.finish(out)
     }
 
+    /// Forward pass that also records what the backward pass needs (see [`Trace`]).
+    pub(crate) fn forward_traced(&self, inputs: &Batched<'_, T>) -> Result<(LstmOutput<T>, Trace<T>)> {
+        let mut trace = Trace::default();
+        let out = self.forward_impl(inputs, Some(&mut trace))?;
+        Ok((out, trace))
+    }
+
     fn forward_batched(&self, inputs: &Batched<'_, T>) -> Result<LstmOutput<T>> {
+        self.forward_impl(inputs, None)
+    }
+
+    fn forward_impl(&self, inputs: &Batched<'_, T>, mut trace: Option<&mut Trace<T>>) -> Result<LstmOutput<T>> {
         let cfg = &self.config;
         let (x, h0, c0) = (&*inputs.x, inputs.h0.as_deref(), inputs.c0.as_deref());
         let dims = inputs.dims;
@@ -111,7 +160,11 @@ impl<T: Real> CpuLstm<T> {
 
         for layer in 0..cfg.num_layers {
             let mut output = vec![T::NAN; seq_len * batch * d * h_out];
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.inputs.push(input.clone());
+            }
             for direction in 0..d {
+                let mut cache = trace.as_ref().map(|_| DirCache::new(cfg, dims));
                 let s = layer * d + direction;
                 let mut h = h0.map_or(vec![T::ZERO; batch * h_out], |t| {
                     t.data()[s * batch * h_out..(s + 1) * batch * h_out].to_vec()
@@ -128,13 +181,22 @@ impl<T: Real> CpuLstm<T> {
                     &mut h,
                     &mut c,
                     &mut output,
+                    cache.as_mut(),
                 );
+                if let (Some(trace), Some(cache)) = (trace.as_deref_mut(), cache) {
+                    trace.dirs.push(cache);
+                }
                 h_n[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&h);
                 c_n[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&c);
             }
             input = output;
         }
 
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.lstm_output = input.clone();
+            trace.lengths = inputs.lengths.clone();
+            trace.dims = Some(dims);
+        }
         let (input, width) = match &self.head {
             Some(head) => (
                 self.apply_head(head, &input, seq_len * batch),
@@ -190,6 +252,7 @@ impl<T: Real> CpuLstm<T> {
         h: &mut [T],
         c: &mut [T],
         output: &mut [T],
+        mut cache: Option<&mut DirCache<T>>,
     ) {
         let cfg = &self.config;
         let p = &self.layers[layer * cfg.num_directions() + direction];
@@ -235,6 +298,10 @@ impl<T: Real> CpuLstm<T> {
                 &mut gates,
             );
             h_prev.copy_from_slice(h);
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.h_before[t * batch * h_out..(t + 1) * batch * h_out].copy_from_slice(h);
+                cache.c_before[t * batch * hidden..(t + 1) * batch * hidden].copy_from_slice(c);
+            }
             for b in 0..batch {
                 if t >= lengths[b] {
                     continue; // past this sequence's end: c holds
@@ -251,7 +318,16 @@ impl<T: Real> CpuLstm<T> {
                     let cell = f * c[b * hidden + j] + i * g;
                     c[b * hidden + j] = cell;
                     h_full[b * hidden + j] = o * cell.tanh();
+                    if let Some(cache) = cache.as_deref_mut() {
+                        let at = (t * batch + b) * gates_width + j;
+                        for (gate, value) in [i, f, g, o].into_iter().enumerate() {
+                            cache.gates[at + gate * hidden] = value;
+                        }
+                    }
                 }
+            }
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.h_full[t * batch * hidden..(t + 1) * batch * hidden].copy_from_slice(&h_full);
             }
             // h_t = (o ⊙ tanh(c_t)) · W_hrᵀ with a projection, else o ⊙ tanh(c_t).
             match &p.w_hr {

@@ -27,6 +27,8 @@ pub trait Real:
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
     fn tanh(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
 
     /// `c = alpha * a · b + beta * c` for strided row/column views (matrixmultiply).
     ///
@@ -72,6 +74,12 @@ macro_rules! impl_real {
             }
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
             }
             unsafe fn gemm_raw(
                 m: usize,

@@ -1,0 +1,253 @@
+//! The CPU backward pass (BPTT), written plainly: the reference every GPU gradient is checked
+//! against, and (in f64) the one checked against finite differences.
+
+use super::forward::{CpuHead, CpuLayer, CpuLstm, Trace};
+use super::real::{gemm, Op, Real};
+use crate::error::{Error, Result};
+use crate::loss::{check_target, loss_and_grad, Loss, Target};
+use crate::shape::{Batched, Dims, Inputs, LstmOutput};
+use crate::tensor::{swap_leading_axes, Tensor};
+
+/// Gradients of a scalar loss with respect to every parameter and input.
+#[derive(Clone, Debug)]
+pub struct Gradients<T> {
+    /// Same shapes as [`CpuLstm::layers`]; `b_ih` and `b_hh` get the same gradient.
+    pub layers: Vec<CpuLayer<T>>,
+    pub head: Option<CpuHead<T>>,
+    /// Same shape as the input `x`.
+    pub dx: Tensor<T>,
+    /// Same shape as `h0` (`[D*L, B, H_out]`, or `[D*L, H_out]` unbatched).
+    pub dh0: Tensor<T>,
+    /// Same shape as `c0`.
+    pub dc0: Tensor<T>,
+}
+
+impl<T: Real> CpuLstm<T> {
+    /// The loss of the model on `inputs` against `target`, and its gradients.
+    pub fn loss_gradients(&self, inputs: &Inputs<'_, T>, loss: Loss, target: &Target) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
+        let out = self.forward_with(inputs)?;
+        check_target(loss, out.output.shape(), target)?;
+        let width = *out.output.shape().last().unwrap_or(&1);
+        let (value, grad) = loss_and_grad(loss, out.output.data(), width, target);
+        let d_output = Tensor::new(out.output.shape().to_vec(), grad)?;
+        let (_, grads) = self.backward(inputs, &d_output)?;
+        Ok((value, out, grads))
+    }
+
+    /// Backpropagates `d_output` (the loss gradient with respect to the model output, same
+    /// shape as the output) through the head, every layer and direction, and every timestep.
+    pub fn backward(&self, inputs: &Inputs<'_, T>, d_output: &Tensor<T>) -> Result<(LstmOutput<T>, Gradients<T>)> {
+        let cfg = &self.config;
+        let batched = Batched::new(cfg, inputs)?;
+        let (out, trace) = self.forward_traced(&batched)?;
+        let out = batched.finish(out)?;
+        d_output.expect_shape("d_output (the output's shape)", out.output.shape())?;
+        let Dims { seq_len, batch } = batched.dims;
+        let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let rows = seq_len * batch;
+
+        // The output gradient, time-major [T, B, W].
+        let width = d_output.data().len() / rows;
+        let mut dy = if cfg.batch_first {
+            swap_leading_axes(d_output.data(), batch, seq_len, width)
+        } else {
+            d_output.data().to_vec()
+        };
+
+        let mut head_grad = None;
+        if let Some(head) = &self.head {
+            let lstm_width = d * h_out;
+            let mut weight = vec![T::ZERO; head.out_features * lstm_width];
+            gemm(head.out_features, lstm_width, rows, &dy, Op::T, &trace.lstm_output, Op::N, T::ZERO, &mut weight);
+            let mut bias = vec![T::ZERO; head.out_features];
+            for row in dy.chunks(head.out_features) {
+                for (b, &g) in bias.iter_mut().zip(row) {
+                    *b += g;
+                }
+            }
+            let mut d_lstm = vec![T::ZERO; rows * lstm_width];
+            gemm(rows, lstm_width, head.out_features, &dy, Op::N, &head.weight, Op::N, T::ZERO, &mut d_lstm);
+            head_grad = Some(CpuHead {
+                weight,
+                bias,
+                out_features: head.out_features,
+            });
+            dy = d_lstm;
+        }
+
+        let states = d * cfg.num_layers;
+        let mut dh0 = vec![T::ZERO; states * batch * h_out];
+        let mut dc0 = vec![T::ZERO; states * batch * hidden];
+        let mut layers: Vec<CpuLayer<T>> = self.layers.iter().map(zeros_like).collect();
+        for layer in (0..cfg.num_layers).rev() {
+            let in_size = cfg.layer_input_size(layer);
+            let mut d_input = vec![T::ZERO; rows * in_size];
+            for dir in 0..d {
+                let s = layer * d + dir;
+                let (dh, dc) = self.backward_direction(layer, dir, batched.dims, &trace, &dy, &mut layers[s], &mut d_input);
+                dh0[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&dh);
+                dc0[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&dc);
+            }
+            dy = d_input;
+        }
+
+        let dx = if cfg.batch_first {
+            swap_leading_axes(&dy, seq_len, batch, cfg.input_size)
+        } else {
+            dy
+        };
+        let unbatched = inputs.x.shape().len() == 2;
+        let state_shape = |w: usize| if unbatched { vec![states, w] } else { vec![states, batch, w] };
+        let grads = Gradients {
+            layers,
+            head: head_grad,
+            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
+            dh0: Tensor::new(state_shape(h_out), dh0)?,
+            dc0: Tensor::new(state_shape(hidden), dc0)?,
+        };
+        Ok((out, grads))
+    }
+
+    /// BPTT through one layer and direction. `dy` is the gradient of this layer's output
+    /// (time-major `[T, B, D*H_out]`); adds this direction's input gradient to `d_input`
+    /// and its parameter gradients to `grad`; returns the gradients of (h0, c0).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_direction(
+        &self,
+        layer: usize,
+        dir: usize,
+        Dims { seq_len, batch }: Dims,
+        trace: &Trace<T>,
+        dy: &[T],
+        grad: &mut CpuLayer<T>,
+        d_input: &mut [T],
+    ) -> (Vec<T>, Vec<T>) {
+        let cfg = &self.config;
+        let d = cfg.num_directions();
+        let p = &self.layers[layer * d + dir];
+        let cache = &trace.dirs[layer * d + dir];
+        let (hidden, h_out) = (cfg.hidden_size, cfg.output_size());
+        let (gw, in_size, out_width) = (4 * hidden, cfg.layer_input_size(layer), d * h_out);
+        let rows = seq_len * batch;
+
+        let mut dh = vec![T::ZERO; batch * h_out]; // dL/dh after the current step (carried)
+        let mut dc = vec![T::ZERO; batch * hidden]; // dL/dc after the current step (carried)
+        let mut dz_all = vec![T::ZERO; rows * gw]; // dL/d(gate pre-activations), time-major
+        let mut dh_full = vec![T::ZERO; batch * hidden];
+        for step in (0..seq_len).rev() {
+            let t = if dir == 0 { step } else { seq_len - 1 - step };
+            let valid = |b: usize| t < trace.lengths[b];
+            // dL/dh_t: the carried part plus this step's output gradient (valid rows only).
+            let mut g = dh.clone();
+            for b in (0..batch).filter(|&b| valid(b)) {
+                let at = (t * batch + b) * out_width + dir * h_out;
+                for k in 0..h_out {
+                    g[b * h_out + k] += dy[at + k];
+                }
+            }
+            for b in (0..batch).filter(|&b| !valid(b)) {
+                g[b * h_out..(b + 1) * h_out].fill(T::ZERO); // no projection happened here
+            }
+            let h_full_t = &cache.h_full[t * batch * hidden..(t + 1) * batch * hidden];
+            match (&p.w_hr, &mut grad.w_hr) {
+                (Some(w_hr), Some(dw_hr)) => {
+                    // h_t = h_full · W_hrᵀ: dW_hr += gᵀ · h_full, dh_full = g · W_hr
+                    gemm(h_out, hidden, batch, &g, Op::T, h_full_t, Op::N, T::ONE, dw_hr);
+                    gemm(batch, hidden, h_out, &g, Op::N, w_hr, Op::N, T::ZERO, &mut dh_full);
+                }
+                _ => dh_full.copy_from_slice(&g),
+            }
+            let dz = &mut dz_all[t * batch * gw..(t + 1) * batch * gw];
+            for b in (0..batch).filter(|&b| valid(b)) {
+                for j in 0..hidden {
+                    let at = (t * batch + b) * gw + j;
+                    let [i, f, gg, o] = [0, 1, 2, 3].map(|gate| cache.gates[at + gate * hidden]);
+                    let c_prev = cache.c_before[(t * batch + b) * hidden + j];
+                    let c_t = f * c_prev + i * gg;
+                    let tc = c_t.tanh();
+                    let dhf = dh_full[b * hidden + j];
+                    let d_o = dhf * tc;
+                    let dct = dc[b * hidden + j] + dhf * o * (T::ONE - tc * tc);
+                    let (d_i, d_f, d_g) = (dct * gg, dct * c_prev, dct * i);
+                    dc[b * hidden + j] = dct * f;
+                    let row = b * gw + j;
+                    dz[row] = d_i * i * (T::ONE - i);
+                    dz[row + hidden] = d_f * f * (T::ONE - f);
+                    dz[row + 2 * hidden] = d_g * (T::ONE - gg * gg);
+                    dz[row + 3 * hidden] = d_o * o * (T::ONE - o);
+                }
+            }
+            // dW_hh += dzᵀ · h_{t-1}; db += Σ_b dz; dh_{t-1} = dz · W_hh (valid rows; others carry).
+            let h_before = &cache.h_before[t * batch * h_out..(t + 1) * batch * h_out];
+            gemm(gw, h_out, batch, dz, Op::T, h_before, Op::N, T::ONE, &mut grad.w_hh);
+            for row in dz.chunks(gw) {
+                for (k, &v) in row.iter().enumerate() {
+                    grad.b_ih[k] += v;
+                    grad.b_hh[k] += v;
+                }
+            }
+            let carried = dh.clone();
+            gemm(batch, h_out, gw, dz, Op::N, &p.w_hh, Op::N, T::ZERO, &mut dh);
+            for b in (0..batch).filter(|&b| !valid(b)) {
+                dh[b * h_out..(b + 1) * h_out].copy_from_slice(&carried[b * h_out..(b + 1) * h_out]);
+            }
+        }
+        // dW_ih = Σ_t dz_tᵀ · x_t; d_input += dz · W_ih (both over all timesteps at once).
+        let x = &trace.inputs[layer];
+        gemm(gw, in_size, rows, &dz_all, Op::T, x, Op::N, T::ONE, &mut grad.w_ih);
+        gemm(rows, in_size, gw, &dz_all, Op::N, &p.w_ih, Op::N, T::ONE, d_input);
+        (dh, dc)
+    }
+}
+
+fn zeros_like<T: Real>(l: &CpuLayer<T>) -> CpuLayer<T> {
+    let z = |v: &Vec<T>| vec![T::ZERO; v.len()];
+    CpuLayer {
+        w_ih: z(&l.w_ih),
+        w_hh: z(&l.w_hh),
+        b_ih: z(&l.b_ih),
+        b_hh: z(&l.b_hh),
+        w_hr: l.w_hr.as_ref().map(z),
+    }
+}
+
+impl<T: Real> Gradients<T> {
+    /// The parameter gradients as f32 tensors in PyTorch layout (an [`crate::LstmWeights`]
+    /// whose values are gradients), for comparing with the GPU path.
+    pub fn to_weights(&self, like: &crate::LstmWeights) -> Result<crate::LstmWeights> {
+        let mut out = like.clone();
+        let cfg = like.config().clone();
+        for layer in 0..cfg.num_layers {
+            for dir in 0..cfg.num_directions() {
+                let g = &self.layers[layer * cfg.num_directions() + dir];
+                let w = out.layer_mut(layer, dir);
+                let set = |t: &mut Tensor, v: &[T]| -> Result<()> {
+                    *t = Tensor::new(t.shape().to_vec(), v.iter().map(|x| x.to_f32()).collect())?;
+                    Ok(())
+                };
+                set(&mut w.w_ih, &g.w_ih)?;
+                set(&mut w.w_hh, &g.w_hh)?;
+                if let Some(b) = w.b_ih.as_mut() {
+                    set(b, &g.b_ih)?;
+                }
+                if let Some(b) = w.b_hh.as_mut() {
+                    set(b, &g.b_hh)?;
+                }
+                if let (Some(t), Some(v)) = (w.w_hr.as_mut(), &g.w_hr) {
+                    set(t, v)?;
+                }
+            }
+        }
+        match (out.head_mut(), &self.head) {
+            (Some(h), Some(g)) => {
+                h.weight = Tensor::new(h.weight.shape().to_vec(), g.weight.iter().map(|x| x.to_f32()).collect())?;
+                if let Some(b) = h.bias.as_mut() {
+                    *b = Tensor::new(b.shape().to_vec(), g.bias.iter().map(|x| x.to_f32()).collect())?;
+                }
+            }
+            (None, None) => {}
+            _ => return Err(Error::Config("gradient and model disagree on the head".into())),
+        }
+        Ok(out)
+    }
+}
