@@ -5,13 +5,13 @@
 //
 // Grid: (ceil(P / WG), B, D). Invocation x owns output unit p of batch row wid.y.
 // W_hr is re-laid out at upload as w_hr[(d * H + j) * P + p] (W_hrᵀ), so neighbouring
-// invocations read neighbouring weights. Same ping-pong and length rules as lstm_step.
+// invocations read neighbouring weights. Same state slots and length rules as lstm_step.
 //
 // Bindings:
 //   0 params   uniform StepParams (the lstm_step slot of the same timestep)
-//   1 h_full   storage, read        [D, B, H]
+//   1 h_full   storage, read        [D, T or 1, B, H]
 //   2 w_hr     storage, read        [D, H, P]
-//   3 h_state  storage, read_write  [2, D, B, P]
+//   3 h_state  storage, read_write  [D, h slots, B, P]
 //   4 y        storage, read_write  as in lstm_step
 //   5 lengths  storage, read        [B]
 
@@ -26,8 +26,8 @@ struct StepParams {
     y_b_stride: u32,
     proj: u32,
     has_lengths: u32,
-    _pad0: u32,
-    _pad1: u32,
+    cache: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: StepParams;
@@ -52,8 +52,15 @@ fn lstm_proj(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         return;
     }
     let t = select(params.step, params.seq_len - 1u - params.step, dir == 1u);
-    let h_in = ((params.step % 2u) * D + dir) * B * P + b * P + p;
-    let h_out = (((params.step + 1u) % 2u) * D + dir) * B * P + b * P + p;
+    // slots as in lstm_step
+    var slot = vec3<u32>(params.step % 2u, (params.step + 1u) % 2u, 2u);
+    if (params.cache == 1u) {
+        slot = vec3<u32>(t + dir, t + 1u - dir, params.seq_len + 1u);
+    }
+    let h_in = ((dir * slot.z + slot.x) * B + b) * P + p;
+    let h_out = ((dir * slot.z + slot.y) * B + b) * P + p;
+    let hf_slot = select(0u, t, params.cache == 1u);
+    let hf_slots = select(1u, params.seq_len, params.cache == 1u);
     let y_at = t * params.y_t_stride + b * params.y_b_stride + dir * P + p;
 
     if (params.has_lengths == 1u && t >= lengths[b]) {
@@ -61,7 +68,7 @@ fn lstm_proj(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         y[y_at] = 0.0;
         return;
     }
-    let row = (dir * B + b) * H;
+    let row = ((dir * hf_slots + hf_slot) * B + b) * H;
     var sum = 0.0;
     for (var j = 0u; j < H; j++) {
         sum = fma(h_full[row + j], w_hr[(dir * H + j) * P + p], sum);

@@ -10,20 +10,24 @@
 // W_hh is re-laid out at upload as w_hh[(d * H_out + k) * H + j] = vec4(i, f, g, o) rows, so
 // neighbouring invocations read neighbouring vec4s.
 //
-// h lives in a ping-pong buffer: step s reads half s % 2 and writes the other half, so no
-// workgroup overwrites an h another is still reading. c is updated in place (one owner).
-// Rows with t >= lengths[b] keep their state and write zeros to y (variable lengths).
+// State slots (see `slots` below). Inference (cache == 0): h ping-pongs between 2 slots (step
+// s reads slot s % 2, writes the other), so no workgroup overwrites an h another still reads;
+// c has 1 slot, updated in place by its one owner. Training (cache == 1): T + 1 slots indexed
+// by time, so every state stays for the backward pass: direction 0 reads slot t and writes
+// t + 1, direction 1 reads t + 1 and writes t; the gate activations go to `gates`.
+// Rows with t >= lengths[b] carry their state over and write zeros to y (variable lengths).
 // With a projection (proj == 1), o ⊙ tanh(c_t) goes to h_full and lstm_proj finishes the step.
 //
 // Bindings:
 //   0 params   uniform StepParams (dynamic offset: one slot per timestep)
 //   1 pre      storage, read        [T, B, D * 4H]
 //   2 w_hh     storage, read        [D, H_out, H] of vec4 (gates i, f, g, o)
-//   3 h_state  storage, read_write  [2, D, B, H_out]
-//   4 c_state  storage, read_write  [D, B, H]
+//   3 h_state  storage, read_write  [D, h slots, B, H_out]
+//   4 c_state  storage, read_write  [D, c slots, B, H]
 //   5 y        storage, read_write  output, element (t, b, d * H_out + j) at t * y_t_stride + b * y_b_stride + ...
-//   6 h_full   storage, read_write  [D, B, H] (written only when proj == 1)
+//   6 h_full   storage, read_write  [D, T or 1, B, H] (written only when proj == 1 or cache == 1)
 //   7 lengths  storage, read        [B] (read only when has_lengths == 1)
+//   8 gates    storage, read_write  [D, T, B, H] of vec4 (i, f, g, o) (written only when cache == 1)
 
 struct StepParams {
     seq_len: u32,
@@ -36,8 +40,8 @@ struct StepParams {
     y_b_stride: u32,
     proj: u32,
     has_lengths: u32,
-    _pad0: u32,
-    _pad1: u32,
+    cache: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: StepParams;
@@ -48,6 +52,7 @@ struct StepParams {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> h_full: array<f32>;
 @group(0) @binding(7) var<storage, read> lengths: array<u32>;
+@group(0) @binding(8) var<storage, read_write> gates: array<vec4<f32>>;
 
 override WG: u32 = 64u;
 const BT: u32 = 4u;
@@ -66,6 +71,14 @@ fn tanh_stable(x: f32) -> f32 {
     return select(t, -t, x < 0.0);
 }
 
+// (slot read, slot written, slot count) of the h state; c uses the same in training.
+fn slots(t: u32, dir: u32) -> vec3<u32> {
+    if (params.cache == 1u) {
+        return vec3<u32>(t + dir, t + 1u - dir, params.seq_len + 1u);
+    }
+    return vec3<u32>(params.step % 2u, (params.step + 1u) % 2u, 2u);
+}
+
 @compute @workgroup_size(WG)
 fn lstm_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = params.hidden;
@@ -76,8 +89,16 @@ fn lstm_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
     let j = wid.x * WG + lid.x;
     let b0 = wid.y * BT;
     let t = select(params.step, params.seq_len - 1u - params.step, dir == 1u);
-    let h_in = ((params.step % 2u) * D + dir) * B * H_out;
-    let h_out = (((params.step + 1u) % 2u) * D + dir) * B * H_out;
+    let slot = slots(t, dir);
+    let h_in = (dir * slot.z + slot.x) * B * H_out;
+    let h_out = (dir * slot.z + slot.y) * B * H_out;
+    // c: in place (one slot) for inference, time slots for training
+    var c_slot = vec3<u32>(0u, 0u, 1u);
+    if (params.cache == 1u) {
+        c_slot = slot;
+    }
+    let hf_slot = select(0u, t, params.cache == 1u);
+    let hf_slots = select(1u, params.seq_len, params.cache == 1u);
 
     var acc: array<vec4<f32>, BT>;
     for (var k0 = 0u; k0 < H_out; k0 += K_TILE) {
@@ -119,15 +140,19 @@ fn lstm_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         let f = sigmoid(z.y);
         let g = tanh_stable(z.z);
         let o = sigmoid(z.w);
-        let c_at = (dir * B + b) * H + j;
-        let c_new = f * c_state[c_at] + i * g;
+        let c_in = ((dir * c_slot.z + c_slot.x) * B + b) * H + j;
+        let c_out = ((dir * c_slot.z + c_slot.y) * B + b) * H + j;
+        let c_old = c_state[c_in];
+        let c_new = f * c_old + i * g;
         let h_new = o * tanh_stable(c_new);
-        if (valid) {
-            c_state[c_at] = c_new;
+        c_state[c_out] = select(c_old, c_new, valid);
+        if (params.cache == 1u) {
+            gates[((dir * params.seq_len + t) * B + b) * H + j] = select(vec4<f32>(0.0), vec4<f32>(i, f, g, o), valid);
         }
-        if (params.proj == 1u) {
-            h_full[c_at] = h_new;
-        } else {
+        if (params.proj == 1u || params.cache == 1u) {
+            h_full[((dir * hf_slots + hf_slot) * B + b) * H + j] = h_new;
+        }
+        if (params.proj == 0u) {
             let y_at = t * params.y_t_stride + b * params.y_b_stride + dir * H_out + j;
             if (valid) {
                 h_state[h_out + b * H_out + j] = h_new;

@@ -39,7 +39,12 @@ pub fn check_target(loss: Loss, output_shape: &[usize], target: &Target) -> Resu
             let (rows_shape, classes) = output_shape.split_at(output_shape.len() - 1);
             t.expect_shape("target classes (cross-entropy)", rows_shape)?;
             let classes = classes[0] as i64;
-            if let Some((i, &c)) = t.data().iter().enumerate().find(|(_, &c)| c < 0 || c >= classes) {
+            if let Some((i, &c)) = t
+                .data()
+                .iter()
+                .enumerate()
+                .find(|(_, &c)| c < 0 || c >= classes)
+            {
                 return Err(Error::Input(format!(
                     "target class {c} at flat index {i} is outside 0..{classes} (the model's output width)"
                 )));
@@ -56,7 +61,12 @@ pub fn check_target(loss: Loss, output_shape: &[usize], target: &Target) -> Resu
 }
 
 /// The loss and its gradient with respect to `output` (rows of `width`), in `T`.
-pub fn loss_and_grad<T: Real>(loss: Loss, output: &[T], width: usize, target: &Target) -> (T, Vec<T>) {
+pub fn loss_and_grad<T: Real>(
+    loss: Loss,
+    output: &[T],
+    width: usize,
+    target: &Target,
+) -> (T, Vec<T>) {
     match (loss, target) {
         (Loss::Mse, Target::Values(t)) => {
             let n = T::from_f32(output.len() as f32);
@@ -80,7 +90,10 @@ pub fn loss_and_grad<T: Real>(loss: Loss, output: &[T], width: usize, target: &T
             let mut sum = T::ZERO;
             for (r, &class) in t.data().iter().enumerate() {
                 let row = &output[r * width..(r + 1) * width];
-                let max = row.iter().copied().fold(row[0], |a, b| if b > a { b } else { a });
+                let max = row
+                    .iter()
+                    .copied()
+                    .fold(row[0], |a, b| if b > a { b } else { a });
                 let mut z = T::ZERO;
                 for &v in row {
                     z += (v - max).exp();

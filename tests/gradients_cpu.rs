@@ -19,13 +19,22 @@ struct Setup {
 
 fn random(shape: &[usize], rng: &mut StdRng) -> Tensor<f64> {
     let n = shape.iter().product();
-    Tensor::new(shape.to_vec(), (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()).unwrap()
+    Tensor::new(
+        shape.to_vec(),
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect(),
+    )
+    .unwrap()
 }
 
 impl Setup {
     fn loss(&self) -> f64 {
-        let inputs = Inputs::new(&self.x).state(self.h0.as_ref(), self.c0.as_ref()).lengths(self.lengths.as_deref());
-        self.model.loss_gradients(&inputs, self.loss, &self.target).unwrap().0
+        let inputs = Inputs::new(&self.x)
+            .state(self.h0.as_ref(), self.c0.as_ref())
+            .lengths(self.lengths.as_deref());
+        self.model
+            .loss_gradients(&inputs, self.loss, &self.target)
+            .unwrap()
+            .0
     }
 }
 
@@ -43,14 +52,23 @@ fn finite_difference(setup: &mut Setup, slot: impl Fn(&mut Setup) -> &mut f64) -
 
 fn assert_matches(what: &str, analytic: f64, numeric: f64) {
     let tol = 1e-8 + 1e-5 * numeric.abs().max(analytic.abs());
-    assert!((analytic - numeric).abs() <= tol, "{what}: backward {analytic:e}, finite difference {numeric:e}");
+    assert!(
+        (analytic - numeric).abs() <= tol,
+        "{what}: backward {analytic:e}, finite difference {numeric:e}"
+    );
 }
 
 fn check(mut s: Setup, samples: usize) {
-    let inputs = Inputs::new(&s.x).state(s.h0.as_ref(), s.c0.as_ref()).lengths(s.lengths.as_deref());
+    let inputs = Inputs::new(&s.x)
+        .state(s.h0.as_ref(), s.c0.as_ref())
+        .lengths(s.lengths.as_deref());
     let (_, _, grads) = s.model.loss_gradients(&inputs, s.loss, &s.target).unwrap();
     let mut rng = StdRng::seed_from_u64(99);
-    let mut pick = |n: usize| -> Vec<usize> { (0..samples.min(n)).map(|_| rng.random_range(0..n)).collect() };
+    let mut pick = |n: usize| -> Vec<usize> {
+        (0..samples.min(n))
+            .map(|_| rng.random_range(0..n))
+            .collect()
+    };
     let mut checked = 0;
     for l in 0..s.model.layers.len() {
         let g = grads.layers[l].clone();
@@ -72,7 +90,8 @@ fn check(mut s: Setup, samples: usize) {
         }
         if let Some(w_hr) = &g.w_hr {
             for i in pick(w_hr.len()) {
-                let fd = finite_difference(&mut s, |s| &mut s.model.layers[l].w_hr.as_mut().unwrap()[i]);
+                let fd =
+                    finite_difference(&mut s, |s| &mut s.model.layers[l].w_hr.as_mut().unwrap()[i]);
                 assert_matches(&format!("layers[{l}].w_hr[{i}]"), w_hr[i], fd);
             }
         }
@@ -108,14 +127,21 @@ fn check(mut s: Setup, samples: usize) {
 fn model(config: &LstmConfig, head: Option<usize>, seed: u64) -> CpuLstm<f64> {
     let mut w = LstmWeights::init(config, seed).unwrap();
     if let Some(o) = head {
-        w = w.with_head(Linear::init(config.num_directions() * config.output_size(), o, seed + 1).unwrap()).unwrap();
+        w = w
+            .with_head(
+                Linear::init(config.num_directions() * config.output_size(), o, seed + 1).unwrap(),
+            )
+            .unwrap();
     }
     CpuLstm::new(&w)
 }
 
 #[test]
 fn two_layers_bidirectional_projection_head_lengths_state_mse() {
-    let config = LstmConfig::new(3, 5).num_layers(2).bidirectional(true).proj_size(3);
+    let config = LstmConfig::new(3, 5)
+        .num_layers(2)
+        .bidirectional(true)
+        .proj_size(3);
     let mut rng = StdRng::seed_from_u64(1);
     let (t, b) = (5, 3);
     let s = Setup {
@@ -132,7 +158,10 @@ fn two_layers_bidirectional_projection_head_lengths_state_mse() {
 
 #[test]
 fn no_bias_batch_first_cross_entropy() {
-    let config = LstmConfig::new(4, 6).bias(false).batch_first(true).num_layers(2);
+    let config = LstmConfig::new(4, 6)
+        .bias(false)
+        .batch_first(true)
+        .num_layers(2);
     let mut rng = StdRng::seed_from_u64(2);
     let (t, b, classes) = (4, 2, 3);
     let targets = Tensor::new([b, t], (0..b * t).map(|i| (i % classes) as i64).collect()).unwrap();

@@ -24,7 +24,12 @@ pub struct Gradients<T> {
 
 impl<T: Real> CpuLstm<T> {
     /// The loss of the model on `inputs` against `target`, and its gradients.
-    pub fn loss_gradients(&self, inputs: &Inputs<'_, T>, loss: Loss, target: &Target) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
+    pub fn loss_gradients(
+        &self,
+        inputs: &Inputs<'_, T>,
+        loss: Loss,
+        target: &Target,
+    ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
         let out = self.forward_with(inputs)?;
         check_target(loss, out.output.shape(), target)?;
         let width = *out.output.shape().last().unwrap_or(&1);
@@ -36,7 +41,11 @@ impl<T: Real> CpuLstm<T> {
 
     /// Backpropagates `d_output` (the loss gradient with respect to the model output, same
     /// shape as the output) through the head, every layer and direction, and every timestep.
-    pub fn backward(&self, inputs: &Inputs<'_, T>, d_output: &Tensor<T>) -> Result<(LstmOutput<T>, Gradients<T>)> {
+    pub fn backward(
+        &self,
+        inputs: &Inputs<'_, T>,
+        d_output: &Tensor<T>,
+    ) -> Result<(LstmOutput<T>, Gradients<T>)> {
         let cfg = &self.config;
         let batched = Batched::new(cfg, inputs)?;
         let (out, trace) = self.forward_traced(&batched)?;
@@ -58,7 +67,17 @@ impl<T: Real> CpuLstm<T> {
         if let Some(head) = &self.head {
             let lstm_width = d * h_out;
             let mut weight = vec![T::ZERO; head.out_features * lstm_width];
-            gemm(head.out_features, lstm_width, rows, &dy, Op::T, &trace.lstm_output, Op::N, T::ZERO, &mut weight);
+            gemm(
+                head.out_features,
+                lstm_width,
+                rows,
+                &dy,
+                Op::T,
+                &trace.lstm_output,
+                Op::N,
+                T::ZERO,
+                &mut weight,
+            );
             let mut bias = vec![T::ZERO; head.out_features];
             for row in dy.chunks(head.out_features) {
                 for (b, &g) in bias.iter_mut().zip(row) {
@@ -66,7 +85,17 @@ impl<T: Real> CpuLstm<T> {
                 }
             }
             let mut d_lstm = vec![T::ZERO; rows * lstm_width];
-            gemm(rows, lstm_width, head.out_features, &dy, Op::N, &head.weight, Op::N, T::ZERO, &mut d_lstm);
+            gemm(
+                rows,
+                lstm_width,
+                head.out_features,
+                &dy,
+                Op::N,
+                &head.weight,
+                Op::N,
+                T::ZERO,
+                &mut d_lstm,
+            );
             head_grad = Some(CpuHead {
                 weight,
                 bias,
@@ -84,7 +113,15 @@ impl<T: Real> CpuLstm<T> {
             let mut d_input = vec![T::ZERO; rows * in_size];
             for dir in 0..d {
                 let s = layer * d + dir;
-                let (dh, dc) = self.backward_direction(layer, dir, batched.dims, &trace, &dy, &mut layers[s], &mut d_input);
+                let (dh, dc) = self.backward_direction(
+                    layer,
+                    dir,
+                    batched.dims,
+                    &trace,
+                    &dy,
+                    &mut layers[s],
+                    &mut d_input,
+                );
                 dh0[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&dh);
                 dc0[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&dc);
             }
@@ -97,7 +134,13 @@ impl<T: Real> CpuLstm<T> {
             dy
         };
         let unbatched = inputs.x.shape().len() == 2;
-        let state_shape = |w: usize| if unbatched { vec![states, w] } else { vec![states, batch, w] };
+        let state_shape = |w: usize| {
+            if unbatched {
+                vec![states, w]
+            } else {
+                vec![states, batch, w]
+            }
+        };
         let grads = Gradients {
             layers,
             head: head_grad,
@@ -152,8 +195,28 @@ impl<T: Real> CpuLstm<T> {
             match (&p.w_hr, &mut grad.w_hr) {
                 (Some(w_hr), Some(dw_hr)) => {
                     // h_t = h_full · W_hrᵀ: dW_hr += gᵀ · h_full, dh_full = g · W_hr
-                    gemm(h_out, hidden, batch, &g, Op::T, h_full_t, Op::N, T::ONE, dw_hr);
-                    gemm(batch, hidden, h_out, &g, Op::N, w_hr, Op::N, T::ZERO, &mut dh_full);
+                    gemm(
+                        h_out,
+                        hidden,
+                        batch,
+                        &g,
+                        Op::T,
+                        h_full_t,
+                        Op::N,
+                        T::ONE,
+                        dw_hr,
+                    );
+                    gemm(
+                        batch,
+                        hidden,
+                        h_out,
+                        &g,
+                        Op::N,
+                        w_hr,
+                        Op::N,
+                        T::ZERO,
+                        &mut dh_full,
+                    );
                 }
                 _ => dh_full.copy_from_slice(&g),
             }
@@ -179,7 +242,17 @@ impl<T: Real> CpuLstm<T> {
             }
             // dW_hh += dzᵀ · h_{t-1}; db += Σ_b dz; dh_{t-1} = dz · W_hh (valid rows; others carry).
             let h_before = &cache.h_before[t * batch * h_out..(t + 1) * batch * h_out];
-            gemm(gw, h_out, batch, dz, Op::T, h_before, Op::N, T::ONE, &mut grad.w_hh);
+            gemm(
+                gw,
+                h_out,
+                batch,
+                dz,
+                Op::T,
+                h_before,
+                Op::N,
+                T::ONE,
+                &mut grad.w_hh,
+            );
             for row in dz.chunks(gw) {
                 for (k, &v) in row.iter().enumerate() {
                     grad.b_ih[k] += v;
@@ -187,15 +260,46 @@ impl<T: Real> CpuLstm<T> {
                 }
             }
             let carried = dh.clone();
-            gemm(batch, h_out, gw, dz, Op::N, &p.w_hh, Op::N, T::ZERO, &mut dh);
+            gemm(
+                batch,
+                h_out,
+                gw,
+                dz,
+                Op::N,
+                &p.w_hh,
+                Op::N,
+                T::ZERO,
+                &mut dh,
+            );
             for b in (0..batch).filter(|&b| !valid(b)) {
-                dh[b * h_out..(b + 1) * h_out].copy_from_slice(&carried[b * h_out..(b + 1) * h_out]);
+                dh[b * h_out..(b + 1) * h_out]
+                    .copy_from_slice(&carried[b * h_out..(b + 1) * h_out]);
             }
         }
         // dW_ih = Σ_t dz_tᵀ · x_t; d_input += dz · W_ih (both over all timesteps at once).
         let x = &trace.inputs[layer];
-        gemm(gw, in_size, rows, &dz_all, Op::T, x, Op::N, T::ONE, &mut grad.w_ih);
-        gemm(rows, in_size, gw, &dz_all, Op::N, &p.w_ih, Op::N, T::ONE, d_input);
+        gemm(
+            gw,
+            in_size,
+            rows,
+            &dz_all,
+            Op::T,
+            x,
+            Op::N,
+            T::ONE,
+            &mut grad.w_ih,
+        );
+        gemm(
+            rows,
+            in_size,
+            gw,
+            &dz_all,
+            Op::N,
+            &p.w_ih,
+            Op::N,
+            T::ONE,
+            d_input,
+        );
         (dh, dc)
     }
 }
@@ -240,13 +344,23 @@ impl<T: Real> Gradients<T> {
         }
         match (out.head_mut(), &self.head) {
             (Some(h), Some(g)) => {
-                h.weight = Tensor::new(h.weight.shape().to_vec(), g.weight.iter().map(|x| x.to_f32()).collect())?;
+                h.weight = Tensor::new(
+                    h.weight.shape().to_vec(),
+                    g.weight.iter().map(|x| x.to_f32()).collect(),
+                )?;
                 if let Some(b) = h.bias.as_mut() {
-                    *b = Tensor::new(b.shape().to_vec(), g.bias.iter().map(|x| x.to_f32()).collect())?;
+                    *b = Tensor::new(
+                        b.shape().to_vec(),
+                        g.bias.iter().map(|x| x.to_f32()).collect(),
+                    )?;
                 }
             }
             (None, None) => {}
-            _ => return Err(Error::Config("gradient and model disagree on the head".into())),
+            _ => {
+                return Err(Error::Config(
+                    "gradient and model disagree on the head".into(),
+                ))
+            }
         }
         Ok(out)
     }

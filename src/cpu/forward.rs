@@ -132,7 +132,10 @@ impl<T: Real> CpuLstm<T> {
     }
 
     /// Forward pass that also records what the backward pass needs (see [`Trace`]).
-    pub(crate) fn forward_traced(&self, inputs: &Batched<'_, T>) -> Result<(LstmOutput<T>, Trace<T>)> {
+    pub(crate) fn forward_traced(
+        &self,
+        inputs: &Batched<'_, T>,
+    ) -> Result<(LstmOutput<T>, Trace<T>)> {
         let mut trace = Trace::default();
         let out = self.forward_impl(inputs, Some(&mut trace))?;
         Ok((out, trace))
@@ -142,7 +145,11 @@ impl<T: Real> CpuLstm<T> {
         self.forward_impl(inputs, None)
     }
 
-    fn forward_impl(&self, inputs: &Batched<'_, T>, mut trace: Option<&mut Trace<T>>) -> Result<LstmOutput<T>> {
+    fn forward_impl(
+        &self,
+        inputs: &Batched<'_, T>,
+        mut trace: Option<&mut Trace<T>>,
+    ) -> Result<LstmOutput<T>> {
         let cfg = &self.config;
         let (x, h0, c0) = (&*inputs.x, inputs.h0.as_deref(), inputs.c0.as_deref());
         let dims = inputs.dims;

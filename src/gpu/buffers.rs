@@ -28,6 +28,15 @@ pub fn storage_nan(device: &wgpu::Device, label: &str, len: usize) -> wgpu::Buff
     storage_init(device, label, &vec![f32::NAN; len.max(1)])
 }
 
+/// A labelled uniform buffer initialised from `bytes`.
+pub fn uniform_init(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytes,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
 /// A mappable buffer to copy results into for reading on the host.
 pub fn staging(device: &wgpu::Device, label: &str, len: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {

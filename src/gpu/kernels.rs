@@ -70,6 +70,7 @@ impl Kernel {
                 StorageReadWrite,
                 StorageReadWrite,
                 StorageRead,
+                StorageReadWrite,
             ],
             Kernel::LstmProj => &[
                 Params,

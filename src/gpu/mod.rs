@@ -10,7 +10,9 @@
 
 mod adapters;
 mod buffers;
+mod builder;
 mod context;
+mod forward;
 mod kernels;
 mod layout;
 mod model;

@@ -114,7 +114,7 @@ impl GpuLstm {
         self.prepare(dims)?;
         self.write_batched(&batched)?;
         let ws = self.workspace()?;
-        let (y_len, hn_len, cn_len) = ws.output_lens();
+        let (y_len, hn_len, cn_len) = ws.buffers.lens;
         let device = self.ctx.device();
         let y_stage = staging(device, "output readback", y_len);
         let hn_stage = staging(device, "h_n readback", hn_len);
@@ -125,9 +125,9 @@ impl GpuLstm {
             label: Some("lstm forward"),
         });
         self.encode(&mut encoder)?;
-        encoder.copy_buffer_to_buffer(ws.output(), 0, &y_stage, 0, (y_len * 4) as u64);
-        encoder.copy_buffer_to_buffer(&ws.h_n, 0, &hn_stage, 0, (hn_len * 4) as u64);
-        encoder.copy_buffer_to_buffer(&ws.c_n, 0, &cn_stage, 0, (cn_len * 4) as u64);
+        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &y_stage, 0, (y_len * 4) as u64);
+        encoder.copy_buffer_to_buffer(&ws.buffers.h_n, 0, &hn_stage, 0, (hn_len * 4) as u64);
+        encoder.copy_buffer_to_buffer(&ws.buffers.c_n, 0, &cn_stage, 0, (cn_len * 4) as u64);
         self.ctx.queue().submit([encoder.finish()]);
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
@@ -183,16 +183,24 @@ impl GpuLstm {
             )));
         }
         let queue = self.ctx.queue();
-        queue.write_buffer(&ws.x, 0, bytemuck::cast_slice(inputs.x.data()));
-        let (_, hn_len, cn_len) = ws.output_lens();
+        queue.write_buffer(&ws.buffers.x, 0, bytemuck::cast_slice(inputs.x.data()));
+        let (_, hn_len, cn_len) = ws.buffers.lens;
         let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| {
             t.as_ref()
                 .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
         };
-        queue.write_buffer(&ws.h0, 0, bytemuck::cast_slice(&state(&inputs.h0, hn_len)));
-        queue.write_buffer(&ws.c0, 0, bytemuck::cast_slice(&state(&inputs.c0, cn_len)));
+        queue.write_buffer(
+            &ws.buffers.h0,
+            0,
+            bytemuck::cast_slice(&state(&inputs.h0, hn_len)),
+        );
+        queue.write_buffer(
+            &ws.buffers.c0,
+            0,
+            bytemuck::cast_slice(&state(&inputs.c0, cn_len)),
+        );
         let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
-        queue.write_buffer(&ws.lengths, 0, bytemuck::cast_slice(&lengths));
+        queue.write_buffer(&ws.buffers.lengths, 0, bytemuck::cast_slice(&lengths));
         Ok(())
     }
 
@@ -210,28 +218,28 @@ impl GpuLstm {
 
     /// Input buffer `[T, B, I]` (`[B, T, I]` when `batch_first`), f32.
     pub fn input_buffer(&self) -> Result<&wgpu::Buffer> {
-        Ok(&self.workspace()?.x)
+        Ok(&self.workspace()?.buffers.x)
     }
 
     /// Lengths buffer `[B]`, u32 (all `T` unless written by [`GpuLstm::write_input`]).
     pub fn lengths_buffer(&self) -> Result<&wgpu::Buffer> {
-        Ok(&self.workspace()?.lengths)
+        Ok(&self.workspace()?.buffers.lengths)
     }
 
     /// Output buffer: `[T, B, D*H_out]` (`[B, T, ...]` when `batch_first`), or the head's
     /// `[T, B, O]`, f32.
     pub fn output_buffer(&self) -> Result<&wgpu::Buffer> {
-        Ok(self.workspace()?.output())
+        Ok(self.workspace()?.buffers.output())
     }
 
     /// `h_n` buffer `[D*L, B, H_out]`, f32.
     pub fn h_n_buffer(&self) -> Result<&wgpu::Buffer> {
-        Ok(&self.workspace()?.h_n)
+        Ok(&self.workspace()?.buffers.h_n)
     }
 
     /// `c_n` buffer `[D*L, B, H]`, f32.
     pub fn c_n_buffer(&self) -> Result<&wgpu::Buffer> {
-        Ok(&self.workspace()?.c_n)
+        Ok(&self.workspace()?.buffers.c_n)
     }
 
     fn workspace(&self) -> Result<&Workspace> {

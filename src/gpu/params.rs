@@ -40,8 +40,9 @@ pub struct StepParams {
     pub y_b_stride: u32,
     pub proj: u32,
     pub has_lengths: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    /// 1 = training: keep every state, the gates and h_full by time (see lstm_step.wgsl)
+    pub cache: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<StepParams>() == 48);
 
