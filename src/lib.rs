@@ -45,6 +45,7 @@ pub mod io;
 pub mod loss;
 pub mod shape;
 pub mod tensor;
+pub mod train;
 pub mod weights;
 
 pub use config::LstmConfig;

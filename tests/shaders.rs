@@ -1,17 +1,24 @@
-//! Every WGSL kernel parses and validates with naga on its own (no GPU needed).
+//! Every WGSL file parses and validates with naga on its own (no GPU needed), and every
+//! kernel's entry point is in its file.
+
+use lstm_wgpu::gpu::Kernel;
+
+fn module(source: &str, name: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
+}
 
 #[test]
 fn every_shader_validates_with_naga() {
     let sources = lstm_wgpu::gpu::shader_sources();
+    let on_disk = std::fs::read_dir("shaders").unwrap().count();
     assert_eq!(
         sources.len(),
-        3,
-        "a kernel was added: this test covers them all automatically"
+        on_disk,
+        "every file in shaders/ is listed in SHADER_FILES"
     );
     for (name, source) in sources {
-        let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
-            panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source))
-        });
+        let module = module(source, name);
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::default(),
@@ -23,9 +30,30 @@ fn every_shader_validates_with_naga() {
                 e.emit_to_string(source)
             )
         });
+    }
+}
+
+#[test]
+fn every_kernel_has_its_entry_point_and_bindings() {
+    for kernel in Kernel::ALL {
+        let m = module(kernel.source(), kernel.file());
         assert!(
-            module.entry_points.iter().any(|ep| ep.name == name),
-            "{name}.wgsl has no entry point named {name}"
+            m.entry_points.iter().any(|ep| ep.name == kernel.name()),
+            "{}.wgsl has no entry point {}",
+            kernel.file(),
+            kernel.name()
+        );
+        // The host's binding list covers every @binding the file declares.
+        let declared = m
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.binding.is_some())
+            .count();
+        assert_eq!(
+            declared,
+            kernel.bindings().len(),
+            "{}: bindings",
+            kernel.name()
         );
     }
 }
@@ -42,8 +70,8 @@ fn host_constants_match_shaders() {
             );
         }
     }
-    let sources = lstm_wgpu::gpu::shader_sources();
-    let find = |n: &str| sources.iter().find(|(name, _)| *name == n).unwrap().1;
+    let find = |n: &str| Kernel::ALL.iter().find(|k| k.file() == n).unwrap().source();
     assert!(find("gemm").contains(&format!("const TILE: u32 = {GEMM_TILE}u;")));
     assert!(find("lstm_step").contains(&format!("const BT: u32 = {STEP_BATCH_TILE}u;")));
+    assert!(find("lstm_backward").contains(&format!("const BT: u32 = {STEP_BATCH_TILE}u;")));
 }

@@ -112,6 +112,12 @@ impl<'a> PlanBuilder<'a> {
         }));
     }
 
+    pub fn clear(&mut self, buffer: &wgpu::Buffer) {
+        self.ops.push(Pending::Copy(Op::Clear {
+            buffer: buffer.clone(),
+        }));
+    }
+
     /// Creates the params buffer and the bind groups; returns the finished plan.
     pub fn finish(self) -> Result<Plan> {
         let device = self.ctx.device();

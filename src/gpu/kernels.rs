@@ -6,6 +6,23 @@ use super::params::PARAMS_BINDING_SIZE;
 pub const GEMM_WGSL: &str = include_str!("../../shaders/gemm.wgsl");
 pub const LSTM_STEP_WGSL: &str = include_str!("../../shaders/lstm_step.wgsl");
 pub const LSTM_PROJ_WGSL: &str = include_str!("../../shaders/lstm_proj.wgsl");
+pub const LSTM_BACKWARD_WGSL: &str = include_str!("../../shaders/lstm_backward.wgsl");
+pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
+pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
+pub const OPTIMIZER_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
+pub const PERMUTE_WGSL: &str = include_str!("../../shaders/permute.wgsl");
+
+/// Every shader file: (file stem, source).
+pub const SHADER_FILES: [(&str, &str); 8] = [
+    ("gemm", GEMM_WGSL),
+    ("lstm_step", LSTM_STEP_WGSL),
+    ("lstm_proj", LSTM_PROJ_WGSL),
+    ("lstm_backward", LSTM_BACKWARD_WGSL),
+    ("loss", LOSS_WGSL),
+    ("reduce", REDUCE_WGSL),
+    ("optimizer", OPTIMIZER_WGSL),
+    ("permute", PERMUTE_WGSL),
+];
 
 /// Invocations per workgroup of the 1-D kernels; passed to their `override WG`.
 pub const WORKGROUP_SIZE: u32 = 64;
@@ -23,31 +40,73 @@ pub enum Binding {
     StorageReadWrite,
 }
 
-/// The compute kernels; each is `shaders/<name>.wgsl` with entry point `<name>`.
+/// The compute kernels: entry point `name()` of `shaders/<file()>.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Gemm,
     LstmStep,
     LstmProj,
+    LstmBackwardDh,
+    LstmBackwardStep,
+    MseGrad,
+    CrossEntropyGrad,
+    ReduceSum,
+    Sgd,
+    Adam,
+    Permute,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 3] = [Kernel::Gemm, Kernel::LstmStep, Kernel::LstmProj];
+    pub const ALL: [Kernel; 11] = [
+        Kernel::Gemm,
+        Kernel::LstmStep,
+        Kernel::LstmProj,
+        Kernel::LstmBackwardDh,
+        Kernel::LstmBackwardStep,
+        Kernel::MseGrad,
+        Kernel::CrossEntropyGrad,
+        Kernel::ReduceSum,
+        Kernel::Sgd,
+        Kernel::Adam,
+        Kernel::Permute,
+    ];
 
+    /// The entry point.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::LstmStep => "lstm_step",
             Kernel::LstmProj => "lstm_proj",
+            Kernel::LstmBackwardDh => "lstm_backward_dh",
+            Kernel::LstmBackwardStep => "lstm_backward_step",
+            Kernel::MseGrad => "mse_grad",
+            Kernel::CrossEntropyGrad => "cross_entropy_grad",
+            Kernel::ReduceSum => "reduce_sum",
+            Kernel::Sgd => "sgd",
+            Kernel::Adam => "adam",
+            Kernel::Permute => "permute",
+        }
+    }
+
+    /// The shader file's stem.
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::Gemm => "gemm",
+            Kernel::LstmStep => "lstm_step",
+            Kernel::LstmProj => "lstm_proj",
+            Kernel::LstmBackwardDh | Kernel::LstmBackwardStep => "lstm_backward",
+            Kernel::MseGrad | Kernel::CrossEntropyGrad => "loss",
+            Kernel::ReduceSum => "reduce",
+            Kernel::Sgd | Kernel::Adam => "optimizer",
+            Kernel::Permute => "permute",
         }
     }
 
     pub fn source(self) -> &'static str {
-        match self {
-            Kernel::Gemm => GEMM_WGSL,
-            Kernel::LstmStep => LSTM_STEP_WGSL,
-            Kernel::LstmProj => LSTM_PROJ_WGSL,
-        }
+        SHADER_FILES
+            .iter()
+            .find(|(file, _)| *file == self.file())
+            .map_or("", |(_, source)| source)
     }
 
     /// Binding `i` of group 0 is `bindings()[i]`.
@@ -80,14 +139,43 @@ impl Kernel {
                 StorageReadWrite,
                 StorageRead,
             ],
+            Kernel::LstmBackwardDh | Kernel::LstmBackwardStep => &[
+                Params,
+                StorageRead,
+                StorageReadWrite,
+                StorageRead,
+                StorageReadWrite,
+                StorageRead,
+                StorageRead,
+                StorageReadWrite,
+                StorageRead,
+            ],
+            Kernel::MseGrad | Kernel::CrossEntropyGrad => &[
+                Params,
+                StorageRead,
+                StorageRead,
+                StorageRead,
+                StorageReadWrite,
+                StorageReadWrite,
+            ],
+            Kernel::ReduceSum => &[Params, StorageRead, StorageReadWrite],
+            Kernel::Sgd | Kernel::Adam => &[
+                Params,
+                StorageReadWrite,
+                StorageRead,
+                StorageReadWrite,
+                StorageReadWrite,
+                StorageRead,
+            ],
+            Kernel::Permute => &[Params, StorageRead, StorageReadWrite],
         }
     }
 
     /// Pipeline-overridable constants.
     fn constants(self) -> &'static [(&'static str, f64)] {
         match self {
-            Kernel::Gemm => &[],
-            Kernel::LstmStep | Kernel::LstmProj => &[("WG", WORKGROUP_SIZE as f64)],
+            Kernel::Gemm | Kernel::ReduceSum => &[],
+            _ => &[("WG", WORKGROUP_SIZE as f64)],
         }
     }
 }

@@ -18,6 +18,7 @@ mod layout;
 mod model;
 mod params;
 mod plan;
+mod train;
 mod workspace;
 
 pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
@@ -25,8 +26,9 @@ pub use context::GpuContext;
 pub use kernels::{Kernel, GEMM_TILE, STEP_BATCH_TILE, WORKGROUP_SIZE};
 pub use model::GpuLstm;
 pub use plan::{Op, Plan};
+pub use train::{GpuGradients, GpuTrainer};
 
-/// Every kernel's WGSL source with its file name, e.g. for validation with naga.
+/// Every WGSL file: (file stem, source), e.g. for validation with naga.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    Kernel::ALL.iter().map(|k| (k.name(), k.source())).collect()
+    kernels::SHADER_FILES.to_vec()
 }

@@ -46,6 +46,81 @@ pub struct StepParams {
 }
 const _: () = assert!(std::mem::size_of::<StepParams>() == 48);
 
+/// `BackParams` in shaders/lstm_backward.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BackParams {
+    pub seq_len: u32,
+    pub batch: u32,
+    pub hidden: u32,
+    pub hidden_out: u32,
+    pub dirs: u32,
+    pub next_step: u32,
+    pub has_current: u32,
+    pub has_next: u32,
+    pub w_hh_offset: u32,
+    pub w_hr_offset: u32,
+    pub carry_c_offset: u32,
+    pub proj: u32,
+}
+const _: () = assert!(std::mem::size_of::<BackParams>() == 48);
+
+/// `LossParams` in shaders/loss.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LossParams {
+    pub n: u32,
+    pub width: u32,
+    pub scale: f32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<LossParams>() == 16);
+
+/// `ReduceParams` in shaders/reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ReduceParams {
+    pub n: u32,
+    pub out_index: u32,
+    pub square: u32,
+    pub scale: f32,
+}
+const _: () = assert!(std::mem::size_of::<ReduceParams>() == 16);
+
+/// `OptParams` in shaders/optimizer.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OptParams {
+    pub n: u32,
+    pub decoupled: u32,
+    pub clip: u32,
+    pub has_momentum: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub max_norm: f32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<OptParams>() == 48);
+
+/// `PermuteParams` in shaders/permute.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PermuteParams {
+    pub count: u32,
+    pub src_offset: u32,
+    pub dst_offset: u32,
+    pub has_add: u32,
+    pub dims: [u32; 4],
+    pub strides: [u32; 4],
+    pub add_offset: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<PermuteParams>() == 64);
+
 /// Bytes of the largest params struct: the binding size of every params uniform.
 pub const PARAMS_BINDING_SIZE: u64 = 64;
 

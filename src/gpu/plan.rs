@@ -15,6 +15,8 @@ pub enum Op {
         params_offset: u32,
         workgroups: [u32; 3],
     },
+    /// Zeroes a buffer (gradient carries before each layer's backward pass).
+    Clear { buffer: wgpu::Buffer },
     /// A buffer-to-buffer copy (initial state in, final state out).
     Copy {
         src: wgpu::Buffer,
@@ -45,8 +47,13 @@ impl Plan {
     fn dispatches(&self) -> impl Iterator<Item = (Kernel, usize)> + '_ {
         self.ops.iter().filter_map(|op| match op {
             Op::Dispatch { kernel, layer, .. } => Some((*kernel, *layer)),
-            Op::Copy { .. } => None,
+            Op::Copy { .. } | Op::Clear { .. } => None,
         })
+    }
+
+    /// Appends `other`'s operations.
+    pub fn extend(&mut self, other: Plan) {
+        self.ops.extend(other.ops);
     }
 
     /// Records every operation into `encoder`: consecutive dispatches share one compute pass,
@@ -63,6 +70,10 @@ impl Plan {
                     size,
                 } => {
                     encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+                    rest = &rest[1..];
+                }
+                Op::Clear { buffer } => {
+                    encoder.clear_buffer(buffer, 0, None);
                     rest = &rest[1..];
                 }
                 Op::Dispatch { .. } => {

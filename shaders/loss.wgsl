@@ -1,0 +1,70 @@
+// Losses: the gradient of the loss with respect to every model output, and each element's
+// (or row's) loss term, summed afterwards by reduce_sum in a fixed order.
+//   mse_grad:           term[i] = (y[i] - target[i])²,  grad[i] = 2 (y[i] - target[i]) * scale
+//   cross_entropy_grad: row r of `width` logits, class c = classes[r]:
+//                       term[r] = logsumexp(y_r) - y_r[c],  grad_r = (softmax(y_r) - onehot(c)) * scale
+// scale is 1 / (number of elements) for mse and 1 / (number of rows) for cross-entropy (means).
+// A 1-D problem over n items on a 2-D grid: item = (wid.y * num_workgroups.x + wid.x) * WG + lid.x.
+//
+// Bindings:
+//   0 params   uniform LossParams
+//   1 y        storage, read        model output [n] or [rows, width]
+//   2 values   storage, read        mse targets [n]
+//   3 classes  storage, read        cross-entropy targets [rows], u32
+//   4 grad     storage, read_write  dL/dy, like y
+//   5 terms    storage, read_write  [n] or [rows]
+
+struct LossParams {
+    n: u32,
+    width: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: LossParams;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> values: array<f32>;
+@group(0) @binding(3) var<storage, read> classes: array<u32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(5) var<storage, read_write> terms: array<f32>;
+
+override WG: u32 = 64u;
+
+fn item(lid: vec3<u32>, wid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return (wid.y * groups.x + wid.x) * WG + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn mse_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = item(lid, wid, groups);
+    if (i >= params.n) {
+        return;
+    }
+    let diff = y[i] - values[i];
+    terms[i] = diff * diff;
+    grad[i] = 2.0 * diff * params.scale;
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let r = item(lid, wid, groups);
+    if (r >= params.n) {
+        return;
+    }
+    let base = r * params.width;
+    var m = y[base];
+    for (var k = 1u; k < params.width; k++) {
+        m = max(m, y[base + k]);
+    }
+    var z = 0.0;
+    for (var k = 0u; k < params.width; k++) {
+        z += exp(y[base + k] - m);
+    }
+    let lse = m + log(z);
+    let c = classes[r];
+    terms[r] = lse - y[base + c];
+    for (var k = 0u; k < params.width; k++) {
+        let onehot = select(0.0, 1.0, k == c);
+        grad[base + k] = (exp(y[base + k] - lse) - onehot) * params.scale;
+    }
+}

@@ -1,0 +1,205 @@
+// Backward through one timestep of one layer, both directions (BPTT). Processed from the
+// last step to the first; the carried gradients live in `carry`:
+//   carry_h [D, B, H_out]: dL/dh after the current step (without the output gradient)
+//   carry_c [D, B, H]    : dL/dc after the current step
+//
+// For step s (time t, next processed step s + 1 at time t_next, which backward visited first):
+//   G = (valid(t_next) ? dz_{t_next} · W_hh : carry_h) + (valid(t) ? dY[t] : 0)   -> carry_h
+//   with a projection: dh_full = G · W_hr, else dh_full = G
+//   c_t = f c_{t-1} + i g,  tc = tanh(c_t)
+//   dc = carry_c + dh_full o (1 - tc²);   carry_c <- dc f
+//   dz = (dc g · i(1-i), dc c_{t-1} · f(1-f), dc i · (1-g²), dh_full tc · o(1-o))  -> dgates[t]
+// Rows with t >= lengths[b] pass both carries through unchanged and get dz = 0.
+//
+// lstm_backward_step does all of it for hidden unit j in one dispatch per step when there is
+// no projection (H_out = H). With a projection, lstm_backward_dh first computes G for every
+// output unit (it needs all 4H of dz, computed across workgroups), then lstm_backward_step
+// reads it. lstm_backward_dh with has_current = 0 gives dL/dh0 after the last step.
+//
+// Grid: (ceil(units / WG), ceil(B / BT), D), units = H_out for _dh, H for _step.
+//
+// Bindings:
+//   0 params   uniform BackParams (dynamic offset: one slot per step)
+//   1 weights  storage, read        the flat parameters; W_hh [D, 4H, H_out] at w_hh_offset,
+//                                   W_hr [D, P, H] at w_hr_offset
+//   2 dgates   storage, read_write  [T, B, D * 4H] gate pre-activation gradients
+//   3 dy       storage, read        [T, B, D * H_out] gradient of the layer output
+//   4 carry    storage, read_write  carry_h, then carry_c at carry_c_offset
+//   5 gates    storage, read        [D, T, B, H] of vec4 (i, f, g, o), from the forward pass
+//   6 c_state  storage, read        [D, T + 1, B, H], from the forward pass
+//   7 dh_cache storage, read_write  [D, T, B, P]: G per step (projection only)
+//   8 lengths  storage, read        [B]
+
+struct BackParams {
+    seq_len: u32,
+    batch: u32,
+    hidden: u32,
+    hidden_out: u32,
+    dirs: u32,
+    next_step: u32,
+    has_current: u32,
+    has_next: u32,
+    w_hh_offset: u32,
+    w_hr_offset: u32,
+    carry_c_offset: u32,
+    proj: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: BackParams;
+@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> carry: array<f32>;
+@group(0) @binding(5) var<storage, read> gates: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> c_state: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dh_cache: array<f32>;
+@group(0) @binding(8) var<storage, read> lengths: array<u32>;
+
+override WG: u32 = 64u;
+const BT: u32 = 4u;
+const K_TILE: u32 = 64u;
+
+var<workgroup> dz_tile: array<array<f32, K_TILE>, BT>;
+
+fn time_of(step: u32, dir: u32) -> u32 {
+    return select(step, params.seq_len - 1u - step, dir == 1u);
+}
+
+// For unit `k` of direction `dir` and the BT batch rows from b0: Σ_r dz_{t_next}[b][r] W_hh[r][k]
+// over the 4H gate rows. Every invocation of the workgroup must call it (it has barriers).
+fn recurrent_grad(k: u32, b0: u32, dir: u32, t_next: u32, lid: u32) -> array<f32, BT> {
+    let H4 = 4u * params.hidden;
+    let H_out = params.hidden_out;
+    let B = params.batch;
+    let row_width = params.dirs * H4;
+    var acc: array<f32, BT>;
+    for (var r0 = 0u; r0 < H4; r0 += K_TILE) {
+        for (var e = lid; e < BT * K_TILE; e += WG) {
+            let bb = e / K_TILE;
+            let rr = e % K_TILE;
+            var value = 0.0;
+            if (b0 + bb < B && r0 + rr < H4) {
+                value = dgates[(t_next * B + b0 + bb) * row_width + dir * H4 + r0 + rr];
+            }
+            dz_tile[bb][rr] = value;
+        }
+        workgroupBarrier();
+        if (k < H_out) {
+            let r_end = min(K_TILE, H4 - r0);
+            for (var rr = 0u; rr < r_end; rr++) {
+                let w = weights[params.w_hh_offset + (dir * H4 + r0 + rr) * H_out + k];
+                for (var bb = 0u; bb < BT; bb++) {
+                    acc[bb] = fma(dz_tile[bb][rr], w, acc[bb]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// G for unit k of row b (see the header), given the recurrent part `rec`; updates carry_h.
+fn output_grad(k: u32, b: u32, dir: u32, rec: f32) -> f32 {
+    let H_out = params.hidden_out;
+    let B = params.batch;
+    let carry_at = (dir * B + b) * H_out + k;
+    var g = carry[carry_at];
+    if (params.has_next == 1u) {
+        let t_next = time_of(params.next_step, dir);
+        if (t_next < lengths[b]) {
+            g = rec;
+        }
+    }
+    if (params.has_current == 1u) {
+        let t = time_of(params.next_step - 1u, dir);
+        if (t < lengths[b]) {
+            g += dy[(t * B + b) * params.dirs * H_out + dir * H_out + k];
+        }
+    }
+    carry[carry_at] = g;
+    return g;
+}
+
+@compute @workgroup_size(WG)
+fn lstm_backward_dh(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let dir = wid.z;
+    let k = wid.x * WG + lid.x;
+    let b0 = wid.y * BT;
+    var rec: array<f32, BT>;
+    if (params.has_next == 1u) {
+        rec = recurrent_grad(k, b0, dir, time_of(params.next_step, dir), lid.x);
+    }
+    if (k >= params.hidden_out) {
+        return;
+    }
+    for (var bb = 0u; bb < BT; bb++) {
+        let b = b0 + bb;
+        if (b >= params.batch) {
+            break;
+        }
+        let g = output_grad(k, b, dir, rec[bb]);
+        if (params.proj == 1u && params.has_current == 1u) {
+            let t = time_of(params.next_step - 1u, dir);
+            let valid = t < lengths[b];
+            dh_cache[((dir * params.seq_len + t) * params.batch + b) * params.hidden_out + k] = select(0.0, g, valid);
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn lstm_backward_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = params.hidden;
+    let H_out = params.hidden_out;
+    let B = params.batch;
+    let T = params.seq_len;
+    let dir = wid.z;
+    let j = wid.x * WG + lid.x;
+    let b0 = wid.y * BT;
+    let step = params.next_step - 1u;
+    let t = time_of(step, dir);
+    var rec: array<f32, BT>;
+    if (params.proj == 0u && params.has_next == 1u) {
+        rec = recurrent_grad(j, b0, dir, time_of(params.next_step, dir), lid.x);
+    }
+    if (j >= H) {
+        return;
+    }
+    // c slots as in lstm_step's training mode: read t + dir, written t + 1 - dir
+    let c_prev_slot = t + dir;
+    let c_slot = t + 1u - dir;
+    for (var bb = 0u; bb < BT; bb++) {
+        let b = b0 + bb;
+        if (b >= B) {
+            break;
+        }
+        var dh_full = 0.0;
+        if (params.proj == 0u) {
+            dh_full = output_grad(j, b, dir, rec[bb]);
+        } else {
+            let row = (dir * B + b) * H_out;
+            for (var p = 0u; p < H_out; p++) {
+                dh_full = fma(carry[row + p], weights[params.w_hr_offset + (dir * H_out + p) * H + j], dh_full);
+            }
+        }
+        let dz_at = (t * B + b) * params.dirs * 4u * H + dir * 4u * H + j;
+        if (t >= lengths[b]) {
+            dgates[dz_at] = 0.0;
+            dgates[dz_at + H] = 0.0;
+            dgates[dz_at + 2u * H] = 0.0;
+            dgates[dz_at + 3u * H] = 0.0;
+            continue;
+        }
+        let a = gates[((dir * T + t) * B + b) * H + j];
+        let c_prev = c_state[((dir * (T + 1u) + c_prev_slot) * B + b) * H + j];
+        let c_t = c_state[((dir * (T + 1u) + c_slot) * B + b) * H + j];
+        let e = exp(-2.0 * abs(c_t));
+        let tc = select(1.0, -1.0, c_t < 0.0) * (1.0 - e) / (1.0 + e);
+        let carry_c_at = params.carry_c_offset + (dir * B + b) * H + j;
+        let dc = carry[carry_c_at] + dh_full * a.w * (1.0 - tc * tc);
+        carry[carry_c_at] = dc * a.y;
+        dgates[dz_at] = dc * a.z * a.x * (1.0 - a.x);
+        dgates[dz_at + H] = dc * c_prev * a.y * (1.0 - a.y);
+        dgates[dz_at + 2u * H] = dc * a.x * (1.0 - a.z * a.z);
+        dgates[dz_at + 3u * H] = dh_full * tc * a.w * (1.0 - a.w);
+    }
+}

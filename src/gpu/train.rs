@@ -1,0 +1,914 @@
+//! `GpuTrainer`: training on the GPU. One step is one submission: the forward pass keeping
+//! what backward needs, the loss, backward through the head and every layer (one fused
+//! dispatch per timestep per layer, plus one per step with a projection), the weight
+//! gradients as GEMMs over all timesteps, gradient clipping, the optimizer, and the re-layout
+//! of the updated flat parameters into the forward kernels' layouts. The host reads back
+//! the loss (4 bytes) and nothing else.
+
+use super::buffers::{read_f32, staging, storage_init, storage_nan};
+use super::builder::PlanBuilder;
+use super::context::GpuContext;
+use super::forward::{build_forward, check_size, gemm_groups, to_u32, ForwardBuffers};
+use super::kernels::{Kernel, STEP_BATCH_TILE, WORKGROUP_SIZE};
+use super::model::GpuLstm;
+use super::params::{BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams};
+use super::plan::Plan;
+use crate::error::{Error, Result};
+use crate::loss::{check_target, Loss, Target};
+use crate::shape::{Batched, Dims, Inputs};
+use crate::tensor::{swap_leading_axes, Tensor};
+use crate::train::{OptimizerKind, ParamLayout, TrainOptions, Trainer};
+use crate::weights::LstmWeights;
+
+/// Gradients computed on the GPU, read back.
+#[derive(Clone, Debug)]
+pub struct GpuGradients {
+    pub loss: f32,
+    /// Parameter gradients in PyTorch layout (an [`LstmWeights`] holding gradients).
+    pub grads: LstmWeights,
+    /// Same shape as the input.
+    pub dx: Tensor,
+    /// `[D*L, B, H_out]` (`[D*L, H_out]` unbatched)
+    pub dh0: Tensor,
+    /// `[D*L, B, H]` (`[D*L, H]` unbatched)
+    pub dc0: Tensor,
+}
+
+struct TrainWorkspace {
+    dims: Dims,
+    fwd: ForwardBuffers,
+    values: wgpu::Buffer,
+    classes: wgpu::Buffer,
+    dx: wgpu::Buffer,
+    dh0: wgpu::Buffer,
+    dc0: wgpu::Buffer,
+    /// forward, loss, backward
+    grad_plan: Plan,
+    /// clip, optimizer, re-layout
+    update_plan: Plan,
+}
+
+/// An LSTM (and head) trained on the GPU; see the module docs.
+pub struct GpuTrainer {
+    model: GpuLstm,
+    like: LstmWeights,
+    layout: ParamLayout,
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    moment1: wgpu::Buffer,
+    moment2: wgpu::Buffer,
+    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ)]
+    scalars: wgpu::Buffer,
+    options: TrainOptions,
+    step: u64,
+    workspace: Option<TrainWorkspace>,
+}
+
+impl GpuTrainer {
+    pub fn new(ctx: &GpuContext, weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
+        options.validate()?;
+        let model = GpuLstm::new(ctx, weights)?;
+        let layout = ParamLayout::new(weights);
+        let device = ctx.device();
+        check_size(&device.limits(), "the flat parameters", layout.total)?;
+        let zeros = vec![0.0f32; layout.total];
+        Ok(Self {
+            params: storage_init(device, "flat parameters", &layout.flatten(weights)),
+            grads: storage_init(device, "flat gradients", &zeros),
+            moment1: storage_init(device, "optimizer moment 1", &zeros),
+            moment2: storage_init(device, "optimizer moment 2", &zeros),
+            scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
+            model,
+            like: weights.clone(),
+            layout,
+            options,
+            step: 0,
+            workspace: None,
+        })
+    }
+
+    /// Forward, loss and backward for `inputs` against `target`, read back in full (for
+    /// checking gradients; training uses [`Trainer::step`], which reads back only the loss).
+    pub fn gradients(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<GpuGradients> {
+        let batched = Batched::new(self.model.config(), inputs)?;
+        let dims = batched.dims;
+        self.write_batch(&batched, target)?;
+        let ws = self.workspace.as_ref().ok_or_else(missing_workspace)?;
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gradients"),
+        });
+        ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
+        let cfg = self.model.config();
+        let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let rows = dims.seq_len * dims.batch;
+        let states = d * cfg.num_layers;
+        let lens = [
+            1,
+            self.layout.total,
+            rows * cfg.input_size,
+            states * dims.batch * h_out,
+            states * dims.batch * h,
+        ];
+        let sources = [&self.scalars, &self.grads, &ws.dx, &ws.dh0, &ws.dc0];
+        let stages: Vec<wgpu::Buffer> = lens
+            .iter()
+            .map(|&n| staging(device, "gradient readback", n))
+            .collect();
+        for ((src, dst), &n) in sources.iter().zip(&stages).zip(&lens) {
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, (n * 4) as u64);
+        }
+        submit(ctx, encoder, "gradients")?;
+        let pairs: Vec<(&wgpu::Buffer, usize)> = stages.iter().zip(lens).collect();
+        let [loss, grads, dx, dh0, dc0]: [Vec<f32>; 5] = read_f32(device, &pairs)?
+            .try_into()
+            .map_err(|_| Error::Readback("expected five buffers".into()))?;
+        let dx = if cfg.batch_first && inputs.x.shape().len() == 3 {
+            swap_leading_axes(&dx, dims.seq_len, dims.batch, cfg.input_size)
+        } else {
+            dx
+        };
+        let unbatched = inputs.x.shape().len() == 2;
+        let state_shape = |w: usize| {
+            if unbatched {
+                vec![states, w]
+            } else {
+                vec![states, dims.batch, w]
+            }
+        };
+        Ok(GpuGradients {
+            loss: loss[0],
+            grads: self.layout.unflatten(&grads, &self.like)?,
+            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
+            dh0: Tensor::new(state_shape(h_out), dh0)?,
+            dc0: Tensor::new(state_shape(h), dc0)?,
+        })
+    }
+
+    /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
+    fn write_batch(&mut self, batched: &Batched<'_, f32>, target: &Target) -> Result<()> {
+        let cfg = self.model.config().clone();
+        let Dims { seq_len, batch } = batched.dims;
+        let width = self.like.output_width();
+        let out_shape = if cfg.batch_first {
+            vec![batch, seq_len, width]
+        } else {
+            vec![seq_len, batch, width]
+        };
+        let unbatched_target;
+        let target = match (target.shape().len(), target) {
+            // unbatched: the target has no batch axis either
+            (n, Target::Values(t)) if n == 2 => {
+                unbatched_target = Target::Values(t.clone().reshape(out_shape.clone())?);
+                &unbatched_target
+            }
+            (n, Target::Classes(t)) if n == 1 => {
+                unbatched_target = Target::Classes(t.clone().reshape(out_shape[..2].to_vec())?);
+                &unbatched_target
+            }
+            _ => target,
+        };
+        check_target(self.options.loss, &out_shape, target)?;
+        if self
+            .workspace
+            .as_ref()
+            .is_none_or(|ws| ws.dims != batched.dims)
+        {
+            self.workspace = None;
+            self.workspace = Some(self.build_workspace(batched.dims)?);
+        }
+        let ws = self.workspace.as_ref().ok_or_else(missing_workspace)?;
+        let queue = self.model.context().queue();
+        let time_major = |data: &[f32], rest: usize| {
+            if cfg.batch_first {
+                swap_leading_axes(data, batch, seq_len, rest)
+            } else {
+                data.to_vec()
+            }
+        };
+        queue.write_buffer(
+            &ws.fwd.x,
+            0,
+            bytemuck::cast_slice(&time_major(batched.x.data(), cfg.input_size)),
+        );
+        let (_, hn_len, cn_len) = ws.fwd.lens;
+        let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| {
+            t.as_ref()
+                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
+        };
+        queue.write_buffer(
+            &ws.fwd.h0,
+            0,
+            bytemuck::cast_slice(&state(&batched.h0, hn_len)),
+        );
+        queue.write_buffer(
+            &ws.fwd.c0,
+            0,
+            bytemuck::cast_slice(&state(&batched.c0, cn_len)),
+        );
+        let lengths: Vec<u32> = batched.lengths.iter().map(|&l| l as u32).collect();
+        queue.write_buffer(&ws.fwd.lengths, 0, bytemuck::cast_slice(&lengths));
+        match target {
+            Target::Values(t) => queue.write_buffer(
+                &ws.values,
+                0,
+                bytemuck::cast_slice(&time_major(t.data(), width)),
+            ),
+            Target::Classes(t) => {
+                let classes: Vec<u32> = t.data().iter().map(|&c| c as u32).collect();
+                let classes = if cfg.batch_first {
+                    swap_leading_axes(&classes, batch, seq_len, 1)
+                } else {
+                    classes
+                };
+                queue.write_buffer(&ws.classes, 0, bytemuck::cast_slice(&classes));
+            }
+        }
+        Ok(())
+    }
+
+    fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut plan = PlanBuilder::new(ctx);
+        let fwd = build_forward(&mut plan, &self.model, dims, true)?;
+        let mut ws = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
+        let grad_plan = plan.finish()?;
+        let mut update = PlanBuilder::new(ctx);
+        self.record_update(&mut update)?;
+        let update_plan = update.finish()?;
+        if let Some(source) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu {
+                during: "training workspace allocation",
+                source,
+            });
+        }
+        ws.grad_plan = grad_plan;
+        ws.update_plan = update_plan;
+        ws.fwd = fwd;
+        Ok(ws)
+    }
+
+    /// Clip, optimizer, and the re-layout of the flat parameters for the forward kernels.
+    fn record_update(&self, plan: &mut PlanBuilder<'_>) -> Result<()> {
+        let n = self.layout.total;
+        let opt = &self.options.optimizer;
+        let groups = elementwise_groups(n)?;
+        if let Some(max_norm) = self.options.clip_norm {
+            let group = plan.group(
+                Kernel::ReduceSum,
+                "grad norm",
+                &[&self.grads, &self.scalars],
+            );
+            plan.dispatch(
+                0,
+                group,
+                &ReduceParams {
+                    n: to_u32("parameters", n)?,
+                    out_index: 1,
+                    square: 1,
+                    scale: 1.0,
+                },
+                [1, 1, 1],
+            )?;
+            debug_assert!(max_norm > 0.0);
+        }
+        let kernel = if opt.kind == OptimizerKind::Sgd {
+            Kernel::Sgd
+        } else {
+            Kernel::Adam
+        };
+        let group = plan.group(
+            kernel,
+            "optimizer",
+            &[
+                &self.params,
+                &self.grads,
+                &self.moment1,
+                &self.moment2,
+                &self.scalars,
+            ],
+        );
+        plan.dispatch(
+            0,
+            group,
+            &OptParams {
+                n: to_u32("parameters", n)?,
+                decoupled: (opt.kind == OptimizerKind::AdamW) as u32,
+                clip: self.options.clip_norm.is_some() as u32,
+                has_momentum: (opt.momentum != 0.0) as u32,
+                lr: opt.lr,
+                momentum: opt.momentum,
+                weight_decay: opt.weight_decay,
+                beta1: opt.beta1,
+                beta2: opt.beta2,
+                eps: opt.eps,
+                max_norm: self.options.clip_norm.unwrap_or(0.0),
+                _pad: 0,
+            },
+            groups,
+        )?;
+        relayout::record(plan, &self.model, &self.layout, &self.params)
+    }
+}
+
+fn missing_workspace() -> Error {
+    Error::Input("internal: no training workspace".into())
+}
+
+/// A 2-D grid of WORKGROUP_SIZE-wide groups covering `n` items (see loss.wgsl).
+pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
+    let groups = to_u32(
+        "elementwise groups",
+        n.div_ceil(WORKGROUP_SIZE as usize).max(1),
+    )?;
+    let x = groups.min(65535);
+    Ok([x, groups.div_ceil(x), 1])
+}
+
+fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder, during: &'static str) -> Result<()> {
+    let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+    ctx.queue().submit([encoder.finish()]);
+    match pollster::block_on(scope.pop()) {
+        Some(source) => Err(Error::Gpu { during, source }),
+        None => Ok(()),
+    }
+}
+
+impl Trainer for GpuTrainer {
+    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+        let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
+        self.write_batch(&batched, target)?;
+        self.step += 1;
+        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(self.step);
+        let ctx = self.model.context();
+        ctx.queue()
+            .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
+        let ws = self.workspace.as_ref().ok_or_else(missing_workspace)?;
+        let device = ctx.device();
+        let loss_stage = staging(device, "loss readback", 1);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("training step"),
+        });
+        ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
+        ws.update_plan.encode(ctx.pipelines(), &mut encoder);
+        encoder.copy_buffer_to_buffer(&self.scalars, 0, &loss_stage, 0, 4);
+        submit(ctx, encoder, "training step")?;
+        let loss = read_f32(device, &[(&loss_stage, 1)])?;
+        Ok(loss[0][0])
+    }
+
+    fn weights(&self) -> Result<LstmWeights> {
+        let device = self.model.context().device();
+        let stage = staging(device, "weights readback", self.layout.total);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("weights readback"),
+        });
+        encoder.copy_buffer_to_buffer(&self.params, 0, &stage, 0, (self.layout.total * 4) as u64);
+        submit(self.model.context(), encoder, "weights readback")?;
+        let flat = read_f32(device, &[(&stage, self.layout.total)])?;
+        self.layout.unflatten(&flat[0], &self.like)
+    }
+}
+
+mod backward {
+    //! Recording the loss and the backward pass.
+
+    use super::*;
+
+    pub(super) struct Backward<'a> {
+        t: &'a GpuTrainer,
+        dims: Dims,
+        fwd: &'a ForwardBuffers,
+    }
+
+    impl<'a> Backward<'a> {
+        pub fn new(t: &'a GpuTrainer, dims: Dims, fwd: &'a ForwardBuffers) -> Result<Self> {
+            Ok(Self { t, dims, fwd })
+        }
+
+        /// Records loss and backward into `plan`; returns the workspace (plans filled later).
+        pub fn record(self, plan: &mut PlanBuilder<'_>) -> Result<TrainWorkspace> {
+            let Self { t, dims, fwd } = self;
+            let model = &t.model;
+            let cfg = model.config();
+            let device = model.context().device();
+            let limits = device.limits();
+            let Dims { seq_len, batch } = dims;
+            let (d, h, h_out, layers) = (
+                cfg.num_directions(),
+                cfg.hidden_size,
+                cfg.output_size(),
+                cfg.num_layers,
+            );
+            let rows = seq_len * batch;
+            let (g4, width) = (d * 4 * h, d * h_out);
+            let out_width = t.like.output_width();
+            let u = to_u32;
+            let proj = cfg.proj_size > 0;
+            for (what, len) in [
+                ("the gate gradients", rows * g4),
+                (
+                    "the projection gradient cache",
+                    if proj { rows * d * h_out } else { 0 },
+                ),
+            ] {
+                check_size(&limits, what, len)?;
+            }
+
+            // Loss: gradient of the output and the mean, into scalars[0].
+            let values = storage_nan(
+                device,
+                "mse targets",
+                if t.options.loss == Loss::Mse {
+                    rows * out_width
+                } else {
+                    1
+                },
+            );
+            let classes = storage_init(device, "class targets", &vec![0u32; rows]);
+            let d_output = storage_nan(device, "d output", rows * out_width);
+            let terms = storage_nan(device, "loss terms", rows * out_width);
+            let output = fwd.output();
+            let (kernel, n, scale) = match t.options.loss {
+                Loss::Mse => (
+                    Kernel::MseGrad,
+                    rows * out_width,
+                    1.0 / (rows * out_width) as f32,
+                ),
+                Loss::CrossEntropy => (Kernel::CrossEntropyGrad, rows, 1.0 / rows as f32),
+            };
+            let group = plan.group(
+                kernel,
+                "loss",
+                &[output, &values, &classes, &d_output, &terms],
+            );
+            plan.dispatch(
+                layers - 1,
+                group,
+                &LossParams {
+                    n: u("loss items", n)?,
+                    width: u("output width", out_width)?,
+                    scale,
+                    _pad: 0,
+                },
+                elementwise_groups(n)?,
+            )?;
+            let group = plan.group(Kernel::ReduceSum, "loss sum", &[&terms, &t.scalars]);
+            plan.dispatch(
+                layers - 1,
+                group,
+                &ReduceParams {
+                    n: u("loss items", n)?,
+                    out_index: 0,
+                    square: 0,
+                    scale,
+                },
+                [1, 1, 1],
+            )?;
+
+            let ones = storage_init(device, "ones", &[1.0f32]);
+            let gemm = |plan: &mut PlanBuilder<'_>,
+                        layer: usize,
+                        label: &str,
+                        a: &wgpu::Buffer,
+                        b: &wgpu::Buffer,
+                        c: &wgpu::Buffer,
+                        p: GemmParams|
+             -> Result<()> {
+                let group = plan.group(Kernel::Gemm, label, &[a, b, &ones, c]);
+                plan.dispatch(layer, group, &p, gemm_groups(p.m as usize, p.n as usize)?)?;
+                Ok(())
+            };
+            // Σ over rows of a [rows, n] matrix: ones[1, rows] · m.
+            let column_sums = |n: usize,
+                               src_offset: usize,
+                               src_stride: usize,
+                               dst_offset: usize|
+             -> Result<GemmParams> {
+                Ok(GemmParams {
+                    m: 1,
+                    n: u("columns", n)?,
+                    k: u("rows", rows)?,
+                    a_group_rows: 1,
+                    b_offset: u("offset", src_offset)?,
+                    b_k_stride: u("stride", src_stride)?,
+                    b_n_stride: 1,
+                    c_offset: u("offset", dst_offset)?,
+                    c_row_stride: u("columns", n)?,
+                    ..Default::default()
+                })
+            };
+
+            // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
+            let mut dy = d_output.clone();
+            if let (Some(_), Some(w_at)) = (&model.head, t.layout.head_weight) {
+                let last_y = &fwd.y[layers - 1];
+                let o = out_width;
+                gemm(
+                    plan,
+                    layers - 1,
+                    "head dW",
+                    &d_output,
+                    last_y,
+                    &t.grads,
+                    GemmParams {
+                        m: u("O", o)?,
+                        n: u("W", width)?,
+                        k: u("rows", rows)?,
+                        a_group_rows: u("O", o)?,
+                        a_row_stride: 1,
+                        a_k_stride: u("O", o)?,
+                        b_k_stride: u("W", width)?,
+                        b_n_stride: 1,
+                        c_offset: u("offset", w_at)?,
+                        c_row_stride: u("W", width)?,
+                        ..Default::default()
+                    },
+                )?;
+                if let Some(b_at) = t.layout.head_bias {
+                    gemm(
+                        plan,
+                        layers - 1,
+                        "head db",
+                        &ones,
+                        &d_output,
+                        &t.grads,
+                        column_sums(o, 0, o, b_at)?,
+                    )?;
+                }
+                dy = storage_nan(device, "d lstm output", rows * width);
+                gemm(
+                    plan,
+                    layers - 1,
+                    "head dY",
+                    &d_output,
+                    &t.params,
+                    &dy,
+                    GemmParams {
+                        m: u("rows", rows)?,
+                        n: u("W", width)?,
+                        k: u("O", o)?,
+                        a_group_rows: u("rows", rows)?,
+                        a_row_stride: u("O", o)?,
+                        a_k_stride: 1,
+                        b_offset: u("offset", w_at)?,
+                        b_k_stride: u("W", width)?,
+                        b_n_stride: 1,
+                        c_row_stride: u("W", width)?,
+                        ..Default::default()
+                    },
+                )?;
+            }
+
+            let dgates = storage_nan(device, "gate gradients", rows * g4);
+            let carry = storage_nan(device, "gradient carry", d * batch * (h_out + h));
+            let dh_cache = storage_nan(
+                device,
+                "projection gradient cache",
+                if proj { d * rows * h_out } else { 1 },
+            );
+            let dx = storage_nan(device, "dx", rows * cfg.input_size);
+            let dh0 = storage_nan(device, "dh0", layers * d * batch * h_out);
+            let dc0 = storage_nan(device, "dc0", layers * d * batch * h);
+            let back_groups = |units: usize| -> Result<[u32; 3]> {
+                Ok([
+                    u("units", units)?.div_ceil(WORKGROUP_SIZE),
+                    u("batch", batch)?.div_ceil(STEP_BATCH_TILE),
+                    d as u32,
+                ])
+            };
+            for layer in (0..layers).rev() {
+                let offsets = &t.layout.layers[layer];
+                let in_size = cfg.layer_input_size(layer);
+                let input = if layer == 0 {
+                    &fwd.x
+                } else {
+                    &fwd.y[layer - 1]
+                };
+                let d_input = if layer == 0 {
+                    dx.clone()
+                } else {
+                    storage_nan(
+                        device,
+                        &format!("d layer output {}", layer - 1),
+                        rows * in_size,
+                    )
+                };
+                plan.clear(&carry);
+                let buffers = [
+                    &t.params,
+                    &dgates,
+                    &dy,
+                    &carry,
+                    &fwd.gates[layer],
+                    &fwd.c_state[layer],
+                    &dh_cache,
+                    &fwd.lengths,
+                ];
+                let step_group = plan.group(
+                    Kernel::LstmBackwardStep,
+                    &format!("lstm_backward_step l{layer}"),
+                    &buffers,
+                );
+                let dh_group = plan.group(
+                    Kernel::LstmBackwardDh,
+                    &format!("lstm_backward_dh l{layer}"),
+                    &buffers,
+                );
+                let params =
+                    |next_step: usize, has_current: bool, has_next: bool| -> Result<BackParams> {
+                        Ok(BackParams {
+                            seq_len: u("seq_len", seq_len)?,
+                            batch: u("batch", batch)?,
+                            hidden: u("H", h)?,
+                            hidden_out: u("H_out", h_out)?,
+                            dirs: d as u32,
+                            next_step: u("step", next_step)?,
+                            has_current: has_current as u32,
+                            has_next: has_next as u32,
+                            w_hh_offset: u("offset", offsets.w_hh)?,
+                            w_hr_offset: u("offset", offsets.w_hr.unwrap_or(0))?,
+                            carry_c_offset: u("offset", d * batch * h_out)?,
+                            proj: proj as u32,
+                        })
+                    };
+                for s in (0..seq_len).rev() {
+                    let p = params(s + 1, true, s + 1 < seq_len)?;
+                    if proj {
+                        plan.dispatch(layer, dh_group, &p, back_groups(h_out)?)?;
+                    }
+                    plan.dispatch(layer, step_group, &p, back_groups(h)?)?;
+                }
+                plan.dispatch(
+                    layer,
+                    dh_group,
+                    &params(0, false, true)?,
+                    back_groups(h_out)?,
+                )?;
+                let (h_bytes, c_bytes) =
+                    ((d * batch * h_out * 4) as u64, (d * batch * h * 4) as u64);
+                plan.copy(&carry, 0, &dh0, layer as u64 * h_bytes, h_bytes);
+                plan.copy(&carry, h_bytes, &dc0, layer as u64 * c_bytes, c_bytes);
+
+                // Weight gradients over all timesteps at once.
+                gemm(
+                    plan,
+                    layer,
+                    "dW_ih",
+                    &dgates,
+                    input,
+                    &t.grads,
+                    GemmParams {
+                        m: u("D*4H", g4)?,
+                        n: u("in", in_size)?,
+                        k: u("rows", rows)?,
+                        a_group_rows: u("D*4H", g4)?,
+                        a_row_stride: 1,
+                        a_k_stride: u("D*4H", g4)?,
+                        b_k_stride: u("in", in_size)?,
+                        b_n_stride: 1,
+                        c_offset: u("offset", offsets.w_ih)?,
+                        c_row_stride: u("in", in_size)?,
+                        ..Default::default()
+                    },
+                )?;
+                for bias in [offsets.b_ih, offsets.b_hh].into_iter().flatten() {
+                    gemm(
+                        plan,
+                        layer,
+                        "db",
+                        &ones,
+                        &dgates,
+                        &t.grads,
+                        column_sums(g4, 0, g4, bias)?,
+                    )?;
+                }
+                for dir in 0..d {
+                    gemm(
+                        plan,
+                        layer,
+                        "dW_hh",
+                        &dgates,
+                        &fwd.h_state[layer],
+                        &t.grads,
+                        GemmParams {
+                            m: u("4H", 4 * h)?,
+                            n: u("H_out", h_out)?,
+                            k: u("rows", rows)?,
+                            a_offset: u("offset", dir * 4 * h)?,
+                            a_group_rows: u("4H", 4 * h)?,
+                            a_row_stride: 1,
+                            a_k_stride: u("D*4H", g4)?,
+                            b_offset: u("offset", dir * (seq_len + 2) * batch * h_out)?,
+                            b_k_stride: u("H_out", h_out)?,
+                            b_n_stride: 1,
+                            c_offset: u("offset", offsets.w_hh + dir * 4 * h * h_out)?,
+                            c_row_stride: u("H_out", h_out)?,
+                            ..Default::default()
+                        },
+                    )?;
+                    if let Some(w_hr) = offsets.w_hr {
+                        gemm(
+                            plan,
+                            layer,
+                            "dW_hr",
+                            &dh_cache,
+                            &fwd.h_full[layer],
+                            &t.grads,
+                            GemmParams {
+                                m: u("P", h_out)?,
+                                n: u("H", h)?,
+                                k: u("rows", rows)?,
+                                a_offset: u("offset", dir * rows * h_out)?,
+                                a_group_rows: u("P", h_out)?,
+                                a_row_stride: 1,
+                                a_k_stride: u("P", h_out)?,
+                                b_offset: u("offset", dir * rows * h)?,
+                                b_k_stride: u("H", h)?,
+                                b_n_stride: 1,
+                                c_offset: u("offset", w_hr + dir * h_out * h)?,
+                                c_row_stride: u("H", h)?,
+                                ..Default::default()
+                            },
+                        )?;
+                    }
+                }
+                // The layer input's gradient: dgates · W_ih.
+                gemm(
+                    plan,
+                    layer,
+                    "d input",
+                    &dgates,
+                    &t.params,
+                    &d_input,
+                    GemmParams {
+                        m: u("rows", rows)?,
+                        n: u("in", in_size)?,
+                        k: u("D*4H", g4)?,
+                        a_group_rows: u("rows", rows)?,
+                        a_row_stride: u("D*4H", g4)?,
+                        a_k_stride: 1,
+                        b_offset: u("offset", offsets.w_ih)?,
+                        b_k_stride: u("in", in_size)?,
+                        b_n_stride: 1,
+                        c_row_stride: u("in", in_size)?,
+                        ..Default::default()
+                    },
+                )?;
+                dy = d_input;
+            }
+            let placeholder = Plan::default();
+            Ok(TrainWorkspace {
+                dims,
+                fwd: ForwardBuffers {
+                    ..clone_forward(fwd)
+                },
+                values,
+                classes,
+                dx,
+                dh0,
+                dc0,
+                grad_plan: placeholder.clone(),
+                update_plan: placeholder,
+            })
+        }
+    }
+
+    fn clone_forward(f: &ForwardBuffers) -> ForwardBuffers {
+        ForwardBuffers {
+            x: f.x.clone(),
+            pre: f.pre.clone(),
+            y: f.y.clone(),
+            h_state: f.h_state.clone(),
+            c_state: f.c_state.clone(),
+            h_full: f.h_full.clone(),
+            gates: f.gates.clone(),
+            h0: f.h0.clone(),
+            c0: f.c0.clone(),
+            h_n: f.h_n.clone(),
+            c_n: f.c_n.clone(),
+            lengths: f.lengths.clone(),
+            head_out: f.head_out.clone(),
+            lens: f.lens,
+        }
+    }
+}
+
+mod relayout {
+    //! Flat parameters -> the forward kernels' layouts (see gpu/layout.rs for the host twin).
+
+    use super::*;
+
+    pub(super) fn record(
+        plan: &mut PlanBuilder<'_>,
+        model: &GpuLstm,
+        layout: &ParamLayout,
+        params: &wgpu::Buffer,
+    ) -> Result<()> {
+        let cfg = model.config();
+        let (d, h, h_out) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
+        let g4 = d * 4 * h;
+        let u = to_u32;
+        let mut permute = |dst: &wgpu::Buffer,
+                           label: &str,
+                           src_offset: usize,
+                           dims: [usize; 4],
+                           strides: [usize; 4],
+                           add_offset: Option<usize>|
+         -> Result<()> {
+            let count: usize = dims.iter().product();
+            let group = plan.group(Kernel::Permute, label, &[params, dst]);
+            let p = PermuteParams {
+                count: u("count", count)?,
+                src_offset: u("offset", src_offset)?,
+                dst_offset: 0,
+                has_add: add_offset.is_some() as u32,
+                dims: [
+                    u("dim", dims[0])?,
+                    u("dim", dims[1])?,
+                    u("dim", dims[2])?,
+                    u("dim", dims[3])?,
+                ],
+                strides: [
+                    u("stride", strides[0])?,
+                    u("stride", strides[1])?,
+                    u("stride", strides[2])?,
+                    u("stride", strides[3])?,
+                ],
+                add_offset: u("offset", add_offset.unwrap_or(0))?,
+                _pad: [0; 3],
+            };
+            plan.dispatch(0, group, &p, elementwise_groups(count)?)?;
+            Ok(())
+        };
+        for (layer, buffers) in model.layers.iter().enumerate() {
+            let o = &layout.layers[layer];
+            let in_size = cfg.layer_input_size(layer);
+            // W_ihᵀ [in, D*4H] from [D*4H, in]
+            permute(
+                &buffers.w_ih_t,
+                "relayout w_ih",
+                o.w_ih,
+                [1, 1, in_size, g4],
+                [0, 0, 1, in_size],
+                None,
+            )?;
+            // b_ih + b_hh
+            if let (Some(bi), Some(bh)) = (o.b_ih, o.b_hh) {
+                permute(
+                    &buffers.bias,
+                    "relayout bias",
+                    bi,
+                    [1, 1, 1, g4],
+                    [0, 0, 0, 1],
+                    Some(bh - bi),
+                )?;
+            }
+            // W_hh [D, H_out, H, 4] from [D, 4, H, H_out]
+            permute(
+                &buffers.w_hh,
+                "relayout w_hh",
+                o.w_hh,
+                [d, h_out, h, 4],
+                [4 * h * h_out, 1, h_out, h * h_out],
+                None,
+            )?;
+            // W_hrᵀ [D, H, P] from [D, P, H]
+            if let Some(w_hr) = o.w_hr {
+                permute(
+                    &buffers.w_hr_t,
+                    "relayout w_hr",
+                    w_hr,
+                    [1, d, h, h_out],
+                    [0, h_out * h, 1, h],
+                    None,
+                )?;
+            }
+        }
+        if let (Some(head), Some(w)) = (&model.head, layout.head_weight) {
+            let (o, width) = (head.out_features, d * h_out);
+            permute(
+                &head.weight_t,
+                "relayout head weight",
+                w,
+                [1, 1, width, o],
+                [0, 0, 1, width],
+                None,
+            )?;
+            if let (Some(bias), Some(b)) = (&head.bias, layout.head_bias) {
+                permute(
+                    bias,
+                    "relayout head bias",
+                    b,
+                    [1, 1, 1, o],
+                    [0, 0, 0, 1],
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

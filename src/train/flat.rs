@@ -1,0 +1,154 @@
+//! The flat parameter vector that training updates (on both paths), and where each
+//! parameter lives in it. Per layer: W_ih of every direction (`[D*4H, in]`), then W_hh
+//! (`[D*4H, H_out]`), b_ih (`[D*4H]`), b_hh, W_hr (`[D*P, H]`); then head.weight, head.bias.
+//! Each tensor is in PyTorch's layout, directions stacked along the first axis.
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use crate::weights::{LstmWeights, ParamKind};
+
+/// Offsets (in f32 elements) of one layer's parameters; each spans every direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerOffsets {
+    pub w_ih: usize,
+    pub w_hh: usize,
+    pub b_ih: Option<usize>,
+    pub b_hh: Option<usize>,
+    pub w_hr: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamLayout {
+    pub layers: Vec<LayerOffsets>,
+    pub head_weight: Option<usize>,
+    pub head_bias: Option<usize>,
+    pub total: usize,
+}
+
+impl ParamLayout {
+    pub fn new(weights: &LstmWeights) -> Self {
+        let cfg = weights.config();
+        let d = cfg.num_directions();
+        let mut total = 0;
+        let mut take = |len: usize| {
+            let at = total;
+            total += len;
+            at
+        };
+        let mut layers = Vec::new();
+        for layer in 0..cfg.num_layers {
+            let len = |kind| {
+                weights
+                    .layer(layer, 0)
+                    .get(kind)
+                    .map(|t| d * t.data().len())
+            };
+            let w_ih = take(len(ParamKind::WeightIh).unwrap_or(0));
+            let w_hh = take(len(ParamKind::WeightHh).unwrap_or(0));
+            let b_ih = len(ParamKind::BiasIh).map(&mut take);
+            let b_hh = len(ParamKind::BiasHh).map(&mut take);
+            let w_hr = len(ParamKind::WeightHr).map(&mut take);
+            layers.push(LayerOffsets {
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                w_hr,
+            });
+        }
+        let head_weight = weights.head().map(|h| take(h.weight.data().len()));
+        let head_bias = weights
+            .head()
+            .and_then(|h| h.bias.as_ref())
+            .map(|b| take(b.data().len()));
+        Self {
+            layers,
+            head_weight,
+            head_bias,
+            total,
+        }
+    }
+
+    fn offset(&self, kind: ParamKind, layer: usize) -> Option<usize> {
+        let l = &self.layers[layer];
+        match kind {
+            ParamKind::WeightIh => Some(l.w_ih),
+            ParamKind::WeightHh => Some(l.w_hh),
+            ParamKind::BiasIh => l.b_ih,
+            ParamKind::BiasHh => l.b_hh,
+            ParamKind::WeightHr => l.w_hr,
+        }
+    }
+
+    /// Every tensor of `weights` in this layout.
+    pub fn flatten(&self, weights: &LstmWeights) -> Vec<f32> {
+        let mut flat = vec![0.0; self.total];
+        self.visit(weights, |at, t| {
+            flat[at..at + t.data().len()].copy_from_slice(t.data())
+        });
+        flat
+    }
+
+    /// A copy of `like` with every tensor read from `flat`.
+    pub fn unflatten(&self, flat: &[f32], like: &LstmWeights) -> Result<LstmWeights> {
+        if flat.len() != self.total {
+            return Err(Error::Input(format!(
+                "flat parameters have {} elements, the layout {}",
+                flat.len(),
+                self.total
+            )));
+        }
+        let mut out = like.clone();
+        let cfg = like.config().clone();
+        for layer in 0..cfg.num_layers {
+            for dir in 0..cfg.num_directions() {
+                for kind in ParamKind::ALL {
+                    let Some(base) = self.offset(kind, layer) else {
+                        continue;
+                    };
+                    if let Some(t) = out.layer_mut(layer, dir).get_mut(kind) {
+                        let at = base + dir * t.data().len();
+                        *t = Tensor::new(
+                            t.shape().to_vec(),
+                            flat[at..at + t.data().len()].to_vec(),
+                        )?;
+                    }
+                }
+            }
+        }
+        if let Some(head) = out.head_mut() {
+            if let Some(at) = self.head_weight {
+                let n = head.weight.data().len();
+                head.weight = Tensor::new(head.weight.shape().to_vec(), flat[at..at + n].to_vec())?;
+            }
+            if let (Some(at), Some(bias)) = (self.head_bias, head.bias.as_mut()) {
+                let n = bias.data().len();
+                *bias = Tensor::new(bias.shape().to_vec(), flat[at..at + n].to_vec())?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `f(offset, tensor)` for every tensor of `weights`.
+    fn visit(&self, weights: &LstmWeights, mut f: impl FnMut(usize, &Tensor)) {
+        let cfg = weights.config();
+        for layer in 0..cfg.num_layers {
+            for dir in 0..cfg.num_directions() {
+                for kind in ParamKind::ALL {
+                    if let (Some(base), Some(t)) = (
+                        self.offset(kind, layer),
+                        weights.layer(layer, dir).get(kind),
+                    ) {
+                        f(base + dir * t.data().len(), t);
+                    }
+                }
+            }
+        }
+        if let (Some(head), Some(at)) = (weights.head(), self.head_weight) {
+            f(at, &head.weight);
+            if let (Some(bias), Some(at)) = (&head.bias, self.head_bias) {
+                f(at, bias);
+            }
+        }
+    }
+}

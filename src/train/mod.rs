@@ -1,0 +1,122 @@
+//! Training: a model, a loss and an optimizer, stepped on batches, on either path.
+//!
+//! ```no_run
+//! use lstm_wgpu::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
+//! use lstm_wgpu::{loss::{Loss, Target}, Linear, LstmConfig, LstmWeights, Tensor};
+//! # fn main() -> lstm_wgpu::Result<()> {
+//! let config = LstmConfig::new(1, 16);
+//! let weights = LstmWeights::init(&config, 0)?.with_head(Linear::init(16, 1, 1)?)?;
+//! let options = TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::Adam, 1e-2));
+//! let mut trainer = CpuTrainer::new(&weights, options)?; // or gpu::GpuTrainer::new(&ctx, ...)
+//! let x = Tensor::full([20, 8, 1], 0.5f32);              // [T, B, I]
+//! let y = Target::Values(Tensor::full([20, 8, 1], 0.1)); // [T, B, O]
+//! let loss = trainer.step(&x, &y)?;                       // loss before the update
+//! let trained = trainer.weights()?;
+//! # Ok(()) }
+//! ```
+
+pub mod flat;
+pub mod optim;
+
+pub use flat::ParamLayout;
+pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
+
+use crate::cpu::{CpuLstm, Gradients};
+use crate::error::{Error, Result};
+use crate::loss::{Loss, Target};
+use crate::shape::Inputs;
+use crate::tensor::Tensor;
+use crate::weights::LstmWeights;
+
+/// What to minimise and how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainOptions {
+    pub loss: Loss,
+    pub optimizer: OptimizerConfig,
+    /// Clip the total gradient norm to this before each update (`clip_grad_norm_`).
+    pub clip_norm: Option<f32>,
+}
+
+impl TrainOptions {
+    pub fn new(loss: Loss, optimizer: OptimizerConfig) -> Self {
+        Self {
+            loss,
+            optimizer,
+            clip_norm: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        if let Some(c) = self.clip_norm {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(Error::Config(format!("clip norm must be > 0, got {c}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A model being trained.
+pub trait Trainer {
+    /// One step on a batch: forward, loss, backward, (clip,) update. `x` is `[T, B, I]`
+    /// (`[B, T, I]` when the model is `batch_first`); the target fits the model output
+    /// (see [`Target`]). Returns the loss before the update.
+    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32>;
+
+    /// The current weights (PyTorch layout).
+    fn weights(&self) -> Result<LstmWeights>;
+}
+
+/// Training on the CPU path (f32 throughout, as the GPU and PyTorch).
+pub struct CpuTrainer {
+    like: LstmWeights,
+    layout: ParamLayout,
+    params: Vec<f32>,
+    state: OptimizerState,
+    options: TrainOptions,
+}
+
+impl CpuTrainer {
+    pub fn new(weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
+        options.validate()?;
+        let layout = ParamLayout::new(weights);
+        Ok(Self {
+            params: layout.flatten(weights),
+            layout,
+            like: weights.clone(),
+            state: OptimizerState::default(),
+            options,
+        })
+    }
+}
+
+/// The parameter gradients in the flat layout.
+pub fn flatten_gradients<T: crate::cpu::Real>(
+    layout: &ParamLayout,
+    like: &LstmWeights,
+    grads: &Gradients<T>,
+) -> Result<Vec<f32>> {
+    Ok(layout.flatten(&grads.to_weights(like)?))
+}
+
+impl Trainer for CpuTrainer {
+    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+        let weights = self.weights()?;
+        let model = CpuLstm::<f32>::new(&weights);
+        let (loss, _, grads) = model.loss_gradients(&Inputs::new(x), self.options.loss, target)?;
+        let flat = flatten_gradients(&self.layout, &weights, &grads)?;
+        optim::step(
+            &self.options.optimizer,
+            &mut self.state,
+            &mut self.params,
+            &flat,
+            self.options.clip_norm,
+        );
+        Ok(loss)
+    }
+
+    fn weights(&self) -> Result<LstmWeights> {
+        self.layout.unflatten(&self.params, &self.like)
+    }
+}
