@@ -54,6 +54,9 @@ pub struct GpuTrainer {
     like: LstmWeights,
     layout: ParamLayout,
     params: wgpu::Buffer,
+    /// the parameters at the start of step k are kept in backups[k % 2]
+    /// (see Trainer::restore_last_good)
+    backups: [wgpu::Buffer; 2],
     grads: wgpu::Buffer,
     moment1: wgpu::Buffer,
     moment2: wgpu::Buffer,
@@ -61,7 +64,8 @@ pub struct GpuTrainer {
     scalars: wgpu::Buffer,
     options: TrainOptions,
     step: u64,
-    workspace: Option<TrainWorkspace>,
+    /// the workspaces of the last shapes used (a last, smaller minibatch has its own)
+    workspaces: Vec<TrainWorkspace>,
 }
 
 impl GpuTrainer {
@@ -74,6 +78,7 @@ impl GpuTrainer {
         let zeros = vec![0.0f32; layout.total];
         Ok(Self {
             params: storage_init(device, "flat parameters", &layout.flatten(weights)),
+            backups: [0, 1].map(|i| storage_init(device, &format!("parameter backup {i}"), &zeros)),
             grads: storage_init(device, "flat gradients", &zeros),
             moment1: storage_init(device, "optimizer moment 1", &zeros),
             moment2: storage_init(device, "optimizer moment 2", &zeros),
@@ -83,7 +88,7 @@ impl GpuTrainer {
             layout,
             options,
             step: 0,
-            workspace: None,
+            workspaces: Vec::new(),
         })
     }
 
@@ -92,8 +97,8 @@ impl GpuTrainer {
     pub fn gradients(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<GpuGradients> {
         let batched = Batched::new(self.model.config(), inputs)?;
         let dims = batched.dims;
-        self.write_batch(&batched, target)?;
-        let ws = self.workspace.as_ref().ok_or_else(missing_workspace)?;
+        let index = self.write_batch(&batched, target)?;
+        let ws = &self.workspaces[index];
         let ctx = self.model.context();
         let device = ctx.device();
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -147,7 +152,8 @@ impl GpuTrainer {
     }
 
     /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
-    fn write_batch(&mut self, batched: &Batched<'_, f32>, target: &Target) -> Result<()> {
+    /// Returns the index of the workspace in `self.workspaces`.
+    fn write_batch(&mut self, batched: &Batched<'_, f32>, target: &Target) -> Result<usize> {
         let cfg = self.model.config().clone();
         let Dims { seq_len, batch } = batched.dims;
         let width = self.like.output_width();
@@ -170,15 +176,18 @@ impl GpuTrainer {
             _ => target,
         };
         check_target(self.options.loss, &out_shape, target)?;
-        if self
-            .workspace
-            .as_ref()
-            .is_none_or(|ws| ws.dims != batched.dims)
-        {
-            self.workspace = None;
-            self.workspace = Some(self.build_workspace(batched.dims)?);
-        }
-        let ws = self.workspace.as_ref().ok_or_else(missing_workspace)?;
+        let index = match self.workspaces.iter().position(|ws| ws.dims == batched.dims) {
+            Some(i) => i,
+            None => {
+                if self.workspaces.len() == 2 {
+                    self.workspaces.remove(0); // free the older shape first
+                }
+                let ws = self.build_workspace(batched.dims)?;
+                self.workspaces.push(ws);
+                self.workspaces.len() - 1
+            }
+        };
+        let ws = &self.workspaces[index];
         let queue = self.model.context().queue();
         let time_major = |data: &[f32], rest: usize| {
             if cfg.batch_first {
@@ -225,7 +234,7 @@ impl GpuTrainer {
                 queue.write_buffer(&ws.classes, 0, bytemuck::cast_slice(&classes));
             }
         }
-        Ok(())
+        Ok(index)
     }
 
     fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
@@ -314,9 +323,6 @@ impl GpuTrainer {
     }
 }
 
-fn missing_workspace() -> Error {
-    Error::Input("internal: no training workspace".into())
-}
 
 /// A 2-D grid of WORKGROUP_SIZE-wide groups covering `n` items (see loss.wgsl).
 pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
@@ -340,24 +346,47 @@ fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder, during: &'static str)
 impl Trainer for GpuTrainer {
     fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
         let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
-        self.write_batch(&batched, target)?;
-        self.step += 1;
-        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(self.step);
+        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(self.step + 1);
+        let index = self.write_batch(&batched, target)?;
+        let ws = &self.workspaces[index];
         let ctx = self.model.context();
         ctx.queue()
             .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
-        let ws = self.workspace.as_ref().ok_or_else(missing_workspace)?;
         let device = ctx.device();
         let loss_stage = staging(device, "loss readback", 1);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("training step"),
         });
+        let bytes = (self.layout.total * 4) as u64;
+        let backup = &self.backups[((self.step + 1) % 2) as usize];
+        encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
         ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
         ws.update_plan.encode(ctx.pipelines(), &mut encoder);
         encoder.copy_buffer_to_buffer(&self.scalars, 0, &loss_stage, 0, 4);
         submit(ctx, encoder, "training step")?;
         let loss = read_f32(device, &[(&loss_stage, 1)])?;
+        self.step += 1;
         Ok(loss[0][0])
+    }
+
+    fn restore_last_good(&mut self) -> Result<()> {
+        // after step k: backups[(k - 1) % 2] holds the start of step k - 1; for k = 1,
+        // backups[1] holds the initial weights
+        let source = match self.step {
+            0 => return Ok(()), // nothing to undo
+            1 => &self.backups[1],
+            k => &self.backups[((k - 1) % 2) as usize],
+        };
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rollback") });
+        let bytes = (self.layout.total * 4) as u64;
+        encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
+        // the forward kernels' layouts follow the restored parameters
+        let mut plan = PlanBuilder::new(ctx);
+        relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
+        plan.finish()?.encode(ctx.pipelines(), &mut encoder);
+        submit(ctx, encoder, "rollback")
     }
 
     fn weights(&self) -> Result<LstmWeights> {

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod data;
 pub mod flat;
 pub mod optim;
 
@@ -66,6 +67,11 @@ pub trait Trainer {
 
     /// The current weights (PyTorch layout).
     fn weights(&self) -> Result<LstmWeights>;
+
+    /// After step k returned a non-finite loss (its weights give NaN/Inf): puts back the
+    /// weights step k - 1 was computed on, the last ones known to give a finite loss (the
+    /// initial weights when k is 1). The optimizer state is not rewound: stop training here.
+    fn restore_last_good(&mut self) -> Result<()>;
 }
 
 /// Training on the CPU path (f32 throughout, as the GPU and PyTorch).
@@ -73,6 +79,8 @@ pub struct CpuTrainer {
     like: LstmWeights,
     layout: ParamLayout,
     params: Vec<f32>,
+    /// the parameters at the start of the last two steps, oldest first
+    history: Vec<Vec<f32>>,
     state: OptimizerState,
     options: TrainOptions,
 }
@@ -82,6 +90,7 @@ impl CpuTrainer {
         options.validate()?;
         let layout = ParamLayout::new(weights);
         Ok(Self {
+            history: Vec::new(),
             params: layout.flatten(weights),
             layout,
             like: weights.clone(),
@@ -106,6 +115,10 @@ impl Trainer for CpuTrainer {
         let model = CpuLstm::<f32>::new(&weights);
         let (loss, _, grads) = model.loss_gradients(&Inputs::new(x), self.options.loss, target)?;
         let flat = flatten_gradients(&self.layout, &weights, &grads)?;
+        if self.history.len() == 2 {
+            self.history.remove(0);
+        }
+        self.history.push(self.params.clone());
         optim::step(
             &self.options.optimizer,
             &mut self.state,
@@ -118,5 +131,12 @@ impl Trainer for CpuTrainer {
 
     fn weights(&self) -> Result<LstmWeights> {
         self.layout.unflatten(&self.params, &self.like)
+    }
+
+    fn restore_last_good(&mut self) -> Result<()> {
+        if let Some(good) = self.history.first() {
+            self.params.clone_from(good);
+        }
+        Ok(())
     }
 }

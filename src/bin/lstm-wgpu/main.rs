@@ -6,8 +6,10 @@ mod check;
 mod demo;
 mod info;
 mod init;
+mod plot;
 mod progress;
 mod run;
+mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -34,6 +36,8 @@ enum Command {
     Check(check::Args),
     /// Time forward inference on the GPU and/or the CPU
     Bench(bench::Args),
+    /// Train a model on .npy data (BPTT, on the GPU or the CPU)
+    Train(train::Args),
     /// Initialise a model, run it on both paths, show they agree, benchmark it
     Demo,
 }
@@ -50,13 +54,23 @@ fn main() {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal failure: {info}");
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // one line: the message and its hints, without the "try --help" footer
+            let text = e.to_string().replace("For more information, try '--help'.", "");
+            eprintln!("{} (see --help)", one_line(&text));
+            std::process::exit(2);
+        }
+    };
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Init(args) => init::main(args),
         Command::Info => info::main(),
         Command::Check(args) => check::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Train(args) => train::main(args),
         Command::Demo => demo::main(),
     };
     if let Err(e) = result {

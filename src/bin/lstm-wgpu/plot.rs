@@ -1,0 +1,52 @@
+//! The loss curve as a PNG (plotters), encoded in memory so the file is written atomically.
+
+use lstm_wgpu::{Error, Result};
+use plotters::prelude::*;
+
+fn plot_err(e: impl std::fmt::Display) -> Error {
+    Error::Input(format!("drawing the loss plot failed: {e}"))
+}
+
+/// PNG bytes of `losses` (one per step) on a log-scaled y axis.
+pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
+    let (w, h) = (800u32, 500u32);
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let finite: Vec<f32> = losses.iter().copied().filter(|l| l.is_finite() && *l > 0.0).collect();
+        let (lo, hi) = finite.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+        let (lo, hi) = if finite.is_empty() { (1e-3, 1.0) } else { (lo * 0.8, hi * 1.25) };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(1usize..losses.len().max(2), (lo..hi).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss")
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                losses.iter().enumerate().filter(|(_, l)| l.is_finite() && **l > 0.0).map(|(i, &l)| (i + 1, l)),
+                &BLUE,
+            ))
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    let mut png_bytes = Vec::new();
+    {
+        let err = |e: png::EncodingError| Error::Input(format!("encoding the loss plot failed: {e}"));
+        let mut encoder = png::Encoder::new(&mut png_bytes, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(err)?;
+        writer.write_image_data(&rgb).map_err(err)?;
+        writer.finish().map_err(err)?;
+    }
+    Ok(png_bytes)
+}

@@ -1,0 +1,232 @@
+//! `lstm-wgpu train`: train a safetensors model on .npy data, on the GPU or the CPU.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use lstm_wgpu::gpu::{GpuContext, GpuTrainer};
+use lstm_wgpu::io::atomic::write_all_atomic;
+use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::loss::{Loss, Target};
+use lstm_wgpu::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
+use lstm_wgpu::{Error, Result, Tensor};
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+
+use crate::Device;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    Mse,
+    CrossEntropy,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Initial weights (nn.LSTM state dict, optional head.*), safetensors
+    #[arg(long)]
+    weights: PathBuf,
+    /// Inputs [T, B, I], float .npy
+    #[arg(long)]
+    input: PathBuf,
+    /// Targets: [T, B, O] float (mse) or [T, B] int64 classes (cross-entropy), .npy
+    #[arg(long)]
+    target: PathBuf,
+    /// Where to write the trained weights (same keys as --weights)
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimizer steps (default 100 unless --epochs)
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<usize>,
+    /// Passes over the batch axis
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Minibatch size along B, shuffled from --seed (default: the whole batch, in order)
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    lr: f32,
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
+    /// SGD momentum
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    momentum: f32,
+    /// Weight decay (default 0, or 0.01 for adamw, as in PyTorch)
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
+    /// Clip the total gradient norm (clip_grad_norm_)
+    #[arg(long, allow_negative_numbers = true)]
+    clip_norm: Option<f32>,
+    #[arg(long, value_enum, default_value = "mse")]
+    loss: LossArg,
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: Device,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write step,loss rows here (CSV)
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Draw the loss curve here (PNG)
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+fn options(args: &Args) -> TrainOptions {
+    let kind = match args.optimizer {
+        OptimizerArg::Sgd => OptimizerKind::Sgd,
+        OptimizerArg::Adam => OptimizerKind::Adam,
+        OptimizerArg::Adamw => OptimizerKind::AdamW,
+    };
+    let mut optimizer = OptimizerConfig::new(kind, args.lr);
+    optimizer.momentum = args.momentum;
+    if let Some(wd) = args.weight_decay {
+        optimizer.weight_decay = wd;
+    }
+    let loss = match args.loss {
+        LossArg::Mse => Loss::Mse,
+        LossArg::CrossEntropy => Loss::CrossEntropy,
+    };
+    TrainOptions {
+        loss,
+        optimizer,
+        clip_norm: args.clip_norm,
+    }
+}
+
+/// Rows `index` of the batch axis (axis 1) of a `[T, B, ...]` array.
+fn gather<T: Copy>(data: &[T], shape: &[usize], index: &[usize]) -> Result<Tensor<T>> {
+    let (t, b) = (shape[0], shape[1]);
+    let rest: usize = shape[2..].iter().product();
+    let mut out = Vec::with_capacity(t * index.len() * rest);
+    for step in 0..t {
+        for &i in index {
+            let at = (step * b + i) * rest;
+            out.extend_from_slice(&data[at..at + rest]);
+        }
+    }
+    let mut new_shape = shape.to_vec();
+    new_shape[1] = index.len();
+    Tensor::new(new_shape, out)
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let options = options(&args);
+    options.validate()?;
+    let weights = safetensors::load(&args.weights)?;
+    let x = npy::read_f32(&args.input)?;
+    if x.shape().len() != 3 {
+        return Err(Error::Input(format!("{}: input must be [T, B, I], got shape {:?}", args.input.display(), x.shape())));
+    }
+    let target = match options.loss {
+        Loss::Mse => Target::Values(npy::read_f32(&args.target)?),
+        Loss::CrossEntropy => Target::Classes(npy::read_i64(&args.target).map_err(|e| {
+            Error::Input(format!("cross-entropy needs int64 class targets [T, B]: {e}"))
+        })?),
+    };
+    let (seq_len, batch) = (x.shape()[0], x.shape()[1]);
+    if target.shape().len() < 2 || target.shape()[..2] != [seq_len, batch] {
+        return Err(Error::Input(format!(
+            "{}: target shape {:?} does not start with the input's [T, B] = [{seq_len}, {batch}]",
+            args.target.display(),
+            target.shape()
+        )));
+    }
+    let batch_size = args.batch_size.unwrap_or(batch);
+    if batch_size == 0 || batch_size > batch {
+        return Err(Error::Input(format!("--batch-size must be in 1..={batch} (the batch axis), got {batch_size}")));
+    }
+    let per_epoch = batch.div_ceil(batch_size);
+    let steps = match (args.steps, args.epochs) {
+        (_, Some(e)) => e * per_epoch,
+        (Some(s), None) => s,
+        (None, None) => 100,
+    };
+
+    let (mut trainer, adapter): (Box<dyn Trainer>, String) = match args.device {
+        Device::Gpu => {
+            let ctx = GpuContext::new()?;
+            let name = ctx.adapter_name();
+            (Box::new(GpuTrainer::new(&ctx, &weights, options)?), name)
+        }
+        Device::Cpu => (Box::new(CpuTrainer::new(&weights, options)?), "CPU f32".into()),
+    };
+
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template("train [{bar:30}] {pos}/{len} loss {msg} ({per_sec}, eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut order: Vec<usize> = (0..batch).collect();
+    let mut losses = Vec::with_capacity(steps);
+    let mut failure = None;
+    let start = Instant::now();
+    for step in 0..steps {
+        let k = step % per_epoch;
+        if k == 0 && args.batch_size.is_some() {
+            order.shuffle(&mut rng);
+        }
+        let index = &order[k * batch_size..((k + 1) * batch_size).min(batch)];
+        let (xb, tb) = if index.len() == batch && args.batch_size.is_none() {
+            (x.clone(), target.clone())
+        } else {
+            let t = match &target {
+                Target::Values(t) => Target::Values(gather(t.data(), t.shape(), index)?),
+                Target::Classes(t) => Target::Classes(gather(t.data(), t.shape(), index)?),
+            };
+            (gather(x.data(), x.shape(), index)?, t)
+        };
+        let loss = trainer.step(&xb, &tb)?;
+        if !loss.is_finite() {
+            trainer.restore_last_good()?;
+            failure = Some(step + 1);
+            break;
+        }
+        losses.push(loss);
+        bar.set_message(format!("{loss:.5}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+
+    let trained = trainer.weights()?;
+    let mut files: Vec<(&Path, Vec<u8>)> = vec![(&args.out, safetensors::encode(&trained)?)];
+    if let Some(path) = &args.log {
+        let mut csv = String::from("step,loss\n");
+        for (i, l) in losses.iter().enumerate() {
+            csv.push_str(&format!("{},{l}\n", i + 1));
+        }
+        files.push((path, csv.into_bytes()));
+    }
+    if let Some(path) = &args.plot {
+        files.push((path, crate::plot::loss_png(&losses, &format!("training loss ({:?}, {})", args.optimizer, adapter))?));
+    }
+    let files: Vec<(&Path, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    write_all_atomic(&files)?;
+
+    if let Some(step) = failure {
+        let kept = if step == 1 {
+            "the initial weights".to_string()
+        } else {
+            format!("the weights of step {}, the last with a finite loss", step - 1)
+        };
+        return Err(Error::Input(format!(
+            "the loss became NaN or infinite at step {step}; {} holds {kept}",
+            args.out.display()
+        )));
+    }
+    let done = losses.len();
+    println!(
+        "trained {done} steps on {adapter}: loss {:.6} -> {:.6}, {:.1} steps/s ({seconds:.2} s)",
+        losses.first().copied().unwrap_or(f32::NAN),
+        losses.last().copied().unwrap_or(f32::NAN),
+        done as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
