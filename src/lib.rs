@@ -43,6 +43,7 @@ pub mod gpu;
 pub mod head;
 pub mod io;
 pub mod loss;
+pub mod plot;
 pub mod shape;
 pub mod tensor;
 pub mod train;

@@ -15,7 +15,10 @@ use lstm_wgpu::train::ParamLayout;
 use lstm_wgpu::Inputs;
 
 fn lstm_wgpu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lstm-wgpu")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_lstm-wgpu"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn s(p: &Path) -> &str {
@@ -24,13 +27,32 @@ fn s(p: &Path) -> &str {
 
 fn ok(args: &[&str]) -> String {
     let out = lstm_wgpu(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A model with a head and a batch for it, written to `dir`.
 fn setup(dir: &Path) {
-    ok(&["init", "--input-size", "3", "--hidden-size", "6", "--num-layers", "2", "--bidirectional", "--head", "2", "--seed", "4", "--out", s(&dir.join("init.safetensors"))]);
+    ok(&[
+        "init",
+        "--input-size",
+        "3",
+        "--hidden-size",
+        "6",
+        "--num-layers",
+        "2",
+        "--bidirectional",
+        "--head",
+        "2",
+        "--seed",
+        "4",
+        "--out",
+        s(&dir.join("init.safetensors")),
+    ]);
     npy::write_f32(&dir.join("x.npy"), &random_tensor(&[5, 8, 3], 1)).unwrap();
     npy::write_f32(&dir.join("y.npy"), &random_tensor(&[5, 8, 2], 2)).unwrap();
 }
@@ -43,7 +65,9 @@ fn one_sgd_step_with_lr_1_subtracts_the_gradient() {
     let init = safetensors::load(&d.join("init.safetensors")).unwrap();
     let x = npy::read_f32(&d.join("x.npy")).unwrap();
     let y = Target::Values(npy::read_f32(&d.join("y.npy")).unwrap());
-    let (_, _, grads) = CpuLstm::<f64>::new(&init).loss_gradients(&Inputs::new(&to_f64(&x)), Loss::Mse, &y).unwrap();
+    let (_, _, grads) = CpuLstm::<f64>::new(&init)
+        .loss_gradients(&Inputs::new(&to_f64(&x)), Loss::Mse, &y)
+        .unwrap();
     let layout = ParamLayout::new(&init);
     let want: Vec<f64> = layout
         .flatten(&init)
@@ -53,10 +77,35 @@ fn one_sgd_step_with_lr_1_subtracts_the_gradient() {
         .collect();
     for device in ["gpu", "cpu"] {
         let out = d.join(format!("one_{device}.safetensors"));
-        ok(&["train", "--weights", s(&d.join("init.safetensors")), "--input", s(&d.join("x.npy")), "--target", s(&d.join("y.npy")),
-             "--out", s(&out), "--steps", "1", "--optimizer", "sgd", "--lr", "1", "--device", device]);
+        ok(&[
+            "train",
+            "--weights",
+            s(&d.join("init.safetensors")),
+            "--input",
+            s(&d.join("x.npy")),
+            "--target",
+            s(&d.join("y.npy")),
+            "--out",
+            s(&out),
+            "--steps",
+            "1",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1",
+            "--device",
+            device,
+        ]);
         let trained = safetensors::load(&out).unwrap();
-        assert_close(&format!("{device}: w - grad"), &layout.flatten(&trained), &want, Tolerance { abs: 2e-5, rel: 1e-4 });
+        assert_close(
+            &format!("{device}: w - grad"),
+            &layout.flatten(&trained),
+            &want,
+            Tolerance {
+                abs: 2e-5,
+                rel: 1e-4,
+            },
+        );
     }
 }
 
@@ -69,9 +118,33 @@ fn minibatches_logs_and_plots() {
         let out = d.join(format!("{name}.safetensors"));
         let log = d.join(format!("{name}.csv"));
         let plot = d.join(format!("{name}.png"));
-        let stdout = ok(&["train", "--weights", s(&d.join("init.safetensors")), "--input", s(&d.join("x.npy")), "--target", s(&d.join("y.npy")),
-             "--out", s(&out), "--epochs", "2", "--batch-size", "3", "--optimizer", "adamw", "--lr", "0.01", "--clip-norm", "1",
-             "--seed", "7", "--log", s(&log), "--plot", s(&plot)]);
+        let stdout = ok(&[
+            "train",
+            "--weights",
+            s(&d.join("init.safetensors")),
+            "--input",
+            s(&d.join("x.npy")),
+            "--target",
+            s(&d.join("y.npy")),
+            "--out",
+            s(&out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "3",
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "0.01",
+            "--clip-norm",
+            "1",
+            "--seed",
+            "7",
+            "--log",
+            s(&log),
+            "--plot",
+            s(&plot),
+        ]);
         assert!(stdout.contains("trained 6 steps"), "{stdout}"); // 2 epochs of ceil(8 / 3) minibatches
         let csv = std::fs::read_to_string(&log).unwrap();
         assert_eq!(csv.lines().count(), 7, "{csv}");
@@ -86,22 +159,66 @@ fn minibatches_logs_and_plots() {
 fn cross_entropy_training_lowers_the_loss() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&["init", "--input-size", "2", "--hidden-size", "8", "--head", "3", "--out", s(&d.join("w.safetensors"))]);
+    ok(&[
+        "init",
+        "--input-size",
+        "2",
+        "--hidden-size",
+        "8",
+        "--head",
+        "3",
+        "--out",
+        s(&d.join("w.safetensors")),
+    ]);
     let x = random_tensor(&[6, 4, 2], 3);
     // class = which input feature is larger, plus one when both are positive: learnable
-    let classes: Vec<i64> = x.data().chunks(2).map(|p| (p[0] > p[1]) as i64 + (p[0] > 0.0 && p[1] > 0.0) as i64).collect();
+    let classes: Vec<i64> = x
+        .data()
+        .chunks(2)
+        .map(|p| (p[0] > p[1]) as i64 + (p[0] > 0.0 && p[1] > 0.0) as i64)
+        .collect();
     npy::write_f32(&d.join("x.npy"), &x).unwrap();
     std::fs::write(d.join("c.npy"), common_npy_i64(&[6, 4], &classes)).unwrap();
     let log = d.join("ce.csv");
-    ok(&["train", "--weights", s(&d.join("w.safetensors")), "--input", s(&d.join("x.npy")), "--target", s(&d.join("c.npy")),
-         "--loss", "cross-entropy", "--out", s(&d.join("t.safetensors")), "--steps", "60", "--lr", "0.05", "--log", s(&log)]);
-    let losses: Vec<f32> = std::fs::read_to_string(&log).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
-    assert!(losses[59] < 0.7 * losses[0], "{} -> {}", losses[0], losses[59]);
+    ok(&[
+        "train",
+        "--weights",
+        s(&d.join("w.safetensors")),
+        "--input",
+        s(&d.join("x.npy")),
+        "--target",
+        s(&d.join("c.npy")),
+        "--loss",
+        "cross-entropy",
+        "--out",
+        s(&d.join("t.safetensors")),
+        "--steps",
+        "60",
+        "--lr",
+        "0.05",
+        "--log",
+        s(&log),
+    ]);
+    let losses: Vec<f32> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        losses[59] < 0.7 * losses[0],
+        "{} -> {}",
+        losses[0],
+        losses[59]
+    );
 }
 
 fn common_npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({}), }}", dims.join(", "));
+    let mut header = format!(
+        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({}), }}",
+        dims.join(", ")
+    );
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -122,10 +239,22 @@ fn bad_training_input_fails_cleanly() {
     npy::write_f32(&d.join("y_short.npy"), &random_tensor(&[4, 8, 2], 2)).unwrap();
     let out = d.join("out.safetensors");
     let base = |target: &str| -> Vec<String> {
-        ["train", "--weights", s(&d.join("init.safetensors")), "--input", s(&d.join("x.npy")), "--target", target, "--out", s(&out), "--steps", "2"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect()
+        [
+            "train",
+            "--weights",
+            s(&d.join("init.safetensors")),
+            "--input",
+            s(&d.join("x.npy")),
+            "--target",
+            target,
+            "--out",
+            s(&out),
+            "--steps",
+            "2",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
     };
     let y = s(&d.join("y.npy")).to_string();
     let with = |target: &str, extra: &[&str]| -> Vec<String> {
@@ -148,11 +277,22 @@ fn bad_training_input_fails_cleanly() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = lstm_wgpu(&args);
         let stderr = String::from_utf8_lossy(&result.stderr);
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+            .collect();
         assert!(!result.status.success(), "{args:?} should fail");
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-        assert!(lines[0].starts_with("error:") && lines[0].contains(needle), "{args:?}: {:?} should name {needle}", lines[0]);
-        assert_eq!(std::fs::read(&out).unwrap(), b"previous", "{args:?} touched the output");
+        assert!(
+            lines[0].starts_with("error:") && lines[0].contains(needle),
+            "{args:?}: {:?} should name {needle}",
+            lines[0]
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            b"previous",
+            "{args:?} touched the output"
+        );
     }
 }
 
@@ -164,13 +304,37 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_weights() {
     let out = d.join("out.safetensors");
     for device in ["gpu", "cpu"] {
         // lr 1e30: step 1's loss is finite, its update makes step 2's loss overflow
-        let result = lstm_wgpu(&["train", "--weights", s(&d.join("init.safetensors")), "--input", s(&d.join("x.npy")), "--target", s(&d.join("y.npy")),
-            "--out", s(&out), "--steps", "5", "--optimizer", "sgd", "--lr", "1e30", "--device", device]);
+        let result = lstm_wgpu(&[
+            "train",
+            "--weights",
+            s(&d.join("init.safetensors")),
+            "--input",
+            s(&d.join("x.npy")),
+            "--target",
+            s(&d.join("y.npy")),
+            "--out",
+            s(&out),
+            "--steps",
+            "5",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e30",
+            "--device",
+            device,
+        ]);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(!result.status.success());
-        assert!(stderr.contains("at step 2") && stderr.contains("weights of step 1"), "{device}: {stderr}");
+        assert!(
+            stderr.contains("at step 2") && stderr.contains("weights of step 1"),
+            "{device}: {stderr}"
+        );
         // the weights step 2 was computed on gave a non-finite loss; those of step 1 did not:
         // step 1 was computed on the initial weights, so they are what --out holds
-        assert_eq!(safetensors::load(&out).unwrap(), safetensors::load(&d.join("init.safetensors")).unwrap(), "{device}");
+        assert_eq!(
+            safetensors::load(&out).unwrap(),
+            safetensors::load(&d.join("init.safetensors")).unwrap(),
+            "{device}"
+        );
     }
 }

@@ -12,7 +12,10 @@ use lstm_wgpu::{Linear, LstmConfig, LstmWeights};
 
 fn model(seed: u64) -> LstmWeights {
     let config = LstmConfig::new(1, 16);
-    LstmWeights::init(&config, seed).unwrap().with_head(Linear::init(16, 1, seed + 1).unwrap()).unwrap()
+    LstmWeights::init(&config, seed)
+        .unwrap()
+        .with_head(Linear::init(16, 1, seed + 1).unwrap())
+        .unwrap()
 }
 
 /// Noisy sines (noise 0.05): predicting each value by the previous one costs
@@ -27,21 +30,40 @@ fn gpu_training_beats_the_persistence_baseline() {
     let options = TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::Adam, 0.02));
     let mut trainer = GpuTrainer::new(gpu(), &model(0), options).unwrap();
     let target = Target::Values(y.clone());
-    let losses: Vec<f32> = (0..300).map(|_| trainer.step(&x, &target).unwrap()).collect();
+    let losses: Vec<f32> = (0..300)
+        .map(|_| trainer.step(&x, &target).unwrap())
+        .collect();
     let last = losses[losses.len() - 1];
-    assert!(last < 0.5 * baseline, "final loss {last} vs persistence {baseline}; first {}", losses[0]);
+    assert!(
+        last < 0.5 * baseline,
+        "final loss {last} vs persistence {baseline}; first {}",
+        losses[0]
+    );
     // and on fresh sequences from the same process
     let (x2, y2) = noisy_sines(30, 16, 0.05, 4).unwrap();
-    let out = lstm_wgpu::cpu::CpuLstm::<f32>::new(&trainer.weights().unwrap()).forward(&x2, None, None).unwrap();
-    let test = out.output.data().iter().zip(y2.data()).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / y2.data().len() as f32;
-    assert!(test < 0.5 * persistence_mse(&x2, &y2), "held-out loss {test}");
+    let out = lstm_wgpu::cpu::CpuLstm::<f32>::new(&trainer.weights().unwrap())
+        .forward(&x2, None, None)
+        .unwrap();
+    let test = out
+        .output
+        .data()
+        .iter()
+        .zip(y2.data())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f32>()
+        / y2.data().len() as f32;
+    assert!(
+        test < 0.5 * persistence_mse(&x2, &y2),
+        "held-out loss {test}"
+    );
 }
 
 #[test]
 fn training_twice_gives_bitwise_identical_weights() {
     let (x, y) = noisy_sines(12, 4, 0.05, 9).unwrap();
     let target = Target::Values(y);
-    let mut options = TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::AdamW, 0.01));
+    let mut options =
+        TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::AdamW, 0.01));
     options.clip_norm = Some(0.5);
     let bits = |w: &LstmWeights| -> Vec<u32> {
         let flat = lstm_wgpu::train::ParamLayout::new(w).flatten(w);

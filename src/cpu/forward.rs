@@ -199,7 +199,7 @@ impl<T: Real> CpuLstm<T> {
             input = output;
         }
 
-        if let Some(trace) = trace.as_deref_mut() {
+        if let Some(trace) = trace {
             trace.lstm_output = input.clone();
             trace.lengths = inputs.lengths.clone();
             trace.dims = Some(dims);

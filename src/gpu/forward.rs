@@ -17,8 +17,6 @@ use crate::shape::Dims;
 pub(crate) struct ForwardBuffers {
     /// layer-0 input
     pub x: wgpu::Buffer,
-    /// `[T*B, D*4H]`, reused by every layer
-    pub pre: wgpu::Buffer,
     /// each layer's output `[T, B, D*H_out]`
     pub y: Vec<wgpu::Buffer>,
     /// each layer's h states `[D, slots, B, H_out]`
@@ -355,7 +353,6 @@ pub(crate) fn build_forward(
     };
     Ok(ForwardBuffers {
         x,
-        pre,
         y,
         h_state,
         c_state,

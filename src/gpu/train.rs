@@ -165,18 +165,22 @@ impl GpuTrainer {
         let unbatched_target;
         let target = match (target.shape().len(), target) {
             // unbatched: the target has no batch axis either
-            (n, Target::Values(t)) if n == 2 => {
+            (2, Target::Values(t)) => {
                 unbatched_target = Target::Values(t.clone().reshape(out_shape.clone())?);
                 &unbatched_target
             }
-            (n, Target::Classes(t)) if n == 1 => {
+            (1, Target::Classes(t)) => {
                 unbatched_target = Target::Classes(t.clone().reshape(out_shape[..2].to_vec())?);
                 &unbatched_target
             }
             _ => target,
         };
         check_target(self.options.loss, &out_shape, target)?;
-        let index = match self.workspaces.iter().position(|ws| ws.dims == batched.dims) {
+        let index = match self
+            .workspaces
+            .iter()
+            .position(|ws| ws.dims == batched.dims)
+        {
             Some(i) => i,
             None => {
                 if self.workspaces.len() == 2 {
@@ -243,7 +247,7 @@ impl GpuTrainer {
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut plan = PlanBuilder::new(ctx);
         let fwd = build_forward(&mut plan, &self.model, dims, true)?;
-        let mut ws = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
+        let back = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
         let grad_plan = plan.finish()?;
         let mut update = PlanBuilder::new(ctx);
         self.record_update(&mut update)?;
@@ -254,10 +258,17 @@ impl GpuTrainer {
                 source,
             });
         }
-        ws.grad_plan = grad_plan;
-        ws.update_plan = update_plan;
-        ws.fwd = fwd;
-        Ok(ws)
+        Ok(TrainWorkspace {
+            dims,
+            fwd,
+            values: back.values,
+            classes: back.classes,
+            dx: back.dx,
+            dh0: back.dh0,
+            dc0: back.dc0,
+            grad_plan,
+            update_plan,
+        })
     }
 
     /// Clip, optimizer, and the re-layout of the flat parameters for the forward kernels.
@@ -323,7 +334,6 @@ impl GpuTrainer {
     }
 }
 
-
 /// A 2-D grid of WORKGROUP_SIZE-wide groups covering `n` items (see loss.wgsl).
 pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
     let groups = to_u32(
@@ -379,7 +389,9 @@ impl Trainer for GpuTrainer {
         };
         let ctx = self.model.context();
         let device = ctx.device();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rollback") });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("rollback"),
+        });
         let bytes = (self.layout.total * 4) as u64;
         encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
         // the forward kernels' layouts follow the restored parameters
@@ -407,6 +419,14 @@ mod backward {
 
     use super::*;
 
+    pub(super) struct BackwardBuffers {
+        pub values: wgpu::Buffer,
+        pub classes: wgpu::Buffer,
+        pub dx: wgpu::Buffer,
+        pub dh0: wgpu::Buffer,
+        pub dc0: wgpu::Buffer,
+    }
+
     pub(super) struct Backward<'a> {
         t: &'a GpuTrainer,
         dims: Dims,
@@ -418,8 +438,8 @@ mod backward {
             Ok(Self { t, dims, fwd })
         }
 
-        /// Records loss and backward into `plan`; returns the workspace (plans filled later).
-        pub fn record(self, plan: &mut PlanBuilder<'_>) -> Result<TrainWorkspace> {
+        /// Records loss and backward into `plan`; returns the buffers the host reads or writes.
+        pub fn record(self, plan: &mut PlanBuilder<'_>) -> Result<BackwardBuffers> {
             let Self { t, dims, fwd } = self;
             let model = &t.model;
             let cfg = model.config();
@@ -789,39 +809,13 @@ mod backward {
                 )?;
                 dy = d_input;
             }
-            let placeholder = Plan::default();
-            Ok(TrainWorkspace {
-                dims,
-                fwd: ForwardBuffers {
-                    ..clone_forward(fwd)
-                },
+            Ok(BackwardBuffers {
                 values,
                 classes,
                 dx,
                 dh0,
                 dc0,
-                grad_plan: placeholder.clone(),
-                update_plan: placeholder,
             })
-        }
-    }
-
-    fn clone_forward(f: &ForwardBuffers) -> ForwardBuffers {
-        ForwardBuffers {
-            x: f.x.clone(),
-            pre: f.pre.clone(),
-            y: f.y.clone(),
-            h_state: f.h_state.clone(),
-            c_state: f.c_state.clone(),
-            h_full: f.h_full.clone(),
-            gates: f.gates.clone(),
-            h0: f.h0.clone(),
-            c0: f.c0.clone(),
-            h_n: f.h_n.clone(),
-            c_n: f.c_n.clone(),
-            lengths: f.lengths.clone(),
-            head_out: f.head_out.clone(),
-            lens: f.lens,
         }
     }
 }

@@ -6,7 +6,6 @@ mod check;
 mod demo;
 mod info;
 mod init;
-mod plot;
 mod progress;
 mod run;
 mod train;
@@ -59,7 +58,9 @@ fn main() {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // one line: the message and its hints, without the "try --help" footer
-            let text = e.to_string().replace("For more information, try '--help'.", "");
+            let text = e
+                .to_string()
+                .replace("For more information, try '--help'.", "");
             eprintln!("{} (see --help)", one_line(&text));
             std::process::exit(2);
         }

@@ -122,12 +122,18 @@ pub fn main(args: Args) -> Result<()> {
     let weights = safetensors::load(&args.weights)?;
     let x = npy::read_f32(&args.input)?;
     if x.shape().len() != 3 {
-        return Err(Error::Input(format!("{}: input must be [T, B, I], got shape {:?}", args.input.display(), x.shape())));
+        return Err(Error::Input(format!(
+            "{}: input must be [T, B, I], got shape {:?}",
+            args.input.display(),
+            x.shape()
+        )));
     }
     let target = match options.loss {
         Loss::Mse => Target::Values(npy::read_f32(&args.target)?),
         Loss::CrossEntropy => Target::Classes(npy::read_i64(&args.target).map_err(|e| {
-            Error::Input(format!("cross-entropy needs int64 class targets [T, B]: {e}"))
+            Error::Input(format!(
+                "cross-entropy needs int64 class targets [T, B]: {e}"
+            ))
         })?),
     };
     let (seq_len, batch) = (x.shape()[0], x.shape()[1]);
@@ -140,7 +146,9 @@ pub fn main(args: Args) -> Result<()> {
     }
     let batch_size = args.batch_size.unwrap_or(batch);
     if batch_size == 0 || batch_size > batch {
-        return Err(Error::Input(format!("--batch-size must be in 1..={batch} (the batch axis), got {batch_size}")));
+        return Err(Error::Input(format!(
+            "--batch-size must be in 1..={batch} (the batch axis), got {batch_size}"
+        )));
     }
     let per_epoch = batch.div_ceil(batch_size);
     let steps = match (args.steps, args.epochs) {
@@ -155,11 +163,16 @@ pub fn main(args: Args) -> Result<()> {
             let name = ctx.adapter_name();
             (Box::new(GpuTrainer::new(&ctx, &weights, options)?), name)
         }
-        Device::Cpu => (Box::new(CpuTrainer::new(&weights, options)?), "CPU f32".into()),
+        Device::Cpu => (
+            Box::new(CpuTrainer::new(&weights, options)?),
+            "CPU f32".into(),
+        ),
     };
 
     let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template("train [{bar:30}] {pos}/{len} loss {msg} ({per_sec}, eta {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "train [{bar:30}] {pos}/{len} loss {msg} ({per_sec}, eta {eta})",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -205,7 +218,13 @@ pub fn main(args: Args) -> Result<()> {
         files.push((path, csv.into_bytes()));
     }
     if let Some(path) = &args.plot {
-        files.push((path, crate::plot::loss_png(&losses, &format!("training loss ({:?}, {})", args.optimizer, adapter))?));
+        files.push((
+            path,
+            lstm_wgpu::plot::loss_png(
+                &losses,
+                &format!("training loss ({:?}, {})", args.optimizer, adapter),
+            )?,
+        ));
     }
     let files: Vec<(&Path, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
     write_all_atomic(&files)?;
@@ -214,7 +233,10 @@ pub fn main(args: Args) -> Result<()> {
         let kept = if step == 1 {
             "the initial weights".to_string()
         } else {
-            format!("the weights of step {}, the last with a finite loss", step - 1)
+            format!(
+                "the weights of step {}, the last with a finite loss",
+                step - 1
+            )
         };
         return Err(Error::Input(format!(
             "the loss became NaN or infinite at step {step}; {} holds {kept}",

@@ -1,6 +1,6 @@
 //! The loss curve as a PNG (plotters), encoded in memory so the file is written atomically.
 
-use lstm_wgpu::{Error, Result};
+use crate::error::{Error, Result};
 use plotters::prelude::*;
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
@@ -14,9 +14,19 @@ pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let finite: Vec<f32> = losses.iter().copied().filter(|l| l.is_finite() && *l > 0.0).collect();
-        let (lo, hi) = finite.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
-        let (lo, hi) = if finite.is_empty() { (1e-3, 1.0) } else { (lo * 0.8, hi * 1.25) };
+        let finite: Vec<f32> = losses
+            .iter()
+            .copied()
+            .filter(|l| l.is_finite() && *l > 0.0)
+            .collect();
+        let (lo, hi) = finite
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+        let (lo, hi) = if finite.is_empty() {
+            (1e-3, 1.0)
+        } else {
+            (lo * 0.8, hi * 1.25)
+        };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(12)
@@ -32,7 +42,11 @@ pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
             .map_err(plot_err)?;
         chart
             .draw_series(LineSeries::new(
-                losses.iter().enumerate().filter(|(_, l)| l.is_finite() && **l > 0.0).map(|(i, &l)| (i + 1, l)),
+                losses
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.is_finite() && **l > 0.0)
+                    .map(|(i, &l)| (i + 1, l)),
                 &BLUE,
             ))
             .map_err(plot_err)?;
@@ -40,7 +54,8 @@ pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
     }
     let mut png_bytes = Vec::new();
     {
-        let err = |e: png::EncodingError| Error::Input(format!("encoding the loss plot failed: {e}"));
+        let err =
+            |e: png::EncodingError| Error::Input(format!("encoding the loss plot failed: {e}"));
         let mut encoder = png::Encoder::new(&mut png_bytes, w, h);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
