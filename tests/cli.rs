@@ -212,9 +212,9 @@ fn bad_input_fails_cleanly() {
     // inputs made for the occasion
     npy::write_f32(&p("x_wide.npy"), &Tensor::full([7, 4, 5], 0.0)).unwrap();
     npy::write_f32(&p("h0_bad.npy"), &Tensor::full([4, 4, 3], 0.0)).unwrap();
-    std::fs::write(p("x_int.npy"), npy_i64(&[7, 4, 3])).unwrap();
-    std::fs::write(p("lengths_long.npy"), npy_i64_values(&[7, 3, 8, 1])).unwrap();
-    std::fs::write(p("lengths_zero.npy"), npy_i64_values(&[7, 0, 5, 1])).unwrap();
+    std::fs::write(p("x_int.npy"), common::npy_i64(&[7, 4, 3], &[0; 84])).unwrap();
+    std::fs::write(p("lengths_long.npy"), common::npy_i64(&[4], &[7, 3, 8, 1])).unwrap();
+    std::fs::write(p("lengths_zero.npy"), common::npy_i64(&[4], &[7, 0, 5, 1])).unwrap();
     std::fs::write(p("not_safetensors.safetensors"), b"hello").unwrap();
     write_bad_keys(&p("bad_keys.safetensors"));
 
@@ -307,35 +307,6 @@ fn bad_input_fails_cleanly() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         fails(&args, &y, needle);
     }
-}
-
-/// A minimal .npy file of int64 zeros with `shape`.
-fn npy_i64(shape: &[usize]) -> Vec<u8> {
-    let n = shape.iter().product();
-    npy_bytes("<i8", shape, &vec![0i64; n])
-}
-
-fn npy_i64_values(values: &[i64]) -> Vec<u8> {
-    npy_bytes("<i8", &[values.len()], values)
-}
-
-fn npy_bytes(descr: &str, shape: &[usize], values: &[i64]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    bytes
 }
 
 /// A safetensors file with a valid LSTM plus a key that is no LSTM parameter.

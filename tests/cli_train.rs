@@ -178,7 +178,7 @@ fn cross_entropy_training_lowers_the_loss() {
         .map(|p| (p[0] > p[1]) as i64 + (p[0] > 0.0 && p[1] > 0.0) as i64)
         .collect();
     npy::write_f32(&d.join("x.npy"), &x).unwrap();
-    std::fs::write(d.join("c.npy"), common_npy_i64(&[6, 4], &classes)).unwrap();
+    std::fs::write(d.join("c.npy"), common::npy_i64(&[6, 4], &classes)).unwrap();
     let log = d.join("ce.csv");
     ok(&[
         "train",
@@ -211,23 +211,6 @@ fn cross_entropy_training_lowers_the_loss() {
         losses[0],
         losses[59]
     );
-}
-
-fn common_npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({}), }}",
-        dims.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    bytes
 }
 
 #[test]

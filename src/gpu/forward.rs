@@ -40,6 +40,27 @@ pub(crate) struct ForwardBuffers {
 }
 
 impl ForwardBuffers {
+    /// Uploads `inputs`' h0 and c0 (zeros when absent) and its lengths.
+    pub fn write_state(&self, queue: &wgpu::Queue, inputs: &crate::shape::Batched<'_, f32>) {
+        let (_, hn_len, cn_len) = self.lens;
+        let state = |t: &Option<std::borrow::Cow<'_, crate::Tensor>>, len| {
+            t.as_ref()
+                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
+        };
+        queue.write_buffer(
+            &self.h0,
+            0,
+            bytemuck::cast_slice(&state(&inputs.h0, hn_len)),
+        );
+        queue.write_buffer(
+            &self.c0,
+            0,
+            bytemuck::cast_slice(&state(&inputs.c0, cn_len)),
+        );
+        let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
+        queue.write_buffer(&self.lengths, 0, bytemuck::cast_slice(&lengths));
+    }
+
     /// The model's output: the head's, else the last layer's.
     pub fn output(&self) -> &wgpu::Buffer {
         self.head_out.as_ref().unwrap_or(&self.y[self.y.len() - 1])

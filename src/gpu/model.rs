@@ -184,23 +184,7 @@ impl GpuLstm {
         }
         let queue = self.ctx.queue();
         queue.write_buffer(&ws.buffers.x, 0, bytemuck::cast_slice(inputs.x.data()));
-        let (_, hn_len, cn_len) = ws.buffers.lens;
-        let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| {
-            t.as_ref()
-                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
-        };
-        queue.write_buffer(
-            &ws.buffers.h0,
-            0,
-            bytemuck::cast_slice(&state(&inputs.h0, hn_len)),
-        );
-        queue.write_buffer(
-            &ws.buffers.c0,
-            0,
-            bytemuck::cast_slice(&state(&inputs.c0, cn_len)),
-        );
-        let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
-        queue.write_buffer(&ws.buffers.lengths, 0, bytemuck::cast_slice(&lengths));
+        ws.buffers.write_state(queue, inputs);
         Ok(())
     }
 

@@ -205,23 +205,7 @@ impl GpuTrainer {
             0,
             bytemuck::cast_slice(&time_major(batched.x.data(), cfg.input_size)),
         );
-        let (_, hn_len, cn_len) = ws.fwd.lens;
-        let state = |t: &Option<std::borrow::Cow<'_, Tensor>>, len| {
-            t.as_ref()
-                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
-        };
-        queue.write_buffer(
-            &ws.fwd.h0,
-            0,
-            bytemuck::cast_slice(&state(&batched.h0, hn_len)),
-        );
-        queue.write_buffer(
-            &ws.fwd.c0,
-            0,
-            bytemuck::cast_slice(&state(&batched.c0, cn_len)),
-        );
-        let lengths: Vec<u32> = batched.lengths.iter().map(|&l| l as u32).collect();
-        queue.write_buffer(&ws.fwd.lengths, 0, bytemuck::cast_slice(&lengths));
+        ws.fwd.write_state(queue, batched);
         match target {
             Target::Values(t) => queue.write_buffer(
                 &ws.values,

@@ -64,31 +64,15 @@ pub fn read_f32(path: &Path) -> Result<Tensor> {
 
 /// Reads a 1-D int64 or int32 array of non-negative values (sequence lengths).
 pub fn read_lengths(path: &Path) -> Result<Vec<usize>> {
-    let file = open(path)?;
-    if file.shape().len() != 1 {
+    let values = read_i64(path)?;
+    if values.shape().len() != 1 {
         return Err(format_err(
             path,
-            format!("lengths must be 1-D [B], got shape {:?}", file.shape()),
+            format!("lengths must be 1-D [B], got shape {:?}", values.shape()),
         ));
     }
-    let code = type_code(&file);
-    let read_err = |e: std::io::Error| format_err(path, format!("reading data: {e}"));
-    let values: Vec<i64> = match code.as_str() {
-        "i8" => file.into_vec::<i64>().map_err(read_err)?,
-        "i4" => file
-            .into_vec::<i32>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        other => {
-            return Err(format_err(
-                path,
-                format!("dtype {other} is not supported: expected int64 or int32"),
-            ))
-        }
-    };
     values
+        .data()
         .iter()
         .enumerate()
         .map(|(i, &v)| {

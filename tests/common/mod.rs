@@ -62,6 +62,28 @@ pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
     .unwrap()
 }
 
+/// The bytes of a little-endian int64 `.npy` file (numpy's format 1.0), written by hand so
+/// the tests can make integer files the library itself never writes.
+pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
+    assert_eq!(shape.iter().product::<usize>(), values.len());
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
 pub fn to_f64(t: &Tensor) -> Tensor<f64> {
     t.map(|x| x as f64)
 }
