@@ -19,6 +19,11 @@
 //! where `D` = 2 if bidirectional else 1, `H_out` = `proj_size` if set else `hidden_size`.
 //! Weights use PyTorch's names and layouts; see [`weights`].
 //!
+//! ## Training
+//! [`train`] holds the training API ([`train::Trainer`], [`train::CpuTrainer`],
+//! [`gpu::GpuTrainer`]): backward through the whole model, [`loss`] functions, and PyTorch's
+//! optimizers, on either path. [`cpu::CpuLstm::backward`] is the reference BPTT.
+//!
 //! ## Example
 //! ```no_run
 //! use lstm_wgpu::{cpu::CpuLstm, gpu::{GpuContext, GpuLstm}, LstmConfig, LstmWeights, Tensor};
