@@ -9,7 +9,7 @@ use super::buffers::{storage_init, storage_nan};
 use super::builder::PlanBuilder;
 use super::kernels::{Kernel, GEMM_TILE, STEP_BATCH_TILE, WORKGROUP_SIZE};
 use super::model::GpuLstm;
-use super::params::{GemmParams, StepParams};
+use super::params::{GemmParams, StepParams, View};
 use crate::error::{Error, Result};
 use crate::shape::Dims;
 
@@ -348,24 +348,18 @@ pub(crate) fn build_forward(
         let last = layers - 1;
         let bias = head.bias.as_ref().unwrap_or(&unused_read);
         let group = plan.group(Kernel::Gemm, "head", &[&y[last], &head.weight_t, bias, out]);
-        plan.dispatch(
-            last,
-            group,
-            &GemmParams {
-                m: u("T*B", rows)?,
-                n: u("head width", head.out_features)?,
-                k: u("D*H_out", width)?,
-                has_bias: head.bias.is_some() as u32,
-                a_group_rows: u("T*B", rows)?,
-                a_row_stride: u("D*H_out", width)?,
-                a_k_stride: 1,
-                b_k_stride: u("head width", head.out_features)?,
-                b_n_stride: 1,
-                c_row_stride: u("head width", head.out_features)?,
-                ..Default::default()
-            },
-            gemm_groups(rows, head.out_features)?,
-        )?;
+        // head(y) = y · weightᵀ + bias, weightᵀ resident as [D*H_out, O]
+        let o = head.out_features;
+        let p = GemmParams::product(
+            rows,
+            o,
+            width,
+            View::rows(0, width),
+            View::rows(0, o),
+            View::rows(0, o),
+        )?
+        .with_bias(head.bias.is_some());
+        plan.dispatch(last, group, &p, gemm_groups(rows, o)?)?;
     }
     let out_len = if head_width > 0 {
         rows * head_width

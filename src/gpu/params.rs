@@ -26,6 +26,78 @@ pub struct GemmParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 64);
 
+/// A matrix inside a buffer, read through strides: element (r, c) is at
+/// `offset + r * row_stride + c * col_stride` (in f32 elements).
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    pub offset: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl View {
+    /// A row-major matrix with rows of `width` elements, starting at `offset`.
+    pub fn rows(offset: usize, width: usize) -> Self {
+        Self {
+            offset,
+            row_stride: width,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of [`View::rows`]`(offset, width)`.
+    pub fn transposed(offset: usize, width: usize) -> Self {
+        Self {
+            offset,
+            row_stride: 1,
+            col_stride: width,
+        }
+    }
+
+    /// Every row is the same single element (a vector of ones, for column sums).
+    pub fn broadcast(offset: usize) -> Self {
+        Self {
+            offset,
+            row_stride: 0,
+            col_stride: 0,
+        }
+    }
+}
+
+impl GemmParams {
+    /// `C[m, n] = A[m, k] · B[k, n]` for strided views (`c` must have unit column stride);
+    /// errors when a number does not fit the shader's u32.
+    pub fn product(m: usize, n: usize, k: usize, a: View, b: View, c: View) -> crate::Result<Self> {
+        let u = |what: &str, v: usize| {
+            u32::try_from(v).map_err(|_| {
+                crate::Error::Input(format!("gemm {what} ({v}) does not fit in 32 bits"))
+            })
+        };
+        debug_assert_eq!(c.col_stride, 1);
+        Ok(Self {
+            m: u("m", m)?,
+            n: u("n", n)?,
+            k: u("k", k)?,
+            a_offset: u("offset", a.offset)?,
+            a_group_rows: u("m", m.max(1))?,
+            a_row_stride: u("stride", a.row_stride)?,
+            a_k_stride: u("stride", a.col_stride)?,
+            b_offset: u("offset", b.offset)?,
+            b_k_stride: u("stride", b.row_stride)?,
+            b_n_stride: u("stride", b.col_stride)?,
+            c_offset: u("offset", c.offset)?,
+            c_row_stride: u("stride", c.row_stride)?,
+            ..Default::default()
+        })
+    }
+
+    /// Adds `bias[n]` to every row.
+    pub fn with_bias(mut self, has_bias: bool) -> Self {
+        self.has_bias = has_bias as u32;
+        self
+    }
+}
+
 /// `StepParams` in shaders/lstm_step.wgsl and shaders/lstm_proj.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -11,7 +11,9 @@ use super::context::GpuContext;
 use super::forward::{build_forward, check_size, gemm_groups, to_u32, ForwardBuffers};
 use super::kernels::{Kernel, STEP_BATCH_TILE, WORKGROUP_SIZE};
 use super::model::GpuLstm;
-use super::params::{BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams};
+use super::params::{
+    BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
+};
 use super::plan::Plan;
 use crate::error::{Error, Result};
 use crate::loss::{check_target, Loss, Target};
@@ -515,85 +517,52 @@ mod backward {
                 plan.dispatch(layer, group, &p, gemm_groups(p.m as usize, p.n as usize)?)?;
                 Ok(())
             };
-            // Σ over rows of a [rows, n] matrix: ones[1, rows] · m.
-            let column_sums = |n: usize,
-                               src_offset: usize,
-                               src_stride: usize,
-                               dst_offset: usize|
-             -> Result<GemmParams> {
-                Ok(GemmParams {
-                    m: 1,
-                    n: u("columns", n)?,
-                    k: u("rows", rows)?,
-                    a_group_rows: 1,
-                    b_offset: u("offset", src_offset)?,
-                    b_k_stride: u("stride", src_stride)?,
-                    b_n_stride: 1,
-                    c_offset: u("offset", dst_offset)?,
-                    c_row_stride: u("columns", n)?,
-                    ..Default::default()
-                })
+            // Σ over the rows of a [rows, n] matrix at `src`: ones[1, rows] · it.
+            let column_sums = |n: usize, src: View, dst_offset: usize| {
+                GemmParams::product(
+                    1,
+                    n,
+                    rows,
+                    View::broadcast(0),
+                    src,
+                    View::rows(dst_offset, n),
+                )
             };
 
             // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
             let mut dy = d_output.clone();
             if let (Some(_), Some(w_at)) = (&model.head, t.layout.head_weight) {
-                let last_y = &fwd.y[layers - 1];
-                let o = out_width;
-                gemm(
-                    plan,
-                    layers - 1,
-                    "head dW",
-                    &d_output,
-                    last_y,
-                    &t.grads,
-                    GemmParams {
-                        m: u("O", o)?,
-                        n: u("W", width)?,
-                        k: u("rows", rows)?,
-                        a_group_rows: u("O", o)?,
-                        a_row_stride: 1,
-                        a_k_stride: u("O", o)?,
-                        b_k_stride: u("W", width)?,
-                        b_n_stride: 1,
-                        c_offset: u("offset", w_at)?,
-                        c_row_stride: u("W", width)?,
-                        ..Default::default()
-                    },
+                let (last, o) = (layers - 1, out_width);
+                let p = GemmParams::product(
+                    o,
+                    width,
+                    rows,
+                    View::transposed(0, o),
+                    View::rows(0, width),
+                    View::rows(w_at, width),
                 )?;
+                gemm(plan, last, "head dW", &d_output, &fwd.y[last], &t.grads, p)?;
                 if let Some(b_at) = t.layout.head_bias {
                     gemm(
                         plan,
-                        layers - 1,
+                        last,
                         "head db",
                         &ones,
                         &d_output,
                         &t.grads,
-                        column_sums(o, 0, o, b_at)?,
+                        column_sums(o, View::rows(0, o), b_at)?,
                     )?;
                 }
                 dy = storage_nan(device, "d lstm output", rows * width);
-                gemm(
-                    plan,
-                    layers - 1,
-                    "head dY",
-                    &d_output,
-                    &t.params,
-                    &dy,
-                    GemmParams {
-                        m: u("rows", rows)?,
-                        n: u("W", width)?,
-                        k: u("O", o)?,
-                        a_group_rows: u("rows", rows)?,
-                        a_row_stride: u("O", o)?,
-                        a_k_stride: 1,
-                        b_offset: u("offset", w_at)?,
-                        b_k_stride: u("W", width)?,
-                        b_n_stride: 1,
-                        c_row_stride: u("W", width)?,
-                        ..Default::default()
-                    },
+                let p = GemmParams::product(
+                    rows,
+                    width,
+                    o,
+                    View::rows(0, o),
+                    View::rows(w_at, width),
+                    View::rows(0, width),
                 )?;
+                gemm(plan, last, "head dY", &d_output, &t.params, &dy, p)?;
             }
 
             let dgates = storage_nan(device, "gate gradients", rows * g4);
@@ -686,28 +655,18 @@ mod backward {
                 plan.copy(&carry, 0, &dh0, layer as u64 * h_bytes, h_bytes);
                 plan.copy(&carry, h_bytes, &dc0, layer as u64 * c_bytes, c_bytes);
 
-                // Weight gradients over all timesteps at once.
-                gemm(
-                    plan,
-                    layer,
-                    "dW_ih",
-                    &dgates,
-                    input,
-                    &t.grads,
-                    GemmParams {
-                        m: u("D*4H", g4)?,
-                        n: u("in", in_size)?,
-                        k: u("rows", rows)?,
-                        a_group_rows: u("D*4H", g4)?,
-                        a_row_stride: 1,
-                        a_k_stride: u("D*4H", g4)?,
-                        b_k_stride: u("in", in_size)?,
-                        b_n_stride: 1,
-                        c_offset: u("offset", offsets.w_ih)?,
-                        c_row_stride: u("in", in_size)?,
-                        ..Default::default()
-                    },
+                // Weight gradients over all timesteps at once (rows = (t, b), time-major):
+                // dW_ih = dgatesᵀ · input, db = Σ dgates, both directions in one product.
+                let dgates_t = |offset| View::transposed(offset, g4);
+                let p = GemmParams::product(
+                    g4,
+                    in_size,
+                    rows,
+                    dgates_t(0),
+                    View::rows(0, in_size),
+                    View::rows(offsets.w_ih, in_size),
                 )?;
+                gemm(plan, layer, "dW_ih", &dgates, input, &t.grads, p)?;
                 for bias in [offsets.b_ih, offsets.b_hh].into_iter().flatten() {
                     gemm(
                         plan,
@@ -716,10 +675,22 @@ mod backward {
                         &ones,
                         &dgates,
                         &t.grads,
-                        column_sums(g4, 0, g4, bias)?,
+                        column_sums(g4, View::rows(0, g4), bias)?,
                     )?;
                 }
                 for dir in 0..d {
+                    // dW_hh = dgatesᵀ · h_{t-1}: h before the step at t is slot t + dir of
+                    // this direction's [T + 1, B, H_out] states (see lstm_step.wgsl)
+                    let h_before = View::rows(dir * (seq_len + 2) * batch * h_out, h_out);
+                    let dw_hh = View::rows(offsets.w_hh + dir * 4 * h * h_out, h_out);
+                    let p = GemmParams::product(
+                        4 * h,
+                        h_out,
+                        rows,
+                        dgates_t(dir * 4 * h),
+                        h_before,
+                        dw_hh,
+                    )?;
                     gemm(
                         plan,
                         layer,
@@ -727,23 +698,20 @@ mod backward {
                         &dgates,
                         &fwd.h_state[layer],
                         &t.grads,
-                        GemmParams {
-                            m: u("4H", 4 * h)?,
-                            n: u("H_out", h_out)?,
-                            k: u("rows", rows)?,
-                            a_offset: u("offset", dir * 4 * h)?,
-                            a_group_rows: u("4H", 4 * h)?,
-                            a_row_stride: 1,
-                            a_k_stride: u("D*4H", g4)?,
-                            b_offset: u("offset", dir * (seq_len + 2) * batch * h_out)?,
-                            b_k_stride: u("H_out", h_out)?,
-                            b_n_stride: 1,
-                            c_offset: u("offset", offsets.w_hh + dir * 4 * h * h_out)?,
-                            c_row_stride: u("H_out", h_out)?,
-                            ..Default::default()
-                        },
+                        p,
                     )?;
                     if let Some(w_hr) = offsets.w_hr {
+                        // dW_hr = dhᵀ · h_full, per direction
+                        let dh = View::transposed(dir * rows * h_out, h_out);
+                        let h_full = View::rows(dir * rows * h, h);
+                        let p = GemmParams::product(
+                            h_out,
+                            h,
+                            rows,
+                            dh,
+                            h_full,
+                            View::rows(w_hr + dir * h_out * h, h),
+                        )?;
                         gemm(
                             plan,
                             layer,
@@ -751,46 +719,20 @@ mod backward {
                             &dh_cache,
                             &fwd.h_full[layer],
                             &t.grads,
-                            GemmParams {
-                                m: u("P", h_out)?,
-                                n: u("H", h)?,
-                                k: u("rows", rows)?,
-                                a_offset: u("offset", dir * rows * h_out)?,
-                                a_group_rows: u("P", h_out)?,
-                                a_row_stride: 1,
-                                a_k_stride: u("P", h_out)?,
-                                b_offset: u("offset", dir * rows * h)?,
-                                b_k_stride: u("H", h)?,
-                                b_n_stride: 1,
-                                c_offset: u("offset", w_hr + dir * h_out * h)?,
-                                c_row_stride: u("H", h)?,
-                                ..Default::default()
-                            },
+                            p,
                         )?;
                     }
                 }
                 // The layer input's gradient: dgates · W_ih.
-                gemm(
-                    plan,
-                    layer,
-                    "d input",
-                    &dgates,
-                    &t.params,
-                    &d_input,
-                    GemmParams {
-                        m: u("rows", rows)?,
-                        n: u("in", in_size)?,
-                        k: u("D*4H", g4)?,
-                        a_group_rows: u("rows", rows)?,
-                        a_row_stride: u("D*4H", g4)?,
-                        a_k_stride: 1,
-                        b_offset: u("offset", offsets.w_ih)?,
-                        b_k_stride: u("in", in_size)?,
-                        b_n_stride: 1,
-                        c_row_stride: u("in", in_size)?,
-                        ..Default::default()
-                    },
+                let p = GemmParams::product(
+                    rows,
+                    in_size,
+                    g4,
+                    View::rows(0, g4),
+                    View::rows(offsets.w_ih, in_size),
+                    View::rows(0, in_size),
                 )?;
+                gemm(plan, layer, "d input", &dgates, &t.params, &d_input, p)?;
                 dy = d_input;
             }
             Ok(BackwardBuffers {
