@@ -1,0 +1,342 @@
+//! Recording the loss and the backward pass.
+
+use super::*;
+
+pub(super) struct BackwardBuffers {
+    pub values: wgpu::Buffer,
+    pub classes: wgpu::Buffer,
+    pub dx: wgpu::Buffer,
+    pub dh0: wgpu::Buffer,
+    pub dc0: wgpu::Buffer,
+}
+
+pub(super) struct Backward<'a> {
+    t: &'a GpuTrainer,
+    dims: Dims,
+    fwd: &'a ForwardBuffers,
+}
+
+impl<'a> Backward<'a> {
+    pub fn new(t: &'a GpuTrainer, dims: Dims, fwd: &'a ForwardBuffers) -> Result<Self> {
+        Ok(Self { t, dims, fwd })
+    }
+
+    /// Records loss and backward into `plan`; returns the buffers the host reads or writes.
+    pub fn record(self, plan: &mut PlanBuilder<'_>) -> Result<BackwardBuffers> {
+        let Self { t, dims, fwd } = self;
+        let model = &t.model;
+        let cfg = model.config();
+        let device = model.context().device();
+        let limits = device.limits();
+        let Dims { seq_len, batch } = dims;
+        let (d, h, h_out, layers) = (
+            cfg.num_directions(),
+            cfg.hidden_size,
+            cfg.output_size(),
+            cfg.num_layers,
+        );
+        let rows = seq_len * batch;
+        let (g4, width) = (d * 4 * h, d * h_out);
+        let out_width = t.like.output_width();
+        let u = to_u32;
+        let proj = cfg.proj_size > 0;
+        for (what, len) in [
+            ("the gate gradients", rows * g4),
+            (
+                "the projection gradient cache",
+                if proj { rows * d * h_out } else { 0 },
+            ),
+        ] {
+            check_size(&limits, what, len)?;
+        }
+
+        // Loss: gradient of the output and the mean, into scalars[0].
+        let values = storage_nan(
+            device,
+            "mse targets",
+            if t.options.loss == Loss::Mse {
+                rows * out_width
+            } else {
+                1
+            },
+        );
+        let classes = storage_init(device, "class targets", &vec![0u32; rows]);
+        let d_output = storage_nan(device, "d output", rows * out_width);
+        let terms = storage_nan(device, "loss terms", rows * out_width);
+        let output = fwd.output();
+        let (kernel, n, scale) = match t.options.loss {
+            Loss::Mse => (
+                Kernel::MseGrad,
+                rows * out_width,
+                1.0 / (rows * out_width) as f32,
+            ),
+            Loss::CrossEntropy => (Kernel::CrossEntropyGrad, rows, 1.0 / rows as f32),
+        };
+        let group = plan.group(
+            kernel,
+            "loss",
+            &[output, &values, &classes, &d_output, &terms],
+        );
+        plan.dispatch(
+            layers - 1,
+            group,
+            &LossParams {
+                n: u("loss items", n)?,
+                width: u("output width", out_width)?,
+                scale,
+                _pad: 0,
+            },
+            elementwise_groups(n)?,
+        )?;
+        let group = plan.group(Kernel::ReduceSum, "loss sum", &[&terms, &t.scalars]);
+        plan.dispatch(
+            layers - 1,
+            group,
+            &ReduceParams {
+                n: u("loss items", n)?,
+                out_index: 0,
+                square: 0,
+                scale,
+            },
+            [1, 1, 1],
+        )?;
+
+        let ones = storage_init(device, "ones", &[1.0f32]);
+        let gemm = |plan: &mut PlanBuilder<'_>,
+                    layer: usize,
+                    label: &str,
+                    a: &wgpu::Buffer,
+                    b: &wgpu::Buffer,
+                    c: &wgpu::Buffer,
+                    p: GemmParams|
+         -> Result<()> {
+            let group = plan.group(Kernel::Gemm, label, &[a, b, &ones, c]);
+            plan.dispatch(layer, group, &p, gemm_groups(p.m as usize, p.n as usize)?)?;
+            Ok(())
+        };
+        // Σ over the rows of a [rows, n] matrix at `src`: ones[1, rows] · it.
+        let column_sums = |n: usize, src: View, dst_offset: usize| {
+            GemmParams::product(
+                1,
+                n,
+                rows,
+                View::broadcast(0),
+                src,
+                View::rows(dst_offset, n),
+            )
+        };
+
+        // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
+        let mut dy = d_output.clone();
+        if let (Some(_), Some(w_at)) = (&model.head, t.layout.head_weight) {
+            let (last, o) = (layers - 1, out_width);
+            let p = GemmParams::product(
+                o,
+                width,
+                rows,
+                View::transposed(0, o),
+                View::rows(0, width),
+                View::rows(w_at, width),
+            )?;
+            gemm(plan, last, "head dW", &d_output, &fwd.y[last], &t.grads, p)?;
+            if let Some(b_at) = t.layout.head_bias {
+                gemm(
+                    plan,
+                    last,
+                    "head db",
+                    &ones,
+                    &d_output,
+                    &t.grads,
+                    column_sums(o, View::rows(0, o), b_at)?,
+                )?;
+            }
+            dy = storage_nan(device, "d lstm output", rows * width);
+            let p = GemmParams::product(
+                rows,
+                width,
+                o,
+                View::rows(0, o),
+                View::rows(w_at, width),
+                View::rows(0, width),
+            )?;
+            gemm(plan, last, "head dY", &d_output, &t.params, &dy, p)?;
+        }
+
+        let dgates = storage_nan(device, "gate gradients", rows * g4);
+        let carry = storage_nan(device, "gradient carry", d * batch * (h_out + h));
+        let dh_cache = storage_nan(
+            device,
+            "projection gradient cache",
+            if proj { d * rows * h_out } else { 1 },
+        );
+        let dx = storage_nan(device, "dx", rows * cfg.input_size);
+        let dh0 = storage_nan(device, "dh0", layers * d * batch * h_out);
+        let dc0 = storage_nan(device, "dc0", layers * d * batch * h);
+        let back_groups = |units: usize| -> Result<[u32; 3]> {
+            Ok([
+                u("units", units)?.div_ceil(WORKGROUP_SIZE),
+                u("batch", batch)?.div_ceil(STEP_BATCH_TILE),
+                d as u32,
+            ])
+        };
+        for layer in (0..layers).rev() {
+            let offsets = &t.layout.layers[layer];
+            let in_size = cfg.layer_input_size(layer);
+            let input = if layer == 0 {
+                &fwd.x
+            } else {
+                &fwd.y[layer - 1]
+            };
+            let d_input = if layer == 0 {
+                dx.clone()
+            } else {
+                storage_nan(
+                    device,
+                    &format!("d layer output {}", layer - 1),
+                    rows * in_size,
+                )
+            };
+            plan.clear(&carry);
+            let buffers = [
+                &t.params,
+                &dgates,
+                &dy,
+                &carry,
+                &fwd.gates[layer],
+                &fwd.c_state[layer],
+                &dh_cache,
+                &fwd.lengths,
+            ];
+            let step_group = plan.group(
+                Kernel::LstmBackwardStep,
+                &format!("lstm_backward_step l{layer}"),
+                &buffers,
+            );
+            let dh_group = plan.group(
+                Kernel::LstmBackwardDh,
+                &format!("lstm_backward_dh l{layer}"),
+                &buffers,
+            );
+            let params =
+                |next_step: usize, has_current: bool, has_next: bool| -> Result<BackParams> {
+                    Ok(BackParams {
+                        seq_len: u("seq_len", seq_len)?,
+                        batch: u("batch", batch)?,
+                        hidden: u("H", h)?,
+                        hidden_out: u("H_out", h_out)?,
+                        dirs: d as u32,
+                        next_step: u("step", next_step)?,
+                        has_current: has_current as u32,
+                        has_next: has_next as u32,
+                        w_hh_offset: u("offset", offsets.w_hh)?,
+                        w_hr_offset: u("offset", offsets.w_hr.unwrap_or(0))?,
+                        carry_c_offset: u("offset", d * batch * h_out)?,
+                        proj: proj as u32,
+                    })
+                };
+            for s in (0..seq_len).rev() {
+                let p = params(s + 1, true, s + 1 < seq_len)?;
+                if proj {
+                    plan.dispatch(layer, dh_group, &p, back_groups(h_out)?)?;
+                }
+                plan.dispatch(layer, step_group, &p, back_groups(h)?)?;
+            }
+            plan.dispatch(
+                layer,
+                dh_group,
+                &params(0, false, true)?,
+                back_groups(h_out)?,
+            )?;
+            let (h_bytes, c_bytes) = ((d * batch * h_out * 4) as u64, (d * batch * h * 4) as u64);
+            plan.copy(&carry, 0, &dh0, layer as u64 * h_bytes, h_bytes);
+            plan.copy(&carry, h_bytes, &dc0, layer as u64 * c_bytes, c_bytes);
+
+            // Weight gradients over all timesteps at once (rows = (t, b), time-major):
+            // dW_ih = dgatesᵀ · input, db = Σ dgates, both directions in one product.
+            let dgates_t = |offset| View::transposed(offset, g4);
+            let p = GemmParams::product(
+                g4,
+                in_size,
+                rows,
+                dgates_t(0),
+                View::rows(0, in_size),
+                View::rows(offsets.w_ih, in_size),
+            )?;
+            gemm(plan, layer, "dW_ih", &dgates, input, &t.grads, p)?;
+            for bias in [offsets.b_ih, offsets.b_hh].into_iter().flatten() {
+                gemm(
+                    plan,
+                    layer,
+                    "db",
+                    &ones,
+                    &dgates,
+                    &t.grads,
+                    column_sums(g4, View::rows(0, g4), bias)?,
+                )?;
+            }
+            for dir in 0..d {
+                // dW_hh = dgatesᵀ · h_{t-1}: h before the step at t is slot t + dir of
+                // this direction's [T + 1, B, H_out] states (see lstm_step.wgsl)
+                let h_before = View::rows(dir * (seq_len + 2) * batch * h_out, h_out);
+                let dw_hh = View::rows(offsets.w_hh + dir * 4 * h * h_out, h_out);
+                let p = GemmParams::product(
+                    4 * h,
+                    h_out,
+                    rows,
+                    dgates_t(dir * 4 * h),
+                    h_before,
+                    dw_hh,
+                )?;
+                gemm(
+                    plan,
+                    layer,
+                    "dW_hh",
+                    &dgates,
+                    &fwd.h_state[layer],
+                    &t.grads,
+                    p,
+                )?;
+                if let Some(w_hr) = offsets.w_hr {
+                    // dW_hr = dhᵀ · h_full, per direction
+                    let dh = View::transposed(dir * rows * h_out, h_out);
+                    let h_full = View::rows(dir * rows * h, h);
+                    let p = GemmParams::product(
+                        h_out,
+                        h,
+                        rows,
+                        dh,
+                        h_full,
+                        View::rows(w_hr + dir * h_out * h, h),
+                    )?;
+                    gemm(
+                        plan,
+                        layer,
+                        "dW_hr",
+                        &dh_cache,
+                        &fwd.h_full[layer],
+                        &t.grads,
+                        p,
+                    )?;
+                }
+            }
+            // The layer input's gradient: dgates · W_ih.
+            let p = GemmParams::product(
+                rows,
+                in_size,
+                g4,
+                View::rows(0, g4),
+                View::rows(offsets.w_ih, in_size),
+                View::rows(0, in_size),
+            )?;
+            gemm(plan, layer, "d input", &dgates, &t.params, &d_input, p)?;
+            dy = d_input;
+        }
+        Ok(BackwardBuffers {
+            values,
+            classes,
+            dx,
+            dh0,
+            dc0,
+        })
+    }
+}

@@ -1,0 +1,405 @@
+//! `GpuTrainer`: training on the GPU. One step is one submission: the forward pass keeping
+//! what backward needs, the loss, backward through the head and every layer (one fused
+//! dispatch per timestep per layer, plus one per step with a projection), the weight
+//! gradients as GEMMs over all timesteps, gradient clipping, the optimizer, and the re-layout
+//! of the updated flat parameters into the forward kernels' layouts. The host reads back
+//! the loss (4 bytes) and nothing else.
+
+use super::buffers::{read_f32, staging, storage_init, storage_nan};
+use super::builder::PlanBuilder;
+use super::context::GpuContext;
+use super::forward::{build_forward, check_size, gemm_groups, to_u32, ForwardBuffers};
+use super::kernels::{Kernel, STEP_BATCH_TILE, WORKGROUP_SIZE};
+use super::model::GpuLstm;
+use super::params::{
+    BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
+};
+use super::plan::Plan;
+use crate::error::{Error, Result};
+use crate::loss::{check_target, Loss, Target};
+use crate::shape::{Batched, Dims, Inputs};
+use crate::tensor::{swap_leading_axes, Tensor};
+use crate::train::{OptimizerKind, ParamLayout, TrainOptions, Trainer};
+use crate::weights::LstmWeights;
+
+/// Gradients computed on the GPU, read back.
+#[derive(Clone, Debug)]
+pub struct GpuGradients {
+    pub loss: f32,
+    /// Parameter gradients in PyTorch layout (an [`LstmWeights`] holding gradients).
+    pub grads: LstmWeights,
+    /// Same shape as the input.
+    pub dx: Tensor,
+    /// `[D*L, B, H_out]` (`[D*L, H_out]` unbatched)
+    pub dh0: Tensor,
+    /// `[D*L, B, H]` (`[D*L, H]` unbatched)
+    pub dc0: Tensor,
+}
+
+struct TrainWorkspace {
+    dims: Dims,
+    fwd: ForwardBuffers,
+    values: wgpu::Buffer,
+    classes: wgpu::Buffer,
+    dx: wgpu::Buffer,
+    dh0: wgpu::Buffer,
+    dc0: wgpu::Buffer,
+    /// forward, loss, backward
+    grad_plan: Plan,
+    /// clip, optimizer, re-layout
+    update_plan: Plan,
+}
+
+/// An LSTM (and head) trained on the GPU; see the module docs.
+pub struct GpuTrainer {
+    model: GpuLstm,
+    like: LstmWeights,
+    layout: ParamLayout,
+    params: wgpu::Buffer,
+    /// the parameters at the start of step k are kept in backups[k % 2]
+    /// (see Trainer::restore_last_good)
+    backups: [wgpu::Buffer; 2],
+    grads: wgpu::Buffer,
+    moment1: wgpu::Buffer,
+    moment2: wgpu::Buffer,
+    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ)]
+    scalars: wgpu::Buffer,
+    options: TrainOptions,
+    step: u64,
+    /// the workspaces of the last shapes used (a last, smaller minibatch has its own)
+    workspaces: Vec<TrainWorkspace>,
+}
+
+impl GpuTrainer {
+    pub fn new(ctx: &GpuContext, weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
+        options.validate()?;
+        let model = GpuLstm::new(ctx, weights)?;
+        let layout = ParamLayout::new(weights);
+        let device = ctx.device();
+        check_size(&device.limits(), "the flat parameters", layout.total)?;
+        let zeros = vec![0.0f32; layout.total];
+        Ok(Self {
+            params: storage_init(device, "flat parameters", &layout.flatten(weights)),
+            backups: [0, 1].map(|i| storage_init(device, &format!("parameter backup {i}"), &zeros)),
+            grads: storage_init(device, "flat gradients", &zeros),
+            moment1: storage_init(device, "optimizer moment 1", &zeros),
+            moment2: storage_init(device, "optimizer moment 2", &zeros),
+            scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
+            model,
+            like: weights.clone(),
+            layout,
+            options,
+            step: 0,
+            workspaces: Vec::new(),
+        })
+    }
+
+    /// Forward, loss and backward for `inputs` against `target`, read back in full (for
+    /// checking gradients; training uses [`Trainer::step`], which reads back only the loss).
+    pub fn gradients(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<GpuGradients> {
+        let batched = Batched::new(self.model.config(), inputs)?;
+        let dims = batched.dims;
+        let index = self.write_batch(&batched, target)?;
+        let ws = &self.workspaces[index];
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gradients"),
+        });
+        ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
+        let cfg = self.model.config();
+        let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let rows = dims.seq_len * dims.batch;
+        let states = d * cfg.num_layers;
+        let lens = [
+            1,
+            self.layout.total,
+            rows * cfg.input_size,
+            states * dims.batch * h_out,
+            states * dims.batch * h,
+        ];
+        let sources = [&self.scalars, &self.grads, &ws.dx, &ws.dh0, &ws.dc0];
+        let stages: Vec<wgpu::Buffer> = lens
+            .iter()
+            .map(|&n| staging(device, "gradient readback", n))
+            .collect();
+        for ((src, dst), &n) in sources.iter().zip(&stages).zip(&lens) {
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, (n * 4) as u64);
+        }
+        submit(ctx, encoder, "gradients")?;
+        let pairs: Vec<(&wgpu::Buffer, usize)> = stages.iter().zip(lens).collect();
+        let [loss, grads, dx, dh0, dc0]: [Vec<f32>; 5] = read_f32(device, &pairs)?
+            .try_into()
+            .map_err(|_| Error::Readback("expected five buffers".into()))?;
+        let dx = if cfg.batch_first && inputs.x.shape().len() == 3 {
+            swap_leading_axes(&dx, dims.seq_len, dims.batch, cfg.input_size)
+        } else {
+            dx
+        };
+        let unbatched = inputs.x.shape().len() == 2;
+        let state_shape = |w: usize| {
+            if unbatched {
+                vec![states, w]
+            } else {
+                vec![states, dims.batch, w]
+            }
+        };
+        Ok(GpuGradients {
+            loss: loss[0],
+            grads: self.layout.unflatten(&grads, &self.like)?,
+            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
+            dh0: Tensor::new(state_shape(h_out), dh0)?,
+            dc0: Tensor::new(state_shape(h), dc0)?,
+        })
+    }
+
+    /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
+    /// Returns the index of the workspace in `self.workspaces`.
+    fn write_batch(&mut self, batched: &Batched<'_, f32>, target: &Target) -> Result<usize> {
+        let cfg = self.model.config().clone();
+        let Dims { seq_len, batch } = batched.dims;
+        let width = self.like.output_width();
+        let out_shape = if cfg.batch_first {
+            vec![batch, seq_len, width]
+        } else {
+            vec![seq_len, batch, width]
+        };
+        let unbatched_target;
+        let target = match (target.shape().len(), target) {
+            // unbatched: the target has no batch axis either
+            (2, Target::Values(t)) => {
+                unbatched_target = Target::Values(t.clone().reshape(out_shape.clone())?);
+                &unbatched_target
+            }
+            (1, Target::Classes(t)) => {
+                unbatched_target = Target::Classes(t.clone().reshape(out_shape[..2].to_vec())?);
+                &unbatched_target
+            }
+            _ => target,
+        };
+        check_target(self.options.loss, &out_shape, target)?;
+        let index = match self
+            .workspaces
+            .iter()
+            .position(|ws| ws.dims == batched.dims)
+        {
+            Some(i) => i,
+            None => {
+                if self.workspaces.len() == 2 {
+                    self.workspaces.remove(0); // free the older shape first
+                }
+                let ws = self.build_workspace(batched.dims)?;
+                self.workspaces.push(ws);
+                self.workspaces.len() - 1
+            }
+        };
+        let ws = &self.workspaces[index];
+        let queue = self.model.context().queue();
+        let time_major = |data: &[f32], rest: usize| {
+            if cfg.batch_first {
+                swap_leading_axes(data, batch, seq_len, rest)
+            } else {
+                data.to_vec()
+            }
+        };
+        queue.write_buffer(
+            &ws.fwd.x,
+            0,
+            bytemuck::cast_slice(&time_major(batched.x.data(), cfg.input_size)),
+        );
+        ws.fwd.write_state(queue, batched);
+        match target {
+            Target::Values(t) => queue.write_buffer(
+                &ws.values,
+                0,
+                bytemuck::cast_slice(&time_major(t.data(), width)),
+            ),
+            Target::Classes(t) => {
+                let classes: Vec<u32> = t.data().iter().map(|&c| c as u32).collect();
+                let classes = if cfg.batch_first {
+                    swap_leading_axes(&classes, batch, seq_len, 1)
+                } else {
+                    classes
+                };
+                queue.write_buffer(&ws.classes, 0, bytemuck::cast_slice(&classes));
+            }
+        }
+        Ok(index)
+    }
+
+    fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut plan = PlanBuilder::new(ctx);
+        let fwd = build_forward(&mut plan, &self.model, dims, true)?;
+        let back = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
+        let grad_plan = plan.finish()?;
+        let mut update = PlanBuilder::new(ctx);
+        self.record_update(&mut update)?;
+        let update_plan = update.finish()?;
+        if let Some(source) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu {
+                during: "training workspace allocation",
+                source,
+            });
+        }
+        Ok(TrainWorkspace {
+            dims,
+            fwd,
+            values: back.values,
+            classes: back.classes,
+            dx: back.dx,
+            dh0: back.dh0,
+            dc0: back.dc0,
+            grad_plan,
+            update_plan,
+        })
+    }
+
+    /// Clip, optimizer, and the re-layout of the flat parameters for the forward kernels.
+    fn record_update(&self, plan: &mut PlanBuilder<'_>) -> Result<()> {
+        let n = self.layout.total;
+        let opt = &self.options.optimizer;
+        let groups = elementwise_groups(n)?;
+        if let Some(max_norm) = self.options.clip_norm {
+            let group = plan.group(
+                Kernel::ReduceSum,
+                "grad norm",
+                &[&self.grads, &self.scalars],
+            );
+            plan.dispatch(
+                0,
+                group,
+                &ReduceParams {
+                    n: to_u32("parameters", n)?,
+                    out_index: 1,
+                    square: 1,
+                    scale: 1.0,
+                },
+                [1, 1, 1],
+            )?;
+            debug_assert!(max_norm > 0.0);
+        }
+        let kernel = if opt.kind == OptimizerKind::Sgd {
+            Kernel::Sgd
+        } else {
+            Kernel::Adam
+        };
+        let group = plan.group(
+            kernel,
+            "optimizer",
+            &[
+                &self.params,
+                &self.grads,
+                &self.moment1,
+                &self.moment2,
+                &self.scalars,
+            ],
+        );
+        plan.dispatch(
+            0,
+            group,
+            &OptParams {
+                n: to_u32("parameters", n)?,
+                decoupled: (opt.kind == OptimizerKind::AdamW) as u32,
+                clip: self.options.clip_norm.is_some() as u32,
+                has_momentum: (opt.momentum != 0.0) as u32,
+                lr: opt.lr,
+                momentum: opt.momentum,
+                weight_decay: opt.weight_decay,
+                beta1: opt.beta1,
+                beta2: opt.beta2,
+                eps: opt.eps,
+                max_norm: self.options.clip_norm.unwrap_or(0.0),
+                _pad: 0,
+            },
+            groups,
+        )?;
+        relayout::record(plan, &self.model, &self.layout, &self.params)
+    }
+}
+
+/// A 2-D grid of WORKGROUP_SIZE-wide groups covering `n` items (see loss.wgsl).
+pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
+    let groups = to_u32(
+        "elementwise groups",
+        n.div_ceil(WORKGROUP_SIZE as usize).max(1),
+    )?;
+    let x = groups.min(65535);
+    Ok([x, groups.div_ceil(x), 1])
+}
+
+fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder, during: &'static str) -> Result<()> {
+    let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+    ctx.queue().submit([encoder.finish()]);
+    match pollster::block_on(scope.pop()) {
+        Some(source) => Err(Error::Gpu { during, source }),
+        None => Ok(()),
+    }
+}
+
+impl Trainer for GpuTrainer {
+    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+        let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
+        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(self.step + 1);
+        let index = self.write_batch(&batched, target)?;
+        let ws = &self.workspaces[index];
+        let ctx = self.model.context();
+        ctx.queue()
+            .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
+        let device = ctx.device();
+        let loss_stage = staging(device, "loss readback", 1);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("training step"),
+        });
+        let bytes = (self.layout.total * 4) as u64;
+        let backup = &self.backups[((self.step + 1) % 2) as usize];
+        encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
+        ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
+        ws.update_plan.encode(ctx.pipelines(), &mut encoder);
+        encoder.copy_buffer_to_buffer(&self.scalars, 0, &loss_stage, 0, 4);
+        submit(ctx, encoder, "training step")?;
+        let loss = read_f32(device, &[(&loss_stage, 1)])?;
+        self.step += 1;
+        Ok(loss[0][0])
+    }
+
+    fn restore_last_good(&mut self) -> Result<()> {
+        // after step k: backups[(k - 1) % 2] holds the start of step k - 1; for k = 1,
+        // backups[1] holds the initial weights
+        let source = match self.step {
+            0 => return Ok(()), // nothing to undo
+            1 => &self.backups[1],
+            k => &self.backups[((k - 1) % 2) as usize],
+        };
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("rollback"),
+        });
+        let bytes = (self.layout.total * 4) as u64;
+        encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
+        // the forward kernels' layouts follow the restored parameters
+        let mut plan = PlanBuilder::new(ctx);
+        relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
+        plan.finish()?.encode(ctx.pipelines(), &mut encoder);
+        submit(ctx, encoder, "rollback")
+    }
+
+    fn weights(&self) -> Result<LstmWeights> {
+        let device = self.model.context().device();
+        let stage = staging(device, "weights readback", self.layout.total);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("weights readback"),
+        });
+        encoder.copy_buffer_to_buffer(&self.params, 0, &stage, 0, (self.layout.total * 4) as u64);
+        submit(self.model.context(), encoder, "weights readback")?;
+        let flat = read_f32(device, &[(&stage, self.layout.total)])?;
+        self.layout.unflatten(&flat[0], &self.like)
+    }
+}
+
+mod backward;
+
+mod relayout;
