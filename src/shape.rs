@@ -120,6 +120,15 @@ impl<'a, T: Copy> Batched<'a, T> {
         })
     }
 
+    /// The caller's shape of a `[D*L, B, width]` state (`[D*L, width]` for unbatched input).
+    pub fn state_shape(&self, states: usize, width: usize) -> Vec<usize> {
+        if self.unbatched {
+            vec![states, width]
+        } else {
+            vec![states, self.dims.batch, width]
+        }
+    }
+
     /// Removes the batch axis again from an unbatched call's outputs.
     pub fn finish(&self, out: LstmOutput<T>) -> Result<LstmOutput<T>> {
         if !self.unbatched {

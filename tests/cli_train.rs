@@ -14,7 +14,35 @@ use lstm_wgpu::loss::{Loss, Target};
 use lstm_wgpu::train::ParamLayout;
 use lstm_wgpu::Inputs;
 
-fn lstm_wgpu(args: &[&str]) -> Output {
+/// `train` on `setup`'s model and input in `d`, with `target` (a file name in `d`, or a path),
+/// writing `out`, plus `extra` flags.
+fn train_args(d: &Path, target: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let target = if Path::new(target).is_absolute() {
+        target.to_string()
+    } else {
+        s(&d.join(target)).to_string()
+    };
+    let mut args: Vec<String> = [
+        "train",
+        "--weights",
+        s(&d.join("init.safetensors")),
+        "--input",
+        s(&d.join("x.npy")),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend([
+        "--target".to_string(),
+        target,
+        "--out".to_string(),
+        s(out).to_string(),
+    ]);
+    args.extend(extra.iter().map(|e| e.to_string()));
+    args
+}
+
+fn lstm_wgpu<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[A]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lstm-wgpu"))
         .args(args)
         .output()
@@ -25,7 +53,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn ok(args: &[&str]) -> String {
+fn ok<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[A]) -> String {
     let out = lstm_wgpu(args);
     assert!(
         out.status.success(),
@@ -77,25 +105,21 @@ fn one_sgd_step_with_lr_1_subtracts_the_gradient() {
         .collect();
     for device in ["gpu", "cpu"] {
         let out = d.join(format!("one_{device}.safetensors"));
-        ok(&[
-            "train",
-            "--weights",
-            s(&d.join("init.safetensors")),
-            "--input",
-            s(&d.join("x.npy")),
-            "--target",
-            s(&d.join("y.npy")),
-            "--out",
-            s(&out),
-            "--steps",
-            "1",
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "1",
-            "--device",
-            device,
-        ]);
+        ok(&train_args(
+            d,
+            "y.npy",
+            &out,
+            &[
+                "--steps",
+                "1",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "1",
+                "--device",
+                device,
+            ],
+        ));
         let trained = safetensors::load(&out).unwrap();
         assert_close(
             &format!("{device}: w - grad"),
@@ -118,33 +142,29 @@ fn minibatches_logs_and_plots() {
         let out = d.join(format!("{name}.safetensors"));
         let log = d.join(format!("{name}.csv"));
         let plot = d.join(format!("{name}.png"));
-        let stdout = ok(&[
-            "train",
-            "--weights",
-            s(&d.join("init.safetensors")),
-            "--input",
-            s(&d.join("x.npy")),
-            "--target",
-            s(&d.join("y.npy")),
-            "--out",
-            s(&out),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "3",
-            "--optimizer",
-            "adamw",
-            "--lr",
-            "0.01",
-            "--clip-norm",
-            "1",
-            "--seed",
-            "7",
-            "--log",
-            s(&log),
-            "--plot",
-            s(&plot),
-        ]);
+        let stdout = ok(&train_args(
+            d,
+            "y.npy",
+            &out,
+            &[
+                "--epochs",
+                "2",
+                "--batch-size",
+                "3",
+                "--optimizer",
+                "adamw",
+                "--lr",
+                "0.01",
+                "--clip-norm",
+                "1",
+                "--seed",
+                "7",
+                "--log",
+                s(&log),
+                "--plot",
+                s(&plot),
+            ],
+        ));
         assert!(stdout.contains("trained 6 steps"), "{stdout}"); // 2 epochs of ceil(8 / 3) minibatches
         let csv = std::fs::read_to_string(&log).unwrap();
         assert_eq!(csv.lines().count(), 7, "{csv}");
@@ -221,24 +241,7 @@ fn bad_training_input_fails_cleanly() {
     npy::write_f32(&d.join("y_wrong.npy"), &random_tensor(&[5, 8, 3], 2)).unwrap();
     npy::write_f32(&d.join("y_short.npy"), &random_tensor(&[4, 8, 2], 2)).unwrap();
     let out = d.join("out.safetensors");
-    let base = |target: &str| -> Vec<String> {
-        [
-            "train",
-            "--weights",
-            s(&d.join("init.safetensors")),
-            "--input",
-            s(&d.join("x.npy")),
-            "--target",
-            target,
-            "--out",
-            s(&out),
-            "--steps",
-            "2",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
-    };
+    let base = |target: &str| -> Vec<String> { train_args(d, target, &out, &["--steps", "2"]) };
     let y = s(&d.join("y.npy")).to_string();
     let with = |target: &str, extra: &[&str]| -> Vec<String> {
         let mut v = base(target);
@@ -287,25 +290,21 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_weights() {
     let out = d.join("out.safetensors");
     for device in ["gpu", "cpu"] {
         // lr 1e30: step 1's loss is finite, its update makes step 2's loss overflow
-        let result = lstm_wgpu(&[
-            "train",
-            "--weights",
-            s(&d.join("init.safetensors")),
-            "--input",
-            s(&d.join("x.npy")),
-            "--target",
-            s(&d.join("y.npy")),
-            "--out",
-            s(&out),
-            "--steps",
-            "5",
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "1e30",
-            "--device",
-            device,
-        ]);
+        let result = lstm_wgpu(&train_args(
+            d,
+            "y.npy",
+            &out,
+            &[
+                "--steps",
+                "5",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "1e30",
+                "--device",
+                device,
+            ],
+        ));
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(!result.status.success());
         assert!(

@@ -62,8 +62,7 @@ fn adam_ill_conditioned(
     if case["optimizer"] == "sgd" {
         return None;
     }
-    let name = case["name"].as_str().unwrap();
-    let init = safetensors::load(&path(&format!("{name}_init.safetensors"))).unwrap();
+    let init = initial_weights(case);
     let x64 = x.map(f64::from);
     let (_, _, grads) = CpuLstm::<f64>::new(&init)
         .loss_gradients(&Inputs::new(&x64), options(case).loss, target)
@@ -136,6 +135,12 @@ fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) {
     );
 }
 
+/// The case's weights before training.
+fn initial_weights(case: &Value) -> lstm_wgpu::LstmWeights {
+    let name = case["name"].as_str().unwrap();
+    safetensors::load(&path(&format!("{name}_init.safetensors"))).unwrap()
+}
+
 fn cases() -> Vec<Value> {
     let text = std::fs::read_to_string(path("cases.json")).unwrap();
     let root: Value = serde_json::from_str(&text).unwrap();
@@ -145,11 +150,7 @@ fn cases() -> Vec<Value> {
 #[test]
 fn cpu_training_matches_pytorch() {
     for case in cases() {
-        let init = safetensors::load(&path(&format!(
-            "{}_init.safetensors",
-            case["name"].as_str().unwrap()
-        )))
-        .unwrap();
+        let init = initial_weights(&case);
         run(
             &mut CpuTrainer::new(&init, options(&case)).unwrap(),
             "cpu",
@@ -161,11 +162,7 @@ fn cpu_training_matches_pytorch() {
 #[test]
 fn gpu_training_matches_pytorch() {
     for case in cases() {
-        let init = safetensors::load(&path(&format!(
-            "{}_init.safetensors",
-            case["name"].as_str().unwrap()
-        )))
-        .unwrap();
+        let init = initial_weights(&case);
         run(
             &mut GpuTrainer::new(gpu(), &init, options(&case)).unwrap(),
             "gpu",

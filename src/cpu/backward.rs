@@ -133,20 +133,12 @@ impl<T: Real> CpuLstm<T> {
         } else {
             dy
         };
-        let unbatched = inputs.x.shape().len() == 2;
-        let state_shape = |w: usize| {
-            if unbatched {
-                vec![states, w]
-            } else {
-                vec![states, batch, w]
-            }
-        };
         let grads = Gradients {
             layers,
             head: head_grad,
             dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
-            dh0: Tensor::new(state_shape(h_out), dh0)?,
-            dc0: Tensor::new(state_shape(hidden), dc0)?,
+            dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
+            dc0: Tensor::new(batched.state_shape(states, hidden), dc0)?,
         };
         Ok((out, grads))
     }

@@ -51,11 +51,6 @@ impl Plan {
         })
     }
 
-    /// Appends `other`'s operations.
-    pub fn extend(&mut self, other: Plan) {
-        self.ops.extend(other.ops);
-    }
-
     /// Records every operation into `encoder`: consecutive dispatches share one compute pass,
     /// copies go between passes. No CPU wait happens anywhere in here.
     pub fn encode(&self, pipelines: &Pipelines, encoder: &mut wgpu::CommandEncoder) {

@@ -136,20 +136,12 @@ impl GpuTrainer {
         } else {
             dx
         };
-        let unbatched = inputs.x.shape().len() == 2;
-        let state_shape = |w: usize| {
-            if unbatched {
-                vec![states, w]
-            } else {
-                vec![states, dims.batch, w]
-            }
-        };
         Ok(GpuGradients {
             loss: loss[0],
             grads: self.layout.unflatten(&grads, &self.like)?,
             dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
-            dh0: Tensor::new(state_shape(h_out), dh0)?,
-            dc0: Tensor::new(state_shape(h), dc0)?,
+            dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
+            dc0: Tensor::new(batched.state_shape(states, h), dc0)?,
         })
     }
 
@@ -262,7 +254,7 @@ impl GpuTrainer {
         let n = self.layout.total;
         let opt = &self.options.optimizer;
         let groups = elementwise_groups(n)?;
-        if let Some(max_norm) = self.options.clip_norm {
+        if self.options.clip_norm.is_some() {
             let group = plan.group(
                 Kernel::ReduceSum,
                 "grad norm",
@@ -279,7 +271,6 @@ impl GpuTrainer {
                 },
                 [1, 1, 1],
             )?;
-            debug_assert!(max_norm > 0.0);
         }
         let kernel = if opt.kind == OptimizerKind::Sgd {
             Kernel::Sgd
