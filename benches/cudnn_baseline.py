@@ -1,8 +1,11 @@
 """The PyTorch baseline for `lstm-wgpu bench`: nn.LSTM forward (cuDNN on CUDA), timed the same way.
 
-Input starts on the host and the output comes back to the host, every iteration synchronised.
-The report is the median and minimum over --iters after --warmup, as one JSON line with the
-fields of `lstm-wgpu bench --json`. Run it beside that command on the same machine, e.g.:
+Input starts on the host and the output comes back to the host, every iteration synchronised
+(median_ms, min_ms: what `lstm-wgpu bench` reports as median_ms). It also times the LSTM with
+the input already on the device and the output left there (device_ms, device_us_per_step), the
+counterpart of `lstm-wgpu bench`'s GPU time. Medians over --iters after --warmup, as one JSON
+line with the fields of `lstm-wgpu bench --json`. Run it beside that command on the same
+machine, e.g.:
 
     python3 benches/cudnn_baseline.py --seq 64 --batch 16 --input 64 --hidden 256 --device cuda
 
@@ -28,34 +31,55 @@ def main():
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     a = p.parse_args()
 
+    # fp32 as lstm-wgpu computes it: no TF32 in cuDNN's RNN or in matmuls
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     device = torch.device(a.device)
     lstm = torch.nn.LSTM(a.input, a.hidden, num_layers=a.layers, bidirectional=a.bidirectional).to(device).eval()
     x_host = torch.randn(a.seq, a.batch, a.input)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 
-    def run():
+    x_device = x_host.to(device)
+
+    def host_in_out():
         with torch.no_grad():
             y, _ = lstm(x_host.to(device))
             return y.cpu()
 
-    for _ in range(a.warmup):
-        run()
-    times = []
-    for _ in range(max(a.iters, 1)):
-        sync()
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - start) * 1e3)
+    def on_device():
+        with torch.no_grad():
+            y, _ = lstm(x_device)
+            return y
+
+    def timed(run):
+        for _ in range(a.warmup):
+            run()
+        times = []
+        for _ in range(max(a.iters, 1)):
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            times.append((time.perf_counter() - start) * 1e3)
+        return times
+
+    times = timed(host_in_out)
+    device_times = timed(on_device)
 
     d = 2 if a.bidirectional else 1
     per_row = sum(2 * 4 * a.hidden * ((a.input if l == 0 else d * a.hidden) + a.hidden) for l in range(a.layers))
     flops = per_row * d * a.seq * a.batch
     median = statistics.median(times)
-    adapter = torch.cuda.get_device_name() + " (cuDNN)" if a.device == "cuda" else f"CPU (torch {torch.__version__})"
+    device_ms = statistics.median(device_times)
+    if a.device == "cuda":
+        adapter = torch.cuda.get_device_name() + " (cuDNN)"
+    else:
+        adapter = f"CPU (torch {torch.__version__}, {torch.get_num_threads()} threads)"
     print(json.dumps(dict(device=f"torch-{a.device}", adapter=adapter, seq=a.seq, batch=a.batch, input=a.input,
                           hidden=a.hidden, layers=a.layers, bidirectional=a.bidirectional,
-                          median_ms=median, min_ms=min(times), gflops=flops / median / 1e6)))
+                          median_ms=median, min_ms=min(times), us_per_step=median * 1e3 / a.seq,
+                          device_ms=device_ms, device_us_per_step=device_ms * 1e3 / a.seq,
+                          gflops=flops / median / 1e6)))
 
 
 if __name__ == "__main__":

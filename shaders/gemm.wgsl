@@ -1,14 +1,21 @@
-// gemm: C[m, n] = A[m, k] · B[k, n] (+ bias[n]) (+ C[m, n] when accumulating).
+// gemm: C[m, n] = A[m, k] · B[k, n] (+ bias(n)) (+ C[m, n] when accumulating).
 //
 // Operands are read through strides so one kernel serves every layout:
 //   A(m, k) = a[a_offset + (m / a_group_rows) * a_group_stride + (m % a_group_rows) * a_row_stride + k * a_k_stride]
 //   B(k, n) = b[b_offset + k * b_k_stride + n * b_n_stride]
-//   C(m, n) = c[c_offset + m * c_row_stride + n]
+//   C(m, n) = c[c_offset + m * c_row_stride + n], bias(n) = bias[bias_offset + n]
 // (grouped rows let a batch-first [B, T, I] input be read as time-major rows m = t * B + b.)
 //
-// Each workgroup computes a 64 x 64 tile of C; each of its 16 x 16 threads a 4 x 4 sub-tile,
-// stepping through K in chunks of 16 staged in workgroup memory. Every output is summed
-// in the same order on every run (no atomics): results are bitwise reproducible.
+// A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C. Invocation (tx, ty) keeps
+// a 4 x 4 register tile: rows ty + 16 i (i < 4) and the four columns 4 tx .. 4 tx + 3, one
+// vec4 per row. K advances 16 at a time through workgroup memory, stored as vec4s in the
+// order they are loaded (no transposed stores, no bank conflicts):
+//   a_tile[m][q] = A(m, k0 + 4q .. 4q + 3): invocation l loads row l / 4, quad l % 4, so four
+//                  neighbours read 16 consecutive k of one row;
+//   b_tile[kk][q] = B(k0 + kk, 4q .. 4q + 3): invocation l loads row l / 16, quad l % 16.
+// Per 4 k, an invocation reads 4 vec4 of A and 4 of B and does 64 FMAs. The A row offset
+// (the only divide) is computed once per invocation. Every output is summed in the same
+// order on every run (no atomics): results are bitwise reproducible.
 //
 // Bindings:
 //   0 params  uniform GemmParams (dynamic offset: one slot per dispatch)
@@ -33,7 +40,7 @@ struct GemmParams {
     c_offset: u32,
     c_row_stride: u32,
     accumulate: u32,
-    _pad: u32,
+    bias_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -46,64 +53,78 @@ const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
 const THREADS: u32 = 16u;
 
-var<workgroup> a_tile: array<array<f32, TILE>, TILE_K>;
-var<workgroup> b_tile: array<array<f32, TILE>, TILE_K>;
-
-fn load_a(row: u32, kk: u32) -> f32 {
-    if (row >= params.m || kk >= params.k) {
-        return 0.0;
-    }
-    let group = row / params.a_group_rows;
-    let within = row % params.a_group_rows;
-    return a[params.a_offset + group * params.a_group_stride + within * params.a_row_stride + kk * params.a_k_stride];
-}
-
-fn load_b(kk: u32, col: u32) -> f32 {
-    if (kk >= params.k || col >= params.n) {
-        return 0.0;
-    }
-    return b[params.b_offset + kk * params.b_k_stride + col * params.b_n_stride];
-}
+var<workgroup> a_tile: array<array<vec4<f32>, 4>, TILE>;
+var<workgroup> b_tile: array<array<vec4<f32>, 16>, TILE_K>;
 
 @compute @workgroup_size(16, 16)
 fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
-    let flat = lid.y * THREADS + lid.x;
-    var acc: array<f32, 16>;
+    let l = lid.y * THREADS + lid.x;
+    let M = params.m;
+    let N = params.n;
+    let K = params.k;
 
-    for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
-        // 1024 elements of each tile, 4 per thread.
-        for (var e = 0u; e < 4u; e++) {
-            let idx = flat + e * THREADS * THREADS;
-            let a_row = idx / TILE_K;
-            let a_k = idx % TILE_K;
-            a_tile[a_k][a_row] = load_a(row0 + a_row, k0 + a_k);
-            let b_k = idx / TILE;
-            let b_col = idx % TILE;
-            b_tile[b_k][b_col] = load_b(k0 + b_k, col0 + b_col);
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            for (var i = 0u; i < 4u; i++) {
-                let av = a_tile[kk][lid.y + i * THREADS];
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(av, b_tile[kk][lid.x + j * THREADS], acc[i * 4u + j]);
+    // What this invocation loads: A row a_m (from quad a_q), B row b_kk (columns from b_n).
+    let a_m = row0 + l / 4u;
+    let a_q = l % 4u;
+    let a_row = params.a_offset + (a_m / params.a_group_rows) * params.a_group_stride
+        + (a_m % params.a_group_rows) * params.a_row_stride;
+    let b_kk = l / 16u;
+    let b_n = col0 + 4u * (l % 16u);
+
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < K; k0 += TILE_K) {
+        var av = vec4<f32>(0.0);
+        let ak = k0 + 4u * a_q;
+        if (a_m < M) {
+            for (var e = 0u; e < 4u; e++) {
+                if (ak + e < K) {
+                    av[e] = a[a_row + (ak + e) * params.a_k_stride];
                 }
+            }
+        }
+        a_tile[l / 4u][a_q] = av;
+        var bv = vec4<f32>(0.0);
+        let bk = k0 + b_kk;
+        if (bk < K) {
+            let b_row = params.b_offset + bk * params.b_k_stride;
+            for (var e = 0u; e < 4u; e++) {
+                if (b_n + e < N) {
+                    bv[e] = b[b_row + (b_n + e) * params.b_n_stride];
+                }
+            }
+        }
+        b_tile[b_kk][l % 16u] = bv;
+        workgroupBarrier();
+        for (var q = 0u; q < 4u; q++) {
+            let a0 = a_tile[lid.y][q];
+            let a1 = a_tile[lid.y + THREADS][q];
+            let a2 = a_tile[lid.y + 2u * THREADS][q];
+            let a3 = a_tile[lid.y + 3u * THREADS][q];
+            for (var e = 0u; e < 4u; e++) {
+                let bq = b_tile[4u * q + e][lid.x];
+                acc[0] = fma(vec4<f32>(a0[e]), bq, acc[0]);
+                acc[1] = fma(vec4<f32>(a1[e]), bq, acc[1]);
+                acc[2] = fma(vec4<f32>(a2[e]), bq, acc[2]);
+                acc[3] = fma(vec4<f32>(a3[e]), bq, acc[3]);
             }
         }
         workgroupBarrier();
     }
 
+    let col = col0 + 4u * lid.x;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y + i * THREADS;
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid.x + j * THREADS;
-            if (row < params.m && col < params.n) {
-                let at = params.c_offset + row * params.c_row_stride + col;
-                var value = acc[i * 4u + j];
+        if (row >= M) {
+            continue;
+        }
+        for (var e = 0u; e < 4u; e++) {
+            if (col + e < N) {
+                let at = params.c_offset + row * params.c_row_stride + col + e;
+                var value = acc[i][e];
                 if (params.has_bias == 1u) {
-                    value += bias[col];
+                    value += bias[params.bias_offset + col + e];
                 }
                 if (params.accumulate == 1u) {
                     value += c[at];

@@ -26,7 +26,8 @@
 //   3 dy       storage, read        [T, B, D * H_out] gradient of the layer output
 //   4 carry    storage, read_write  carry_h, then carry_c at carry_c_offset
 //   5 gates    storage, read        [D, T, B, H] of vec4 (i, f, g, o), from the forward pass
-//   6 c_state  storage, read        [D, T + 1, B, H], from the forward pass
+//   6 c_state  storage, read        [D, T + 1, B, H], from the forward pass (training slots,
+//                                   lstm_common.wgsl)
 //   7 dh_cache storage, read_write  [D, T, B, P]: G per step (projection only)
 //   8 lengths  storage, read        [B]
 
@@ -60,10 +61,6 @@ const BT: u32 = 4u;
 const K_TILE: u32 = 64u;
 
 var<workgroup> dz_tile: array<array<f32, K_TILE>, BT>;
-
-fn time_of(step: u32, dir: u32) -> u32 {
-    return select(step, params.seq_len - 1u - step, dir == 1u);
-}
 
 // For unit `k` of direction `dir` and the BT batch rows from b0: Σ_r dz_{t_next}[b][r] W_hh[r][k]
 // over the 4H gate rows. Every invocation of the workgroup must call it (it has barriers).
@@ -105,13 +102,13 @@ fn output_grad(k: u32, b: u32, dir: u32, rec: f32) -> f32 {
     let carry_at = (dir * B + b) * H_out + k;
     var g = carry[carry_at];
     if (params.has_next == 1u) {
-        let t_next = time_of(params.next_step, dir);
+        let t_next = time_of(params.next_step, dir, params.seq_len);
         if (t_next < lengths[b]) {
             g = rec;
         }
     }
     if (params.has_current == 1u) {
-        let t = time_of(params.next_step - 1u, dir);
+        let t = time_of(params.next_step - 1u, dir, params.seq_len);
         if (t < lengths[b]) {
             g += dy[(t * B + b) * params.dirs * H_out + dir * H_out + k];
         }
@@ -127,7 +124,7 @@ fn lstm_backward_dh(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     let b0 = wid.y * BT;
     var rec: array<f32, BT>;
     if (params.has_next == 1u) {
-        rec = recurrent_grad(k, b0, dir, time_of(params.next_step, dir), lid.x);
+        rec = recurrent_grad(k, b0, dir, time_of(params.next_step, dir, params.seq_len), lid.x);
     }
     if (k >= params.hidden_out) {
         return;
@@ -139,7 +136,7 @@ fn lstm_backward_dh(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
         }
         let g = output_grad(k, b, dir, rec[bb]);
         if (params.proj == 1u && params.has_current == 1u) {
-            let t = time_of(params.next_step - 1u, dir);
+            let t = time_of(params.next_step - 1u, dir, params.seq_len);
             let valid = t < lengths[b];
             dh_cache[((dir * params.seq_len + t) * params.batch + b) * params.hidden_out + k] = select(0.0, g, valid);
         }
@@ -156,17 +153,15 @@ fn lstm_backward_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     let j = wid.x * WG + lid.x;
     let b0 = wid.y * BT;
     let step = params.next_step - 1u;
-    let t = time_of(step, dir);
+    let t = time_of(step, dir, params.seq_len);
     var rec: array<f32, BT>;
     if (params.proj == 0u && params.has_next == 1u) {
-        rec = recurrent_grad(j, b0, dir, time_of(params.next_step, dir), lid.x);
+        rec = recurrent_grad(j, b0, dir, time_of(params.next_step, dir, params.seq_len), lid.x);
     }
     if (j >= H) {
         return;
     }
-    // c slots as in lstm_step's training mode: read t + dir, written t + 1 - dir
-    let c_prev_slot = t + dir;
-    let c_slot = t + 1u - dir;
+    let cs = c_slots(step, dir, T, 1u);
     for (var bb = 0u; bb < BT; bb++) {
         let b = b0 + bb;
         if (b >= B) {
@@ -190,10 +185,9 @@ fn lstm_backward_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
             continue;
         }
         let a = gates[((dir * T + t) * B + b) * H + j];
-        let c_prev = c_state[((dir * (T + 1u) + c_prev_slot) * B + b) * H + j];
-        let c_t = c_state[((dir * (T + 1u) + c_slot) * B + b) * H + j];
-        let e = exp(-2.0 * abs(c_t));
-        let tc = select(1.0, -1.0, c_t < 0.0) * (1.0 - e) / (1.0 + e);
+        let c_prev = c_state[((dir * cs.z + cs.x) * B + b) * H + j];
+        let c_t = c_state[((dir * cs.z + cs.y) * B + b) * H + j];
+        let tc = tanh_stable(c_t);
         let carry_c_at = params.carry_c_offset + (dir * B + b) * H + j;
         let dc = carry[carry_c_at] + dh_full * a.w * (1.0 - tc * tc);
         carry[carry_c_at] = dc * a.y;

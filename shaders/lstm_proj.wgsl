@@ -7,35 +7,22 @@
 // W_hr is re-laid out at upload as w_hr[(d * H + j) * P + p] (W_hrᵀ), so neighbouring
 // invocations read neighbouring weights. Same state slots and length rules as lstm_step.
 //
-// Bindings:
-//   0 params   uniform StepParams (the lstm_step slot of the same timestep)
-//   1 h_full   storage, read        [D, T or 1, B, H]
-//   2 w_hr     storage, read        [D, H, P]
-//   3 h_state  storage, read_write  [D, h slots, B, P]
-//   4 y        storage, read_write  as in lstm_step
-//   5 lengths  storage, read        [B]
-
-struct StepParams {
-    seq_len: u32,
-    batch: u32,
-    hidden: u32,
-    hidden_out: u32,
-    dirs: u32,
-    step: u32,
-    y_t_stride: u32,
-    y_b_stride: u32,
-    proj: u32,
-    has_lengths: u32,
-    cache: u32,
-    _pad: u32,
-}
+// Bindings (StepParams, StepIndex and the state-slot rule are in lstm_common.wgsl):
+//   0 params   uniform StepParams (the lstm_step slot of the same layer and chunk)
+//   1 step     uniform StepIndex  (the lstm_step slot of the same step)
+//   2 h_full   storage, read        [D, T or 1, B, H]
+//   3 w_hr     storage, read        [D, H, P]
+//   4 h_state  storage, read_write  [D, h slots, B, P]
+//   5 y        storage, read_write  as in lstm_step
+//   6 lengths  storage, read        [B]
 
 @group(0) @binding(0) var<uniform> params: StepParams;
-@group(0) @binding(1) var<storage, read> h_full: array<f32>;
-@group(0) @binding(2) var<storage, read> w_hr: array<f32>;
-@group(0) @binding(3) var<storage, read_write> h_state: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<storage, read> lengths: array<u32>;
+@group(0) @binding(1) var<uniform> step_index: StepIndex;
+@group(0) @binding(2) var<storage, read> h_full: array<f32>;
+@group(0) @binding(3) var<storage, read> w_hr: array<f32>;
+@group(0) @binding(4) var<storage, read_write> h_state: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> lengths: array<u32>;
 
 override WG: u32 = 64u;
 
@@ -44,26 +31,22 @@ fn lstm_proj(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
     let H = params.hidden;
     let P = params.hidden_out;
     let B = params.batch;
-    let D = params.dirs;
     let p = wid.x * WG + lid.x;
     let b = wid.y;
     let dir = wid.z;
     if (p >= P) {
         return;
     }
-    let t = select(params.step, params.seq_len - 1u - params.step, dir == 1u);
-    // slots as in lstm_step
-    var slot = vec3<u32>(params.step % 2u, (params.step + 1u) % 2u, 2u);
-    if (params.cache == 1u) {
-        slot = vec3<u32>(t + dir, t + 1u - dir, params.seq_len + 1u);
-    }
+    let step = params.chunk_start + step_index.local;
+    let t = time_of(step, dir, params.seq_len);
+    let slot = h_slots(step, dir, params.seq_len, params.cache);
     let h_in = ((dir * slot.z + slot.x) * B + b) * P + p;
     let h_out = ((dir * slot.z + slot.y) * B + b) * P + p;
     let hf_slot = select(0u, t, params.cache == 1u);
     let hf_slots = select(1u, params.seq_len, params.cache == 1u);
-    let y_at = t * params.y_t_stride + b * params.y_b_stride + dir * P + p;
+    let y_at = y_index(params, t, b, dir, p);
 
-    if (params.has_lengths == 1u && t >= lengths[b]) {
+    if (t >= lengths[b]) {
         h_state[h_out] = h_state[h_in];
         y[y_at] = 0.0;
         return;

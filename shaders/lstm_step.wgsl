@@ -1,166 +1,171 @@
-// lstm_step: one timestep of one layer, both directions, fused:
+// lstm_step: one timestep of one layer, both directions, fused (the per-step kernel):
 //   z = pre[t] + h_{t-1} · W_hhᵀ            (the four gate matmuls)
-//   i = σ(z_i)  f = σ(z_f)  g = tanh(z_g)  o = σ(z_o)
-//   c_t = f ⊙ c_{t-1} + i ⊙ g
-//   h_t = o ⊙ tanh(c_t)
-// pre[t] already holds x_t · W_ihᵀ + b_ih + b_hh (the gemm kernel, for all t at once).
+//   (i, f, g, o) = activate(z);  c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
+// pre already holds x_t · W_ihᵀ + b_ih + b_hh for the chunk's steps (gemm.wgsl).
 //
-// Grid: (ceil(H / WG), ceil(B / BT), D). Invocation x owns hidden unit j of direction
-// wid.z for BT batch rows; h_{t-1} is staged through workgroup memory in chunks of K_TILE.
-// W_hh is re-laid out at upload as w_hh[(d * H_out + k) * H + j] = vec4(i, f, g, o) rows, so
-// neighbouring invocations read neighbouring vec4s.
+// Grid: (ceil(H / U), ceil(B / BT), D). A workgroup owns U hidden units (all four gates) for
+// BT batch rows of one direction. Its U * KS invocations split the sum over k < H_out: k goes
+// in quads (4 consecutive k), and invocation (u, s), lid = s * U + u, takes the quads
+// s, s + KS, s + 2 KS, ... for unit j0 + u and all BT rows. W_hh is laid out at upload as
+// w_hh[(d * H_out + k) * H + j] = vec4(i, f, g, o), so the U invocations of a slice read U
+// consecutive vec4s, and each weight read serves the BT rows from registers. h_{t-1} of the
+// BT rows is staged in workgroup memory, KS * QPI quads at a time. The KS partial sums meet
+// in workgroup memory and are added in a fixed order: results are bitwise reproducible.
 //
-// State slots (see `slots` below). Inference (cache == 0): h ping-pongs between 2 slots (step
-// s reads slot s % 2, writes the other), so no workgroup overwrites an h another still reads;
-// c has 1 slot, updated in place by its one owner. Training (cache == 1): T + 1 slots indexed
-// by time, so every state stays for the backward pass: direction 0 reads slot t and writes
-// t + 1, direction 1 reads t + 1 and writes t; the gate activations go to `gates`.
+// Override constants (gpu/variant.rs picks them per shape and adapter): U units, KS k-slices,
+// BT batch rows (at most MAX_BT), QPI quads per slice per stage.
+//
 // Rows with t >= lengths[b] carry their state over and write zeros to y (variable lengths).
 // With a projection (proj == 1), o ⊙ tanh(c_t) goes to h_full and lstm_proj finishes the step.
 //
-// Bindings:
-//   0 params   uniform StepParams (dynamic offset: one slot per timestep)
-//   1 pre      storage, read        [T, B, D * 4H]
-//   2 w_hh     storage, read        [D, H_out, H] of vec4 (gates i, f, g, o)
-//   3 h_state  storage, read_write  [D, h slots, B, H_out]
-//   4 c_state  storage, read_write  [D, c slots, B, H]
-//   5 y        storage, read_write  output, element (t, b, d * H_out + j) at t * y_t_stride + b * y_b_stride + ...
-//   6 h_full   storage, read_write  [D, T or 1, B, H] (written only when proj == 1 or cache == 1)
-//   7 lengths  storage, read        [B] (read only when has_lengths == 1)
-//   8 gates    storage, read_write  [D, T, B, H] of vec4 (i, f, g, o) (written only when cache == 1)
-
-struct StepParams {
-    seq_len: u32,
-    batch: u32,
-    hidden: u32,
-    hidden_out: u32,
-    dirs: u32,
-    step: u32,
-    y_t_stride: u32,
-    y_b_stride: u32,
-    proj: u32,
-    has_lengths: u32,
-    cache: u32,
-    _pad: u32,
-}
+// Bindings (StepParams, StepIndex and the state-slot rule are in lstm_common.wgsl):
+//   0 params   uniform StepParams (dynamic offset: one slot per layer and chunk)
+//   1 step     uniform StepIndex  (dynamic offset: one slot per step of the chunk)
+//   2 pre      storage, read        [chunk steps, B, D * 4H]
+//   3 w_hh     storage, read        [D, H_out, H] of vec4 (gates i, f, g, o)
+//   4 h_state  storage, read_write  [D, h slots, B, H_out]
+//   5 c_state  storage, read_write  [D, c slots, B, H]
+//   6 y        storage, read_write  see y_index
+//   7 h_full   storage, read_write  [D, T or 1, B, H] (written only when proj == 1 or cache == 1)
+//   8 lengths  storage, read        [B]
+//   9 gates    storage, read_write  [D, T, B, H] of vec4 (i, f, g, o) (written only when cache == 1)
 
 @group(0) @binding(0) var<uniform> params: StepParams;
-@group(0) @binding(1) var<storage, read> pre: array<f32>;
-@group(0) @binding(2) var<storage, read> w_hh: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> h_state: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c_state: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read_write> h_full: array<f32>;
-@group(0) @binding(7) var<storage, read> lengths: array<u32>;
-@group(0) @binding(8) var<storage, read_write> gates: array<vec4<f32>>;
+@group(0) @binding(1) var<uniform> step_index: StepIndex;
+@group(0) @binding(2) var<storage, read> pre: array<f32>;
+@group(0) @binding(3) var<storage, read> w_hh: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> h_state: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c_state: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read_write> h_full: array<f32>;
+@group(0) @binding(8) var<storage, read> lengths: array<u32>;
+@group(0) @binding(9) var<storage, read_write> gates: array<vec4<f32>>;
 
-override WG: u32 = 64u;
-const BT: u32 = 4u;
-const K_TILE: u32 = 64u;
+override U: u32 = 4u;
+override KS: u32 = 64u;
+override BT: u32 = 1u;
+override QPI: u32 = 2u;
+const MAX_BT: u32 = 16u;
 
-var<workgroup> h_tile: array<array<f32, K_TILE>, BT>;
+var<workgroup> h_tile: array<vec4<f32>, BT * KS * QPI>;
+var<workgroup> partial: array<vec4<f32>, BT * KS * U>;
 
-fn sigmoid(x: f32) -> f32 {
-    return 1.0 / (1.0 + exp(-x));
-}
-
-// tanh without overflow for any finite x (exp only sees non-positive arguments).
-fn tanh_stable(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    let t = (1.0 - e) / (1.0 + e);
-    return select(t, -t, x < 0.0);
-}
-
-// (slot read, slot written, slot count) of the h state; c uses the same in training.
-fn slots(t: u32, dir: u32) -> vec3<u32> {
-    if (params.cache == 1u) {
-        return vec3<u32>(t + dir, t + 1u - dir, params.seq_len + 1u);
+// h[row + k .. row + k + 3], zeros past H_out.
+fn h_quad(row: u32, k: u32) -> vec4<f32> {
+    let n = params.hidden_out;
+    var v = vec4<f32>(0.0);
+    if (k < n) {
+        v.x = h_state[row + k];
     }
-    return vec3<u32>(params.step % 2u, (params.step + 1u) % 2u, 2u);
+    if (k + 1u < n) {
+        v.y = h_state[row + k + 1u];
+    }
+    if (k + 2u < n) {
+        v.z = h_state[row + k + 2u];
+    }
+    if (k + 3u < n) {
+        v.w = h_state[row + k + 3u];
+    }
+    return v;
 }
 
-@compute @workgroup_size(WG)
-fn lstm_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+// The rest of the step for unit j of row b, given z without pre.
+fn finish(sum: vec4<f32>, step: u32, t: u32, b: u32, j: u32, dir: u32) {
+    let H = params.hidden;
+    let B = params.batch;
+    let H_out = params.hidden_out;
+    let T = params.seq_len;
+    let p = pre_index(params, t, b, dir, j);
+    let a = activate(sum + vec4<f32>(pre[p], pre[p + H], pre[p + 2u * H], pre[p + 3u * H]));
+    let cs = c_slots(step, dir, T, params.cache);
+    let c_in = ((dir * cs.z + cs.x) * B + b) * H + j;
+    let c_old = c_state[c_in];
+    let ch = cell(a, c_old);
+    let valid = t < lengths[b];
+    c_state[((dir * cs.z + cs.y) * B + b) * H + j] = select(c_old, ch.x, valid);
+    if (params.cache == 1u) {
+        gates[((dir * T + t) * B + b) * H + j] = select(vec4<f32>(0.0), a, valid);
+    }
+    if (params.proj == 1u || params.cache == 1u) {
+        let slot = select(0u, t, params.cache == 1u);
+        let slots = select(1u, T, params.cache == 1u);
+        h_full[((dir * slots + slot) * B + b) * H + j] = ch.y;
+    }
+    if (params.proj == 0u) {
+        let hs = h_slots(step, dir, T, params.cache);
+        let h_in = ((dir * hs.z + hs.x) * B + b) * H_out + j;
+        h_state[((dir * hs.z + hs.y) * B + b) * H_out + j] = select(h_state[h_in], ch.y, valid);
+        y[y_index(params, t, b, dir, j)] = select(0.0, ch.y, valid);
+    }
+}
+
+@compute @workgroup_size(U * KS)
+fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = params.hidden;
     let H_out = params.hidden_out;
     let B = params.batch;
-    let D = params.dirs;
     let dir = wid.z;
-    let j = wid.x * WG + lid.x;
+    let u = lid % U;
+    let s = lid / U;
     let b0 = wid.y * BT;
-    let t = select(params.step, params.seq_len - 1u - params.step, dir == 1u);
-    let slot = slots(t, dir);
-    let h_in = (dir * slot.z + slot.x) * B * H_out;
-    let h_out = (dir * slot.z + slot.y) * B * H_out;
-    // c: in place (one slot) for inference, time slots for training
-    var c_slot = vec3<u32>(0u, 0u, 1u);
-    if (params.cache == 1u) {
-        c_slot = slot;
-    }
-    let hf_slot = select(0u, t, params.cache == 1u);
-    let hf_slots = select(1u, params.seq_len, params.cache == 1u);
+    let step = params.chunk_start + step_index.local;
+    let t = time_of(step, dir, params.seq_len);
+    let hs = h_slots(step, dir, params.seq_len, params.cache);
+    let h_in = (dir * hs.z + hs.x) * B * H_out;
+    // units past H read unit H - 1's weights; their sums are never used
+    let jw = min(wid.x * U + u, H - 1u);
+    let w_row0 = dir * H_out;
+    let last_k = H_out - 1u;
+    let quads = (H_out + 3u) / 4u;
+    let stage = KS * QPI;
 
-    var acc: array<vec4<f32>, BT>;
-    for (var k0 = 0u; k0 < H_out; k0 += K_TILE) {
-        for (var e = lid.x; e < BT * K_TILE; e += WG) {
-            let bb = e / K_TILE;
-            let kk = e % K_TILE;
-            var value = 0.0;
-            if (b0 + bb < B && k0 + kk < H_out) {
-                value = h_state[h_in + (b0 + bb) * H_out + k0 + kk];
+    var acc: array<vec4<f32>, MAX_BT>;
+    for (var q0 = 0u; q0 < quads; q0 += stage) {
+        for (var e = lid; e < BT * stage; e += U * KS) {
+            let b = b0 + e / stage;
+            var v = vec4<f32>(0.0);
+            if (b < B) {
+                v = h_quad(h_in + b * H_out, 4u * (q0 + e % stage));
             }
-            h_tile[bb][kk] = value;
+            h_tile[e] = v;
         }
         workgroupBarrier();
-        if (j < H) {
-            let k_end = min(K_TILE, H_out - k0);
-            for (var kk = 0u; kk < k_end; kk++) {
-                let w = w_hh[(dir * H_out + k0 + kk) * H + j];
+        for (var i = 0u; i < QPI; i++) {
+            let qq = s + KS * i;
+            let k = 4u * (q0 + qq);
+            if (k < H_out) {
+                // rows past H_out repeat the last row and meet h = 0
+                let w0 = w_hh[(w_row0 + k) * H + jw];
+                let w1 = w_hh[(w_row0 + min(k + 1u, last_k)) * H + jw];
+                let w2 = w_hh[(w_row0 + min(k + 2u, last_k)) * H + jw];
+                let w3 = w_hh[(w_row0 + min(k + 3u, last_k)) * H + jw];
                 for (var bb = 0u; bb < BT; bb++) {
-                    acc[bb] = fma(vec4<f32>(h_tile[bb][kk]), w, acc[bb]);
+                    let hv = h_tile[bb * stage + qq];
+                    var a = fma(vec4<f32>(hv.x), w0, acc[bb]);
+                    a = fma(vec4<f32>(hv.y), w1, a);
+                    a = fma(vec4<f32>(hv.z), w2, a);
+                    acc[bb] = fma(vec4<f32>(hv.w), w3, a);
                 }
             }
         }
         workgroupBarrier();
     }
-    if (j >= H) {
-        return;
-    }
 
     for (var bb = 0u; bb < BT; bb++) {
+        partial[(bb * KS + s) * U + u] = acc[bb];
+    }
+    workgroupBarrier();
+    for (var e = lid; e < U * BT; e += U * KS) {
+        let uu = e % U;
+        let bb = e / U;
+        let j = wid.x * U + uu;
         let b = b0 + bb;
-        if (b >= B) {
-            break;
-        }
-        let len = lengths[b];
-        let valid = params.has_lengths == 0u || t < len;
-        let p = (t * B + b) * D * 4u * H + dir * 4u * H + j;
-        let z = acc[bb] + vec4<f32>(pre[p], pre[p + H], pre[p + 2u * H], pre[p + 3u * H]);
-        let i = sigmoid(z.x);
-        let f = sigmoid(z.y);
-        let g = tanh_stable(z.z);
-        let o = sigmoid(z.w);
-        let c_in = ((dir * c_slot.z + c_slot.x) * B + b) * H + j;
-        let c_out = ((dir * c_slot.z + c_slot.y) * B + b) * H + j;
-        let c_old = c_state[c_in];
-        let c_new = f * c_old + i * g;
-        let h_new = o * tanh_stable(c_new);
-        c_state[c_out] = select(c_old, c_new, valid);
-        if (params.cache == 1u) {
-            gates[((dir * params.seq_len + t) * B + b) * H + j] = select(vec4<f32>(0.0), vec4<f32>(i, f, g, o), valid);
-        }
-        if (params.proj == 1u || params.cache == 1u) {
-            h_full[((dir * hf_slots + hf_slot) * B + b) * H + j] = h_new;
-        }
-        if (params.proj == 0u) {
-            let y_at = t * params.y_t_stride + b * params.y_b_stride + dir * H_out + j;
-            if (valid) {
-                h_state[h_out + b * H_out + j] = h_new;
-                y[y_at] = h_new;
-            } else {
-                h_state[h_out + b * H_out + j] = h_state[h_in + b * H_out + j];
-                y[y_at] = 0.0;
+        if (j < H && b < B) {
+            var z = partial[bb * KS * U + uu];
+            for (var ss = 1u; ss < KS; ss++) {
+                z += partial[(bb * KS + ss) * U + uu];
             }
+            finish(z, step, t, b, j, dir);
         }
     }
 }

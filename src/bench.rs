@@ -1,11 +1,13 @@
 //! Forward-inference benchmarking as a user sees it: input on the host, output back on the
 //! host, every iteration fully synchronised (the GPU forward returns after its readback).
+//! Where the device has timestamp queries, the GPU time of each pass is measured too.
 
 use std::time::Instant;
 
 use crate::cpu::CpuLstm;
 use crate::error::Result;
-use crate::gpu::{GpuContext, GpuLstm};
+use crate::gpu::{GpuContext, GpuLstm, KernelChoice};
+use crate::shape::Inputs;
 use crate::tensor::Tensor;
 use crate::{LstmConfig, LstmWeights};
 
@@ -20,6 +22,8 @@ pub struct BenchSpec {
     pub bidirectional: bool,
     pub iters: usize,
     pub warmup: usize,
+    /// The GPU path's recurrent kernel (the table's choice by default).
+    pub kernel: KernelChoice,
 }
 
 impl BenchSpec {
@@ -54,9 +58,29 @@ pub struct BenchResult {
     /// "gpu" or "cpu"
     pub device: &'static str,
     pub adapter: String,
+    /// The recurrent kernel that ran (GPU: its variant and tiles, and the chunk length).
+    pub kernel: String,
+    /// Host in, host out.
     pub median_ms: f64,
     pub min_ms: f64,
+    /// Median GPU time of a pass (timestamp queries), when the device has them.
+    pub gpu_ms: Option<f64>,
+    /// GPU: dispatches per pass, and the host time to record them all into an encoder.
+    pub dispatches: usize,
+    pub record_ms: f64,
     pub gflops: f64,
+}
+
+impl BenchResult {
+    /// Microseconds per timestep, host in/out.
+    pub fn us_per_step(&self, spec: &BenchSpec) -> f64 {
+        self.median_ms * 1e3 / spec.seq_len as f64
+    }
+
+    /// Microseconds of GPU time per timestep.
+    pub fn gpu_us_per_step(&self, spec: &BenchSpec) -> Option<f64> {
+        self.gpu_ms.map(|ms| ms * 1e3 / spec.seq_len as f64)
+    }
 }
 
 impl BenchResult {
@@ -65,6 +89,7 @@ impl BenchResult {
         serde_json::json!({
             "device": self.device,
             "adapter": self.adapter,
+            "kernel": self.kernel,
             "seq": spec.seq_len,
             "batch": spec.batch,
             "input": spec.input,
@@ -73,6 +98,11 @@ impl BenchResult {
             "bidirectional": spec.bidirectional,
             "median_ms": self.median_ms,
             "min_ms": self.min_ms,
+            "us_per_step": self.us_per_step(spec),
+            "gpu_ms": self.gpu_ms,
+            "gpu_us_per_step": self.gpu_us_per_step(spec),
+            "dispatches": self.dispatches,
+            "record_ms": self.record_ms,
             "gflops": self.gflops,
         })
         .to_string()
@@ -89,25 +119,34 @@ pub fn bench_input(spec: &BenchSpec) -> Result<Tensor> {
 }
 
 /// Runs `step` `warmup` times untimed, then `iters` times timed; `tick` is called after
-/// every run (for progress). Returns (median, min) in milliseconds.
+/// every run (for progress). `step` may return a GPU time in ms. Returns (median, min, median
+/// GPU time) in milliseconds.
 pub fn time_runs(
     spec: &BenchSpec,
-    mut step: impl FnMut() -> Result<()>,
+    mut step: impl FnMut() -> Result<Option<f64>>,
     mut tick: impl FnMut(),
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, Option<f64>)> {
     for _ in 0..spec.warmup {
         step()?;
         tick();
     }
     let mut times = Vec::with_capacity(spec.iters);
+    let mut gpu_times = Vec::with_capacity(spec.iters);
     for _ in 0..spec.iters.max(1) {
         let start = Instant::now();
-        step()?;
+        let gpu = step()?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
+        gpu_times.extend(gpu);
         tick();
     }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], times[0]))
+    let gpu = (!gpu_times.is_empty()).then(|| median(&mut gpu_times));
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok((median(&mut times), min, gpu))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Benchmarks the GPU path on `ctx`.
@@ -119,12 +158,32 @@ pub fn bench_gpu(
 ) -> Result<BenchResult> {
     let x = bench_input(spec)?;
     let mut model = GpuLstm::new(ctx, weights)?;
-    let (median_ms, min_ms) = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
+    model.set_kernel(spec.kernel);
+    let inputs = Inputs::new(&x);
+    let (median_ms, min_ms, gpu_ms) =
+        time_runs(spec, || Ok(model.forward_timed(&inputs)?.1), tick)?;
+    let (variant, chunk) = model.kernel()?;
+    // host cost of recording the pass: encode and finish a command buffer never submitted
+    let mut records = (0..3)
+        .map(|_| {
+            let mut encoder = ctx
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            let start = Instant::now();
+            model.encode(&mut encoder)?;
+            drop(encoder.finish());
+            Ok(start.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<Vec<f64>>>()?;
     Ok(BenchResult {
         device: "gpu",
         adapter: ctx.adapter_name(),
+        kernel: format!("{variant} chunk={chunk}"),
         median_ms,
         min_ms,
+        gpu_ms,
+        dispatches: model.plan()?.dispatch_count(),
+        record_ms: median(&mut records),
         gflops: spec.flops() / median_ms / 1e6,
     })
 }
@@ -137,12 +196,17 @@ pub fn bench_cpu(
 ) -> Result<BenchResult> {
     let x = bench_input(spec)?;
     let model = CpuLstm::<f32>::new(weights);
-    let (median_ms, min_ms) = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
+    let (median_ms, min_ms, _) =
+        time_runs(spec, || model.forward(&x, None, None).map(|_| None), tick)?;
     Ok(BenchResult {
         device: "cpu",
         adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),
+        kernel: "cpu reference".into(),
         median_ms,
         min_ms,
+        gpu_ms: None,
+        dispatches: 0,
+        record_ms: 0.0,
         gflops: spec.flops() / median_ms / 1e6,
     })
 }

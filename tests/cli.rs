@@ -97,6 +97,48 @@ fn init_then_run_on_both_devices() {
     );
 }
 
+/// T = 140,000, B = 1, I = 1, H = 64: the input projection [T, B, 4H] (143 MB) is over
+/// lavapipe's 128 MiB storage-binding maximum, so the GPU path runs in chunks over T and
+/// carries the state across them; it matches the CPU path.
+#[test]
+fn a_sequence_longer_than_a_binding_runs_in_chunks_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.safetensors");
+    ok(&[
+        "init",
+        "--input-size",
+        "1",
+        "--hidden-size",
+        "64",
+        "--seed",
+        "5",
+        "--out",
+        s(&w),
+    ]);
+    let x = dir.path().join("x.npy");
+    npy::write_f32(&x, &common::random_tensor(&[140_000, 1, 1], 6)).unwrap();
+    let mut outputs = Vec::new();
+    for device in ["gpu", "cpu"] {
+        let (y, hn, cn) = (
+            dir.path().join(format!("y_{device}.npy")),
+            dir.path().join(format!("hn_{device}.npy")),
+            dir.path().join(format!("cn_{device}.npy")),
+        );
+        #[rustfmt::skip]
+        ok(&["run", "--weights", s(&w), "--input", s(&x), "--output", s(&y),
+             "--hn", s(&hn), "--cn", s(&cn), "--device", device]);
+        outputs.push([y, hn, cn].map(|p| npy::read_f32(&p).unwrap()));
+    }
+    for (i, name) in ["output", "h_n", "c_n"].iter().enumerate() {
+        assert_close(
+            name,
+            outputs[0][i].data(),
+            &f64s(&outputs[1][i]),
+            common::GPU_VS_F64,
+        );
+    }
+}
+
 #[test]
 fn pytorch_models_run_from_the_shell() {
     let dir = tempfile::tempdir().unwrap();

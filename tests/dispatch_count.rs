@@ -1,43 +1,83 @@
-//! A forward pass is (1 projection gemm + T fused steps) dispatches per layer, and
-//! (1 + 2T) with proj_size (the projection needs a second dispatch per step: it reads every
-//! hidden unit, which lstm_step writes from many workgroups).
+//! Dispatches per layer, by kernel variant:
+//! - per-step kernel: 1 projection gemm + T fused steps (1 + 2T with proj_size: the
+//!   projection reads every hidden unit, which lstm_step writes from many workgroups);
+//! - sequence kernel: 1 gemm + ONE dispatch for all T steps;
+//! - chunked over T (C chunks): one gemm per chunk (two with both directions, whose time
+//!   ranges differ) and, for the sequence kernel, one dispatch per chunk.
 
 mod common;
 
 use common::gpu;
-use lstm_wgpu::gpu::{GpuLstm, Kernel};
+use lstm_wgpu::gpu::{GpuLstm, Kernel, KernelChoice};
 use lstm_wgpu::{Dims, LstmConfig, LstmWeights};
 
-fn plan_counts(config: &LstmConfig, seq_len: usize) -> (Vec<usize>, usize, usize, usize) {
+struct Counts {
+    per_layer: Vec<usize>,
+    gemm: usize,
+    step: usize,
+    sequence: usize,
+    proj: usize,
+}
+
+fn plan_counts(
+    config: &LstmConfig,
+    seq_len: usize,
+    kernel: KernelChoice,
+    max_chunk: Option<usize>,
+) -> Counts {
     let weights = LstmWeights::init(config, 0).unwrap();
     let mut model = GpuLstm::new(gpu(), &weights).unwrap();
+    model.set_kernel(kernel);
+    model.set_max_chunk_steps(max_chunk);
     model.prepare(Dims { seq_len, batch: 3 }).unwrap();
     let plan = model.plan().unwrap();
-    let per_layer = (0..config.num_layers)
-        .map(|l| plan.count_in_layer(l))
-        .collect();
-    (
-        per_layer,
-        plan.count(Kernel::Gemm),
-        plan.count(Kernel::LstmStep),
-        plan.count(Kernel::LstmProj),
-    )
+    Counts {
+        per_layer: (0..config.num_layers)
+            .map(|l| plan.count_in_layer(l))
+            .collect(),
+        gemm: plan.count(Kernel::Gemm),
+        step: plan.count(Kernel::LstmStep),
+        sequence: plan.count(Kernel::LstmSequence),
+        proj: plan.count(Kernel::LstmProj),
+    }
 }
 
 #[test]
-fn one_gemm_and_one_step_dispatch_per_timestep_per_layer() {
+fn per_step_kernel_is_one_gemm_and_one_fused_dispatch_per_timestep() {
     let t = 17;
     let config = LstmConfig::new(4, 8).num_layers(3).bidirectional(true);
-    let (per_layer, gemm, step, proj) = plan_counts(&config, t);
-    assert_eq!(per_layer, vec![1 + t; 3]);
-    assert_eq!((gemm, step, proj), (3, 3 * t, 0));
+    let c = plan_counts(&config, t, KernelChoice::Step, None);
+    assert_eq!(c.per_layer, vec![1 + t; 3]);
+    assert_eq!((c.gemm, c.step, c.sequence, c.proj), (3, 3 * t, 0, 0));
+}
+
+#[test]
+fn sequence_kernel_is_one_gemm_and_one_dispatch_per_layer() {
+    let t = 17;
+    let config = LstmConfig::new(4, 8).num_layers(3).bidirectional(true);
+    let c = plan_counts(&config, t, KernelChoice::Auto, None);
+    assert_eq!(c.per_layer, vec![2; 3]);
+    assert_eq!((c.gemm, c.step, c.sequence, c.proj), (3, 0, 3, 0));
 }
 
 #[test]
 fn projection_adds_one_dispatch_per_timestep() {
     let t = 5;
     let config = LstmConfig::new(4, 8).num_layers(2).proj_size(3);
-    let (per_layer, gemm, step, proj) = plan_counts(&config, t);
-    assert_eq!(per_layer, vec![1 + 2 * t; 2]);
-    assert_eq!((gemm, step, proj), (2, 2 * t, 2 * t));
+    let c = plan_counts(&config, t, KernelChoice::Auto, None);
+    assert_eq!(c.per_layer, vec![1 + 2 * t; 2]);
+    assert_eq!((c.gemm, c.step, c.sequence, c.proj), (2, 2 * t, 0, 2 * t));
+}
+
+#[test]
+fn chunks_add_one_projection_per_chunk_and_direction() {
+    let (t, chunk) = (17, 5); // 4 chunks
+    let bi = LstmConfig::new(4, 8).bidirectional(true);
+    let c = plan_counts(&bi, t, KernelChoice::Step, Some(chunk));
+    assert_eq!((c.gemm, c.step), (8, t));
+    let c = plan_counts(&bi, t, KernelChoice::Sequence, Some(chunk));
+    assert_eq!((c.gemm, c.sequence), (8, 4));
+    let uni = LstmConfig::new(4, 8);
+    let c = plan_counts(&uni, t, KernelChoice::Sequence, Some(chunk));
+    assert_eq!((c.gemm, c.sequence), (4, 4));
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{gpu, random_tensor};
+use common::{gpu, gpu_webgpu, random_tensor};
 use lstm_wgpu::cpu::CpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::{Error, LstmConfig, LstmWeights, Tensor};
@@ -96,19 +96,35 @@ fn empty_input_is_an_error() {
 }
 
 #[test]
-fn shape_beyond_a_device_limit_names_the_limit() {
-    // The input projection [T, B, 4H] would be 1024 * 1024 * 256 * 4 bytes = 1 GiB, over
-    // WebGPU's default 128 MiB storage binding.
+fn a_shape_too_large_even_for_chunking_names_the_limit_and_the_size() {
+    // Chunking over T splits the input projection, but the layer output [T, B, H] must exist
+    // whole: 1024 * 1024 * 64 * 4 bytes = 256 MiB, over lavapipe's (and WebGPU's) 128 MiB
+    // storage binding.
     let weights = LstmWeights::init(&LstmConfig::new(1, 64), 0).unwrap();
     let x = Tensor::full([1024, 1024, 1], 0.5f32);
-    let err = GpuLstm::new(gpu(), &weights)
+    let err = GpuLstm::new(gpu_webgpu(), &weights)
         .unwrap()
         .forward(&x, None, None)
         .unwrap_err();
     match &err {
         Error::Limit { limit, needed, .. } => {
             assert_eq!(*limit, "max_storage_buffer_binding_size");
-            assert_eq!(*needed, 1024 * 1024 * 256 * 4);
+            assert_eq!(*needed, 1024 * 1024 * 64 * 4);
+            assert!(err.to_string().contains("layer output"), "{err}");
+        }
+        other => panic!("expected a limit error, got {other}"),
+    }
+    // one step of the projection [B, 4H] alone over the binding: nothing to chunk
+    let weights = LstmWeights::init(&LstmConfig::new(1, 130), 0).unwrap();
+    let x = Tensor::full([1, 65536, 1], 0.5f32);
+    let err = GpuLstm::new(gpu_webgpu(), &weights)
+        .unwrap()
+        .forward(&x, None, None)
+        .unwrap_err();
+    match &err {
+        Error::Limit { limit, needed, .. } => {
+            assert_eq!(*limit, "max_storage_buffer_binding_size");
+            assert_eq!(*needed, 65536 * 4 * 130 * 4);
         }
         other => panic!("expected a limit error, got {other}"),
     }

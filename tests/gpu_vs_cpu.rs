@@ -1,12 +1,13 @@
-//! The GPU path against the CPU reference in f64 on a sweep of awkward shapes.
-//! GPU buffers start as NaN, so any element a kernel never writes fails the comparison.
+//! The GPU path against the CPU reference in f64 on sweeps of awkward shapes, with every
+//! kernel variant and with both the adapter's and WebGPU's default limits. GPU buffers start
+//! as NaN, so any element a kernel never writes fails the comparison.
 
 mod common;
 
-use common::{assert_close, gpu, random_tensor, to_f64, GPU_VS_F64};
+use common::{assert_close, gpu, gpu_webgpu, kernel_choices, random_tensor, to_f64, GPU_VS_F64};
 use lstm_wgpu::cpu::CpuLstm;
-use lstm_wgpu::gpu::GpuLstm;
-use lstm_wgpu::{LstmConfig, LstmWeights};
+use lstm_wgpu::gpu::{GpuContext, GpuLstm, KernelChoice, StepShape};
+use lstm_wgpu::{Inputs, LstmConfig, LstmWeights};
 
 #[derive(Debug, Clone, Copy)]
 struct Case {
@@ -20,6 +21,7 @@ struct Case {
     proj: usize,
     state: bool,
     batch_first: bool,
+    lengths: bool,
 }
 
 #[rustfmt::skip]
@@ -55,6 +57,7 @@ const fn c(
     batch_first: bool,
 ) -> Case {
     Case {
+        lengths: false,
         hidden,
         input,
         batch,
@@ -68,13 +71,34 @@ const fn c(
     }
 }
 
-fn run(case: &Case, seed: u64) {
-    let config = LstmConfig::new(case.input, case.hidden)
-        .num_layers(case.layers)
-        .bidirectional(case.bidirectional)
-        .bias(case.bias)
-        .proj_size(case.proj)
-        .batch_first(case.batch_first);
+impl Case {
+    fn config(&self) -> LstmConfig {
+        LstmConfig::new(self.input, self.hidden)
+            .num_layers(self.layers)
+            .bidirectional(self.bidirectional)
+            .bias(self.bias)
+            .proj_size(self.proj)
+            .batch_first(self.batch_first)
+    }
+
+    fn with_lengths(mut self) -> Self {
+        self.lengths = true;
+        self
+    }
+}
+
+/// Runs `case` on `ctx` with `kernel` against the CPU in f64; false when `kernel` cannot run
+/// the shape (so nothing was compared).
+fn run(case: &Case, seed: u64, ctx: &GpuContext, kernel: KernelChoice) -> bool {
+    let config = case.config();
+    let shape = StepShape {
+        hidden: case.hidden,
+        hidden_out: config.output_size(),
+        batch: case.batch,
+    };
+    if kernel.resolve(shape, &ctx.device().limits()).is_err() {
+        return false;
+    }
     let weights = LstmWeights::init(&config, seed).unwrap();
     let x_shape = if case.batch_first {
         [case.batch, case.seq_len, case.input]
@@ -90,43 +114,98 @@ fn run(case: &Case, seed: u64) {
     } else {
         (None, None)
     };
+    let lengths: Vec<usize> = (0..case.batch)
+        .map(|b| 1 + (b * 5 + 2) % case.seq_len)
+        .collect();
+    let lengths = case.lengths.then_some(lengths.as_slice());
 
+    let (x64, h064, c064) = (to_f64(&x), h0.map(to_f64), c0.map(to_f64));
     let want = CpuLstm::<f64>::new(&weights)
-        .forward(
-            &to_f64(&x),
-            h0.map(to_f64).as_ref(),
-            c0.map(to_f64).as_ref(),
+        .forward_with(
+            &Inputs::new(&x64)
+                .state(h064.as_ref(), c064.as_ref())
+                .lengths(lengths),
         )
         .unwrap();
-    let got = GpuLstm::new(gpu(), &weights)
-        .unwrap()
-        .forward(&x, h0, c0)
+    let mut model = GpuLstm::new(ctx, &weights).unwrap();
+    model.set_kernel(kernel);
+    let got = model
+        .forward_with(&Inputs::new(&x).state(h0, c0).lengths(lengths))
         .unwrap();
+    let (variant, _) = model.kernel().unwrap();
+    let what = |name: &str| format!("{name} {case:?} kernel {variant}");
     assert_eq!(got.output.shape(), want.output.shape(), "{case:?}");
     assert_close(
-        &format!("output {case:?}"),
+        &what("output"),
         got.output.data(),
         want.output.data(),
         GPU_VS_F64,
     );
-    assert_close(
-        &format!("h_n {case:?}"),
-        got.h_n.data(),
-        want.h_n.data(),
-        GPU_VS_F64,
-    );
-    assert_close(
-        &format!("c_n {case:?}"),
-        got.c_n.data(),
-        want.c_n.data(),
-        GPU_VS_F64,
-    );
+    assert_close(&what("h_n"), got.h_n.data(), want.h_n.data(), GPU_VS_F64);
+    assert_close(&what("c_n"), got.c_n.data(), want.c_n.data(), GPU_VS_F64);
+    true
 }
 
 #[test]
 fn gpu_matches_cpu_f64_on_shape_sweep() {
     for (i, case) in CASES.iter().enumerate() {
-        run(case, 100 * i as u64);
+        assert!(run(case, 100 * i as u64, gpu(), KernelChoice::Auto));
+    }
+}
+
+/// The same sweep on a device with WebGPU's default limits (smaller workgroups, fewer
+/// storage buffers, chunking sooner).
+#[test]
+fn gpu_matches_cpu_f64_with_webgpu_limits() {
+    for (i, case) in CASES.iter().enumerate() {
+        assert!(run(case, 100 * i as u64, gpu_webgpu(), KernelChoice::Auto));
+    }
+}
+
+/// H in {1, 63, 64, 65, 127, 128, 129, 255, 1024} and B in {1, 3, 4, 5, 32, 33, 64}, each
+/// with several of the other, with lengths, projections, both directions and 1-3 layers, run
+/// with every kernel choice that can run it.
+#[rustfmt::skip]
+const VARIANT_CASES: &[Case] = &[
+    //      hidden input batch  T  layers bidir  bias  proj state  batch_first
+    c(   1,   2,  1,  5, 1, false, true,    0, false, false),
+    c(   1,   3, 33,  4, 2, true,  true,    0, true,  false),
+    c(  63,   5,  3,  4, 3, false, true,    0, true,  true),
+    c(  63,   4, 64,  3, 1, true,  false,  31, false, false),
+    c(  64,   7,  4,  5, 2, true,  true,    0, false, false),
+    c(  64,   2, 32,  3, 1, false, true,    0, true,  false),
+    c(  65,   3,  5,  4, 1, true,  true,    0, true,  false),
+    c(  65,   9,  1,  6, 2, false, true,   17, false, true),
+    c( 127,   4, 32,  3, 1, false, true,    0, false, false),
+    c( 127,   3,  4,  3, 2, true,  true,    0, true,  false),
+    c( 128,   5, 33,  2, 1, true,  false,   0, false, true),
+    c( 128,   8,  1,  4, 1, false, true,    0, true,  false),
+    c( 129,   3, 64,  2, 1, false, true,    0, false, false),
+    c( 129,   6,  3,  3, 1, true,  true,   64, true,  false),
+    c( 255,   4,  1,  3, 2, true,  true,    0, false, false),
+    c( 255,   2,  5,  2, 1, false, true,  100, true,  true),
+    c(1024,   3,  3,  2, 1, false, true,    0, true,  false),
+    c(1024,   2, 64,  2, 1, false, true,    0, false, false),
+];
+
+#[test]
+fn every_kernel_variant_matches_cpu_f64() {
+    let choices = kernel_choices();
+    let mut ran = vec![0; choices.len()];
+    for (i, case) in VARIANT_CASES.iter().enumerate() {
+        let case = if i % 2 == 0 {
+            case.with_lengths()
+        } else {
+            *case
+        };
+        for (k, &choice) in choices.iter().enumerate() {
+            if run(&case, 7000 + 10 * i as u64, gpu(), choice) {
+                ran[k] += 1;
+            }
+        }
+    }
+    for (choice, n) in choices.iter().zip(&ran) {
+        assert!(*n >= 2, "kernel choice {choice:?} ran on only {n} cases");
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, gpu, random_tensor, to_f64, Tolerance};
 use lstm_wgpu::cpu::CpuLstm;
-use lstm_wgpu::gpu::GpuTrainer;
+use lstm_wgpu::gpu::{GpuTrainer, KernelChoice, StepShape};
 use lstm_wgpu::loss::{Loss, Target};
 use lstm_wgpu::train::{OptimizerConfig, OptimizerKind, TrainOptions};
 use lstm_wgpu::{Inputs, Linear, LstmConfig, LstmWeights, Tensor};
@@ -43,7 +43,7 @@ const CASES: &[Case] = &[
     Case { hidden: 70, input: 3, batch: 2, seq_len: 6, layers: 3, bidirectional: true, bias: true, proj: 33, head: 2, state: false, lengths: true, batch_first: true, loss: Loss::Mse },
 ];
 
-fn run(case: &Case, seed: u64) {
+fn run(case: &Case, seed: u64, kernel: KernelChoice) {
     let config = LstmConfig::new(case.input, case.hidden)
         .num_layers(case.layers)
         .bidirectional(case.bidirectional)
@@ -90,8 +90,9 @@ fn run(case: &Case, seed: u64) {
     let lengths = case.lengths.then_some(lengths.as_slice());
 
     let options = TrainOptions::new(case.loss, OptimizerConfig::new(OptimizerKind::Sgd, 1.0));
-    let got = GpuTrainer::new(gpu(), &weights, options)
-        .unwrap()
+    let mut trainer = GpuTrainer::new(gpu(), &weights, options).unwrap();
+    trainer.set_kernel(kernel);
+    let got = trainer
         .gradients(&Inputs::new(&x).state(h0, c0).lengths(lengths), &target)
         .unwrap();
     let (x64, h064, c064) = (to_f64(&x), h0.map(to_f64), c0.map(to_f64));
@@ -104,7 +105,7 @@ fn run(case: &Case, seed: u64) {
             &target,
         )
         .unwrap();
-    let what = |s: &str| format!("{s} {case:?}");
+    let what = |s: &str| format!("{s} {case:?} {kernel:?}");
     assert_close(&what("loss"), &[got.loss], &[loss], GRADIENTS);
     let want_weights = want.to_weights(&weights).unwrap();
     for ((name, g), (_, w)) in got
@@ -136,6 +137,35 @@ fn run(case: &Case, seed: u64) {
 #[test]
 fn gpu_gradients_match_cpu_f64() {
     for (i, case) in CASES.iter().enumerate() {
-        run(case, 1000 + 10 * i as u64);
+        run(case, 1000 + 10 * i as u64, KernelChoice::Auto);
     }
+}
+
+/// The training forward pass through each recurrent kernel that can run the case (the
+/// sequence kernel writes every step's state and gates for backward from one dispatch).
+#[test]
+fn gpu_gradients_match_cpu_f64_with_each_kernel() {
+    let limits = gpu().device().limits();
+    let mut ran = [0; 2];
+    for (i, case) in CASES.iter().enumerate() {
+        let shape = StepShape {
+            hidden: case.hidden,
+            hidden_out: if case.proj > 0 {
+                case.proj
+            } else {
+                case.hidden
+            },
+            batch: case.batch,
+        };
+        for (k, kernel) in [KernelChoice::Sequence, KernelChoice::Step]
+            .into_iter()
+            .enumerate()
+        {
+            if kernel.resolve(shape, &limits).is_ok() {
+                run(case, 2000 + 10 * i as u64, kernel);
+                ran[k] += 1;
+            }
+        }
+    }
+    assert!(ran[0] >= 2 && ran[1] >= 4, "kernel runs: {ran:?}");
 }

@@ -4,20 +4,32 @@
 use bytemuck::Pod;
 
 use super::context::GpuContext;
-use super::kernels::Kernel;
-use super::params::{ParamArena, PARAMS_BINDING_SIZE};
-use super::plan::{Op, Plan};
+use super::kernels::{Binding, Kernel};
+use super::params::{ParamArena, PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE};
+use super::pipelines::Constants;
+use super::plan::{Dispatch, Op, Plan};
 use crate::error::{Error, Result};
 
+/// A dispatch waiting for its bind group.
+struct PendingDispatch {
+    kernel: Kernel,
+    layer: usize,
+    group: usize,
+    pipeline: wgpu::ComputePipeline,
+    workgroups: [u32; 3],
+}
+
 enum Pending {
-    Dispatch {
-        kernel: Kernel,
-        layer: usize,
-        group: usize,
-        params_offset: u32,
-        workgroups: [u32; 3],
-    },
-    Copy(Op),
+    Dispatch(PendingDispatch, u32),
+    Steps(Vec<PendingDispatch>, u32, u32),
+    Transfer(Op),
+}
+
+/// One kernel of a run of steps: its bind group, override constants and grid.
+pub(crate) struct StepKernel {
+    pub group: usize,
+    pub constants: Constants,
+    pub workgroups: [usize; 3],
 }
 
 /// Collects a plan; see the module docs.
@@ -39,8 +51,9 @@ impl<'a> PlanBuilder<'a> {
         }
     }
 
-    /// Registers the storage buffers of one bind group of `kernel` (bindings 1.., in order;
-    /// binding 0 is always the params). Returns its handle for [`PlanBuilder::dispatch`].
+    /// Registers the storage buffers of one bind group of `kernel` (its storage bindings, in
+    /// order; the params and step-index uniforms are bound by the builder). Returns its
+    /// handle for [`PlanBuilder::dispatch`].
     pub fn group(&mut self, kernel: Kernel, label: &str, buffers: &[&wgpu::Buffer]) -> usize {
         self.groups.push((
             kernel,
@@ -50,49 +63,94 @@ impl<'a> PlanBuilder<'a> {
         self.groups.len() - 1
     }
 
-    /// Records a dispatch of `group`'s kernel with `params` in a fresh params slot.
+    /// Records a dispatch of `group`'s kernel (its default constants) with `params` in a
+    /// fresh params slot.
     pub fn dispatch<P: Pod>(
         &mut self,
         layer: usize,
         group: usize,
         params: &P,
         workgroups: [u32; 3],
-    ) -> Result<u32> {
+    ) -> Result<()> {
         let kernel = self.groups[group].0;
-        let max = self
-            .ctx
-            .device()
-            .limits()
-            .max_compute_workgroups_per_dimension;
-        if let Some(&n) = workgroups.iter().find(|&&n| n > max) {
-            return Err(Error::Limit {
-                what: format!("{} ({workgroups:?} workgroups)", kernel.name()),
-                limit: "max_compute_workgroups_per_dimension",
-                needed: n as u64,
-                available: max as u64,
-            });
-        }
-        let params_offset = self.arena.push(params);
-        self.dispatch_at(layer, group, params_offset, workgroups);
-        Ok(params_offset)
+        let workgroups = workgroups.map(|n| n as usize);
+        self.dispatch_with(
+            layer,
+            group,
+            &kernel.default_constants(),
+            params,
+            workgroups,
+        )
     }
 
-    /// Records a dispatch reusing an earlier params slot.
-    pub fn dispatch_at(
+    /// [`PlanBuilder::dispatch`] with explicit override constants.
+    pub fn dispatch_with<P: Pod>(
         &mut self,
         layer: usize,
         group: usize,
-        params_offset: u32,
-        workgroups: [u32; 3],
-    ) {
+        constants: &[(&'static str, f64)],
+        params: &P,
+        workgroups: [usize; 3],
+    ) -> Result<()> {
+        let pending = self.pending(layer, group, constants, workgroups)?;
+        let offset = self.arena.push(params);
+        self.ops.push(Pending::Dispatch(pending, offset));
+        Ok(())
+    }
+
+    /// Records `count` steps of the per-step kernels `kernels` (dispatched in this order at
+    /// every step) sharing one params slot; step i reads step-index slot i.
+    pub fn steps<P: Pod>(
+        &mut self,
+        layer: usize,
+        kernels: &[StepKernel],
+        params: &P,
+        count: usize,
+    ) -> Result<()> {
+        let max = super::context::MAX_CHUNK_STEPS;
+        if count > max {
+            return Err(Error::Input(format!(
+                "a chunk of {count} steps is longer than the {max} step-index slots"
+            )));
+        }
+        let pending = kernels
+            .iter()
+            .map(|k| self.pending(layer, k.group, &k.constants, k.workgroups))
+            .collect::<Result<Vec<_>>>()?;
+        let offset = self.arena.push(params);
+        self.ops.push(Pending::Steps(pending, offset, count as u32));
+        Ok(())
+    }
+
+    fn pending(
+        &self,
+        layer: usize,
+        group: usize,
+        constants: &[(&'static str, f64)],
+        workgroups: [usize; 3],
+    ) -> Result<PendingDispatch> {
         let kernel = self.groups[group].0;
-        self.ops.push(Pending::Dispatch {
+        let device = self.ctx.device();
+        let max = device.limits().max_compute_workgroups_per_dimension;
+        let mut grid = [0u32; 3];
+        for (g, &n) in grid.iter_mut().zip(&workgroups) {
+            *g = u32::try_from(n)
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| Error::Limit {
+                    what: format!("{} ({workgroups:?} workgroups)", kernel.name()),
+                    limit: "max_compute_workgroups_per_dimension",
+                    needed: n as u64,
+                    available: max as u64,
+                })?;
+        }
+        Ok(PendingDispatch {
             kernel,
             layer,
             group,
-            params_offset,
-            workgroups,
-        });
+            pipeline: self.ctx.pipelines().get(device, kernel, constants)?,
+            workgroups: grid,
+        })
     }
 
     pub fn copy(
@@ -103,7 +161,7 @@ impl<'a> PlanBuilder<'a> {
         dst_offset: u64,
         size: u64,
     ) {
-        self.ops.push(Pending::Copy(Op::Copy {
+        self.ops.push(Pending::Transfer(Op::Copy {
             src: src.clone(),
             src_offset,
             dst: dst.clone(),
@@ -113,7 +171,7 @@ impl<'a> PlanBuilder<'a> {
     }
 
     pub fn clear(&mut self, buffer: &wgpu::Buffer) {
-        self.ops.push(Pending::Copy(Op::Clear {
+        self.ops.push(Pending::Transfer(Op::Clear {
             buffer: buffer.clone(),
         }));
     }
@@ -132,52 +190,79 @@ impl<'a> PlanBuilder<'a> {
             });
         }
         let params = super::buffers::uniform_init(device, "params", bytes);
+        let (step_slots, step_stride) = self.ctx.step_slots();
+        for (kernel, label, buffers) in &self.groups {
+            let storage = kernel
+                .bindings()
+                .iter()
+                .filter(|b| matches!(b, Binding::StorageRead | Binding::StorageReadWrite))
+                .count();
+            if buffers.len() != storage {
+                return Err(Error::Input(format!(
+                    "internal: bind group `{label}` has {} buffers for {storage} storage bindings",
+                    buffers.len()
+                )));
+            }
+        }
         let groups: Vec<wgpu::BindGroup> = self
             .groups
             .iter()
             .map(|(kernel, label, buffers)| {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(PARAMS_BINDING_SIZE),
-                    }),
-                }];
-                entries.extend(
-                    buffers
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| wgpu::BindGroupEntry {
-                            binding: i as u32 + 1,
-                            resource: b.as_entire_binding(),
-                        }),
-                );
+                let mut storage = buffers.iter();
+                let entries: Vec<wgpu::BindGroupEntry> = kernel
+                    .bindings()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, binding)| {
+                        let uniform = |buffer, size| {
+                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer,
+                                offset: 0,
+                                size: wgpu::BufferSize::new(size),
+                            })
+                        };
+                        let resource = match binding {
+                            Binding::Params => uniform(&params, PARAMS_BINDING_SIZE),
+                            Binding::StepIndex => uniform(step_slots, STEP_INDEX_BINDING_SIZE),
+                            Binding::StorageRead | Binding::StorageReadWrite => storage
+                                .next()
+                                .map_or(uniform(&params, 4), |b| b.as_entire_binding()), // counted above
+                        };
+                        wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource,
+                        }
+                    })
+                    .collect();
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(label),
-                    layout: &self.ctx.pipelines().get(*kernel).layout,
+                    layout: self.ctx.pipelines().layout(*kernel),
                     entries: &entries,
                 })
             })
             .collect();
+        let bound = |p: PendingDispatch| Dispatch {
+            kernel: p.kernel,
+            layer: p.layer,
+            pipeline: p.pipeline,
+            bind_group: groups[p.group].clone(),
+            workgroups: p.workgroups,
+        };
         let ops = self
             .ops
             .into_iter()
             .map(|op| match op {
-                Pending::Dispatch {
-                    kernel,
-                    layer,
-                    group,
+                Pending::Dispatch(p, params_offset) => Op::Dispatch {
+                    dispatch: bound(p),
                     params_offset,
-                    workgroups,
-                } => Op::Dispatch {
-                    kernel,
-                    layer,
-                    bind_group: groups[group].clone(),
-                    params_offset,
-                    workgroups,
                 },
-                Pending::Copy(op) => op,
+                Pending::Steps(kernels, params_offset, count) => Op::Steps {
+                    kernels: kernels.into_iter().map(bound).collect(),
+                    params_offset,
+                    count,
+                    step_stride,
+                },
+                Pending::Transfer(op) => op,
             })
             .collect();
         Ok(Plan { ops })

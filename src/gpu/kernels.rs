@@ -1,21 +1,37 @@
-//! Every WGSL kernel, its binding list (in the order of the comment atop its .wgsl file) and
-//! its pipeline. Pipelines are built once per [`GpuContext`](super::GpuContext).
+//! Every WGSL kernel and its binding list (in the order of the comment atop its .wgsl file).
+//! The pipelines built from them live in [`super::pipelines`].
 
-use super::params::PARAMS_BINDING_SIZE;
-
+/// Definitions the recurrent kernels share (StepParams, the state-slot rule, the gate math);
+/// prepended to each of them.
+pub const LSTM_COMMON_WGSL: &str = include_str!("../../shaders/lstm_common.wgsl");
 pub const GEMM_WGSL: &str = include_str!("../../shaders/gemm.wgsl");
-pub const LSTM_STEP_WGSL: &str = include_str!("../../shaders/lstm_step.wgsl");
-pub const LSTM_PROJ_WGSL: &str = include_str!("../../shaders/lstm_proj.wgsl");
-pub const LSTM_BACKWARD_WGSL: &str = include_str!("../../shaders/lstm_backward.wgsl");
+pub const LSTM_STEP_WGSL: &str = concat!(
+    include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/lstm_step.wgsl")
+);
+pub const LSTM_SEQUENCE_WGSL: &str = concat!(
+    include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/lstm_sequence.wgsl")
+);
+pub const LSTM_PROJ_WGSL: &str = concat!(
+    include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/lstm_proj.wgsl")
+);
+pub const LSTM_BACKWARD_WGSL: &str = concat!(
+    include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/lstm_backward.wgsl")
+);
 pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 pub const OPTIMIZER_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const PERMUTE_WGSL: &str = include_str!("../../shaders/permute.wgsl");
 
-/// Every shader file: (file stem, source).
-pub const SHADER_FILES: [(&str, &str); 8] = [
+/// Every shader file: (file stem, the source a pipeline is built from, prelude included).
+pub const SHADER_FILES: [(&str, &str); 10] = [
+    ("lstm_common", LSTM_COMMON_WGSL),
     ("gemm", GEMM_WGSL),
     ("lstm_step", LSTM_STEP_WGSL),
+    ("lstm_sequence", LSTM_SEQUENCE_WGSL),
     ("lstm_proj", LSTM_PROJ_WGSL),
     ("lstm_backward", LSTM_BACKWARD_WGSL),
     ("loss", LOSS_WGSL),
@@ -26,16 +42,18 @@ pub const SHADER_FILES: [(&str, &str); 8] = [
 
 /// Invocations per workgroup of the 1-D kernels; passed to their `override WG`.
 pub const WORKGROUP_SIZE: u32 = 64;
-/// Batch rows per lstm_step workgroup (`BT` in lstm_step.wgsl).
-pub const STEP_BATCH_TILE: u32 = 4;
+/// Batch rows per lstm_backward workgroup (`BT` in lstm_backward.wgsl).
+pub const BACKWARD_BATCH_TILE: u32 = 4;
 /// Output tile edge of the gemm kernel (`TILE` in gemm.wgsl).
 pub const GEMM_TILE: u32 = 64;
 
 /// How a kernel sees one binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
-    /// The params uniform, with a dynamic offset selecting the dispatch's slot.
+    /// The params uniform, with a dynamic offset selecting the dispatch's (or chunk's) slot.
     Params,
+    /// The step-index uniform of the per-step kernels, with a dynamic offset per step.
+    StepIndex,
     StorageRead,
     StorageReadWrite,
 }
@@ -45,6 +63,7 @@ pub enum Binding {
 pub enum Kernel {
     Gemm,
     LstmStep,
+    LstmSequence,
     LstmProj,
     LstmBackwardDh,
     LstmBackwardStep,
@@ -57,9 +76,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Gemm,
         Kernel::LstmStep,
+        Kernel::LstmSequence,
         Kernel::LstmProj,
         Kernel::LstmBackwardDh,
         Kernel::LstmBackwardStep,
@@ -76,6 +96,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::LstmStep => "lstm_step",
+            Kernel::LstmSequence => "lstm_sequence",
             Kernel::LstmProj => "lstm_proj",
             Kernel::LstmBackwardDh => "lstm_backward_dh",
             Kernel::LstmBackwardStep => "lstm_backward_step",
@@ -93,6 +114,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::LstmStep => "lstm_step",
+            Kernel::LstmSequence => "lstm_sequence",
             Kernel::LstmProj => "lstm_proj",
             Kernel::LstmBackwardDh | Kernel::LstmBackwardStep => "lstm_backward",
             Kernel::MseGrad | Kernel::CrossEntropyGrad => "loss",
@@ -102,6 +124,7 @@ impl Kernel {
         }
     }
 
+    /// The source a pipeline is built from (with the common prelude where it has one).
     pub fn source(self) -> &'static str {
         SHADER_FILES
             .iter()
@@ -122,6 +145,18 @@ impl Kernel {
             ],
             Kernel::LstmStep => &[
                 Params,
+                StepIndex,
+                StorageRead,
+                StorageRead,
+                StorageReadWrite,
+                StorageReadWrite,
+                StorageReadWrite,
+                StorageReadWrite,
+                StorageRead,
+                StorageReadWrite,
+            ],
+            Kernel::LstmSequence => &[
+                Params,
                 StorageRead,
                 StorageRead,
                 StorageReadWrite,
@@ -133,6 +168,7 @@ impl Kernel {
             ],
             Kernel::LstmProj => &[
                 Params,
+                StepIndex,
                 StorageRead,
                 StorageRead,
                 StorageReadWrite,
@@ -171,86 +207,12 @@ impl Kernel {
         }
     }
 
-    /// Pipeline-overridable constants.
-    fn constants(self) -> &'static [(&'static str, f64)] {
+    /// The pipeline-overridable constants of kernels that always run with the same ones
+    /// (the step kernels take theirs from a [`super::StepVariant`]).
+    pub fn default_constants(self) -> Vec<(&'static str, f64)> {
         match self {
-            Kernel::Gemm | Kernel::ReduceSum => &[],
-            _ => &[("WG", WORKGROUP_SIZE as f64)],
+            Kernel::Gemm | Kernel::ReduceSum | Kernel::LstmStep | Kernel::LstmSequence => vec![],
+            _ => vec![("WG", WORKGROUP_SIZE as f64)],
         }
     }
-}
-
-/// A kernel's bind group layout and pipeline.
-pub struct KernelPipeline {
-    pub layout: wgpu::BindGroupLayout,
-    pub pipeline: wgpu::ComputePipeline,
-}
-
-/// All pipelines, indexed by [`Kernel`].
-pub struct Pipelines {
-    pipelines: Vec<KernelPipeline>,
-}
-
-impl Pipelines {
-    pub fn new(device: &wgpu::Device) -> Self {
-        let pipelines = Kernel::ALL.iter().map(|&k| build(device, k)).collect();
-        Self { pipelines }
-    }
-
-    pub fn get(&self, kernel: Kernel) -> &KernelPipeline {
-        &self.pipelines[kernel as usize]
-    }
-}
-
-fn build(device: &wgpu::Device, kernel: Kernel) -> KernelPipeline {
-    let name = kernel.name();
-    let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
-        .bindings()
-        .iter()
-        .enumerate()
-        .map(|(i, binding)| wgpu::BindGroupLayoutEntry {
-            binding: i as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: match binding {
-                Binding::Params => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(PARAMS_BINDING_SIZE),
-                },
-                Binding::StorageRead | Binding::StorageReadWrite => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: *binding == Binding::StorageRead,
-                    },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-            },
-            count: None,
-        })
-        .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(name),
-        entries: &entries,
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(name),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(name),
-        layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some(name),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants: kernel.constants(),
-            zero_initialize_workgroup_memory: true,
-        },
-        cache: None,
-    });
-    KernelPipeline { layout, pipeline }
 }

@@ -1,12 +1,14 @@
 //! The GPU path: the only module that touches wgpu.
 //!
-//! Data flow of one forward pass, per layer (both directions together):
-//! 1. `gemm`: `pre[T*B, D*4H] = x · W_ihᵀ + b_ih + b_hh` for all timesteps in one dispatch;
-//! 2. `lstm_step` × T: the four gate matmuls with `h_{t-1}`, the nonlinearities and the cell
-//!    update fused in one dispatch per timestep (plus `lstm_proj` per step with `proj_size`);
+//! Data flow of one forward pass, per layer (both directions together) and chunk of steps:
+//! 1. `gemm`: `pre[steps, B, D*4H] = x · W_ihᵀ + b_ih + b_hh` for the chunk's steps;
+//! 2. the recurrence, by the variant [`StepVariant::choose`] picks for the shape and device:
+//!    `lstm_sequence` runs every step of the chunk in ONE dispatch (small H), `lstm_step`
+//!    does the four gate matmuls with `h_{t-1}`, the nonlinearities and the cell update in one
+//!    fused dispatch per step (plus `lstm_proj` per step with `proj_size`);
 //! 3. copies of the final state into `h_n`/`c_n`.
 //!
-//! Everything is recorded into one encoder and submitted once.
+//! A plan is recorded and submitted in chunks, so the GPU starts while the host records.
 
 mod adapters;
 mod buffers;
@@ -17,18 +19,29 @@ mod kernels;
 mod layout;
 mod model;
 mod params;
+mod pipelines;
 mod plan;
+mod resident;
+mod sizes;
+mod slots;
+mod timer;
 mod train;
+mod variant;
 mod workspace;
 
 pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
-pub use context::GpuContext;
-pub use kernels::{Kernel, GEMM_TILE, STEP_BATCH_TILE, WORKGROUP_SIZE};
+pub use context::{ContextOptions, GpuContext, MAX_CHUNK_STEPS};
+pub use kernels::{Kernel, BACKWARD_BATCH_TILE, GEMM_TILE, WORKGROUP_SIZE};
 pub use model::GpuLstm;
-pub use plan::{Op, Plan};
+pub use params::params_sizes;
+pub use plan::{Dispatch, Op, Plan};
 pub use train::{GpuGradients, GpuTrainer};
+pub use variant::{
+    KernelChoice, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_ROWS,
+};
 
-/// Every WGSL file: (file stem, source), e.g. for validation with naga.
+/// Every WGSL file: (file stem, the source a pipeline is built from), e.g. for validation
+/// with naga.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
     kernels::SHADER_FILES.to_vec()
 }

@@ -1,35 +1,17 @@
 //! `GpuLstm`: an LSTM whose weights live on the GPU, uploaded once, reused by every call.
 
-use super::buffers::{read_f32, staging, storage_init};
+use super::buffers::{read_f32, staging};
 use super::context::GpuContext;
-use super::layout;
+use super::forward::ForwardOptions;
 use super::plan::Plan;
+use super::resident::ResidentWeights;
+use super::timer::GpuTimer;
+use super::variant::{KernelChoice, StepVariant};
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
-
-/// One layer's resident weights, already re-laid out for the kernels (see [`layout`]).
-pub(crate) struct LayerBuffers {
-    /// `[in, D*4H]`
-    pub w_ih_t: wgpu::Buffer,
-    /// `[D*4H]`
-    pub bias: wgpu::Buffer,
-    /// `[D, H_out, H]` of vec4
-    pub w_hh: wgpu::Buffer,
-    /// `[D, H, P]` (a 1-element placeholder without projection)
-    pub w_hr_t: wgpu::Buffer,
-}
-
-/// The head's resident weights.
-pub(crate) struct HeadBuffers {
-    /// `[D*H_out, O]`
-    pub weight_t: wgpu::Buffer,
-    /// `[O]`, when the head has a bias
-    pub bias: Option<wgpu::Buffer>,
-    pub out_features: usize,
-}
 
 /// An LSTM (and optional head) resident on a GPU. Weights are uploaded once by
 /// [`GpuLstm::new`]; buffers for a given `(T, B)` are allocated on first use of that shape and
@@ -38,57 +20,50 @@ pub(crate) struct HeadBuffers {
 /// Host-level use: [`GpuLstm::forward`]. Embedding in a wgpu application:
 /// [`GpuLstm::prepare`], write [`GpuLstm::input_buffer`], [`GpuLstm::encode`] into your
 /// encoder, then read [`GpuLstm::output_buffer`] (and `h_n`/`c_n`) on the GPU.
+///
+/// The recurrent kernel is chosen per shape and device ([`StepVariant::choose`]);
+/// [`GpuLstm::set_kernel`] forces one.
 pub struct GpuLstm {
     ctx: GpuContext,
-    weights_config: crate::LstmConfig,
-    pub(crate) layers: Vec<LayerBuffers>,
-    pub(crate) head: Option<HeadBuffers>,
+    pub(crate) weights: ResidentWeights,
+    options: ForwardOptions,
     workspace: Option<Workspace>,
 }
 
 impl GpuLstm {
     /// Uploads `weights` (re-laid out for the kernels) to `ctx`'s device.
     pub fn new(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
-        let config = weights.config().clone();
-        config.validate()?;
-        let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let upload = |name: &str, l: usize, data: &[f32]| {
-            storage_init(device, &format!("{name} l{l}"), data)
-        };
-        let layers = (0..config.num_layers)
-            .map(|l| LayerBuffers {
-                w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
-                bias: upload("bias", l, &layout::combined_bias(weights, l)),
-                w_hh: upload("w_hh", l, &layout::recurrent_weights_vec4(weights, l)),
-                w_hr_t: upload("w_hr_t", l, &layout::projection_weights_t(weights, l)),
-            })
-            .collect();
-        let head = weights.head().map(|head| HeadBuffers {
-            weight_t: storage_init(device, "head weight_t", &layout::head_weights_t(head)),
-            bias: head
-                .bias
-                .as_ref()
-                .map(|b| storage_init(device, "head bias", b.data())),
-            out_features: head.out_features(),
-        });
-        if let Some(source) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu {
-                during: "weight upload",
-                source,
-            });
-        }
         Ok(Self {
             ctx: ctx.clone(),
-            weights_config: config,
-            layers,
-            head,
+            weights: ResidentWeights::upload(ctx, weights)?,
+            options: ForwardOptions::default(),
             workspace: None,
         })
     }
 
+    /// Forces the recurrent kernel (or gives the choice back to the table with
+    /// [`KernelChoice::Auto`]). A kernel that cannot run a shape is an error at
+    /// [`GpuLstm::prepare`].
+    pub fn set_kernel(&mut self, kernel: KernelChoice) {
+        self.options.kernel = kernel;
+        self.workspace = None;
+    }
+
+    /// Runs at most `steps` timesteps per chunk (`None`: as many as the device's limits
+    /// allow). Chunking never changes a result; this is for tests and memory control.
+    pub fn set_max_chunk_steps(&mut self, steps: Option<usize>) {
+        self.options.max_chunk_steps = steps;
+        self.workspace = None;
+    }
+
+    /// The kernel variant and the steps per chunk of the prepared shape.
+    pub fn kernel(&self) -> Result<(StepVariant, usize)> {
+        let ws = self.workspace()?;
+        Ok((ws.variant, ws.chunk_steps))
+    }
+
     pub fn config(&self) -> &crate::LstmConfig {
-        &self.weights_config
+        &self.weights.config
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -106,10 +81,20 @@ impl GpuLstm {
     }
 
     /// Runs the model with inputs and outputs on the host, as
-    /// [`crate::cpu::CpuLstm::forward_with`] (shapes in [`Inputs`]). One submission; one wait,
-    /// for the readback.
+    /// [`crate::cpu::CpuLstm::forward_with`] (shapes in [`Inputs`]). The plan is submitted in
+    /// chunks, so the GPU starts while the rest is recorded; one wait, for the readback.
     pub fn forward_with(&mut self, inputs: &Inputs<'_>) -> Result<LstmOutput> {
-        let batched = Batched::new(&self.weights_config, inputs)?;
+        Ok(self.run(inputs, false)?.0)
+    }
+
+    /// [`GpuLstm::forward_with`], also returning the GPU time of the pass in milliseconds
+    /// (from timestamp queries; `None` when the device has no TIMESTAMP_QUERY).
+    pub fn forward_timed(&mut self, inputs: &Inputs<'_>) -> Result<(LstmOutput, Option<f64>)> {
+        self.run(inputs, true)
+    }
+
+    fn run(&mut self, inputs: &Inputs<'_>, timed: bool) -> Result<(LstmOutput, Option<f64>)> {
+        let batched = Batched::new(&self.weights.config, inputs)?;
         let dims = batched.dims;
         self.prepare(dims)?;
         self.write_batched(&batched)?;
@@ -119,16 +104,30 @@ impl GpuLstm {
         let y_stage = staging(device, "output readback", y_len);
         let hn_stage = staging(device, "h_n readback", hn_len);
         let cn_stage = staging(device, "c_n readback", cn_len);
+        let timer = if timed {
+            GpuTimer::new(&self.ctx)
+        } else {
+            None
+        };
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("lstm forward"),
-        });
-        self.encode(&mut encoder)?;
-        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &y_stage, 0, (y_len * 4) as u64);
-        encoder.copy_buffer_to_buffer(&ws.buffers.h_n, 0, &hn_stage, 0, (hn_len * 4) as u64);
-        encoder.copy_buffer_to_buffer(&ws.buffers.c_n, 0, &cn_stage, 0, (cn_len * 4) as u64);
-        self.ctx.queue().submit([encoder.finish()]);
+        ws.plan.submit(
+            &self.ctx,
+            |encoder| {
+                if let Some(t) = &timer {
+                    t.start(encoder);
+                }
+            },
+            |encoder| {
+                if let Some(t) = &timer {
+                    t.stop(encoder);
+                }
+                let b = &ws.buffers;
+                encoder.copy_buffer_to_buffer(b.output(), 0, &y_stage, 0, (y_len * 4) as u64);
+                encoder.copy_buffer_to_buffer(&b.h_n, 0, &hn_stage, 0, (hn_len * 4) as u64);
+                encoder.copy_buffer_to_buffer(&b.c_n, 0, &cn_stage, 0, (cn_len * 4) as u64);
+            },
+        );
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 during: "forward",
@@ -139,10 +138,11 @@ impl GpuLstm {
             device,
             &[(&y_stage, y_len), (&hn_stage, hn_len), (&cn_stage, cn_len)],
         )?;
+        let gpu_ms = timer.map(|t| t.read_ms(&self.ctx)).transpose()?;
         let [y, h_n, c_n]: [Vec<f32>; 3] = read
             .try_into()
             .map_err(|_| Error::Readback("expected three buffers".into()))?;
-        let cfg = &self.weights_config;
+        let cfg = &self.weights.config;
         let states = cfg.num_directions() * cfg.num_layers;
         let width = y_len / (dims.seq_len * dims.batch);
         let out_shape = if cfg.batch_first {
@@ -150,11 +150,12 @@ impl GpuLstm {
         } else {
             [dims.seq_len, dims.batch, width]
         };
-        batched.finish(LstmOutput {
+        let out = batched.finish(LstmOutput {
             output: Tensor::new(out_shape, y)?,
             h_n: Tensor::new([states, dims.batch, cfg.output_size()], h_n)?,
             c_n: Tensor::new([states, dims.batch, cfg.hidden_size], c_n)?,
-        })
+        })?;
+        Ok((out, gpu_ms))
     }
 
     /// Allocates (or keeps) the buffers, bind groups and plan for `dims`. Errors name the
@@ -164,14 +165,19 @@ impl GpuLstm {
             return Ok(());
         }
         self.workspace = None; // free the old shape's buffers first
-        self.workspace = Some(Workspace::new(self, dims)?);
+        self.workspace = Some(Workspace::new(
+            &self.ctx,
+            &self.weights,
+            dims,
+            self.options,
+        )?);
         Ok(())
     }
 
     /// Uploads the inputs (`x`, the initial state, zeros when `None`, and the lengths) into
     /// the buffers prepared for their shape.
     pub fn write_input(&self, inputs: &Inputs<'_>) -> Result<()> {
-        self.write_batched(&Batched::new(&self.weights_config, inputs)?)
+        self.write_batched(&Batched::new(&self.weights.config, inputs)?)
     }
 
     fn write_batched(&self, inputs: &Batched<'_, f32>) -> Result<()> {
@@ -188,10 +194,11 @@ impl GpuLstm {
         Ok(())
     }
 
-    /// Records the whole forward pass (per layer 1 gemm + T step dispatches, 2T with a
-    /// projection; 1 gemm for the head) into `encoder`. Submitting it is the caller's choice.
+    /// Records the whole forward pass into `encoder` (per layer and chunk: 1 gemm, then 1
+    /// dispatch of the sequence kernel or T of the per-step kernel, 2T with a projection; 1
+    /// gemm for the head). Submitting it is the caller's choice.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
-        self.workspace()?.plan.encode(self.ctx.pipelines(), encoder);
+        self.workspace()?.plan.encode(encoder);
         Ok(())
     }
 

@@ -22,7 +22,8 @@ pub struct GemmParams {
     pub c_offset: u32,
     pub c_row_stride: u32,
     pub accumulate: u32,
-    pub _pad: u32,
+    /// bias[bias_offset + n] is added to column n
+    pub bias_offset: u32,
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 64);
 
@@ -98,7 +99,7 @@ impl GemmParams {
     }
 }
 
-/// `StepParams` in shaders/lstm_step.wgsl and shaders/lstm_proj.wgsl.
+/// `StepParams` in shaders/lstm_common.wgsl: one slot per layer and chunk of steps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct StepParams {
@@ -107,16 +108,31 @@ pub struct StepParams {
     pub hidden: u32,
     pub hidden_out: u32,
     pub dirs: u32,
-    pub step: u32,
     pub y_t_stride: u32,
     pub y_b_stride: u32,
     pub proj: u32,
-    pub has_lengths: u32,
-    /// 1 = training: keep every state, the gates and h_full by time (see lstm_step.wgsl)
+    /// 1 = training: keep every state, the gates and h_full by time (see lstm_common.wgsl)
     pub cache: u32,
-    pub _pad: u32,
+    pub chunk_start: u32,
+    pub chunk_len: u32,
+    pub pre_t0_fwd: u32,
+    pub pre_t0_rev: u32,
+    pub _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<StepParams>() == 48);
+const _: () = assert!(std::mem::size_of::<StepParams>() == 64);
+
+/// `StepIndex` in shaders/lstm_common.wgsl: slot `i` of the context's step-index buffer
+/// holds `i`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StepIndex {
+    pub local: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<StepIndex>() == STEP_INDEX_BINDING_SIZE as usize);
+
+/// Bytes of the step-index uniform binding.
+pub const STEP_INDEX_BINDING_SIZE: u64 = 16;
 
 /// `BackParams` in shaders/lstm_backward.wgsl.
 #[repr(C)]
@@ -224,4 +240,20 @@ impl ParamArena {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+}
+
+/// (WGSL struct name, Rust size in bytes) of every params struct, for checking against the
+/// shaders' layouts.
+pub fn params_sizes() -> Vec<(&'static str, usize)> {
+    use std::mem::size_of;
+    vec![
+        ("GemmParams", size_of::<GemmParams>()),
+        ("StepParams", size_of::<StepParams>()),
+        ("StepIndex", size_of::<StepIndex>()),
+        ("BackParams", size_of::<BackParams>()),
+        ("LossParams", size_of::<LossParams>()),
+        ("ReduceParams", size_of::<ReduceParams>()),
+        ("OptParams", size_of::<OptParams>()),
+        ("PermuteParams", size_of::<PermuteParams>()),
+    ]
 }

@@ -1,19 +1,39 @@
-//! A forward pass as data: the list of GPU operations, and the one function that records
-//! them into a command encoder.
+//! A GPU pass as data: the list of operations, and the one place that records them, either
+//! into a caller's encoder or in chunks submitted one after another, so that the GPU runs a
+//! chunk while the host records the next.
 
-use super::kernels::{Kernel, Pipelines};
+use std::iter::Peekable;
+
+use super::context::GpuContext;
+use super::kernels::Kernel;
+
+/// A bound kernel: what one compute dispatch needs besides its dynamic offsets.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    pub kernel: Kernel,
+    /// Which LSTM layer the dispatch belongs to.
+    pub layer: usize,
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+}
 
 /// One GPU operation of a plan.
 #[derive(Clone, Debug)]
 pub enum Op {
-    /// A compute dispatch with its params slot (dynamic offset into the params buffer).
+    /// One dispatch with its params slot (dynamic offset into the params buffer).
     Dispatch {
-        kernel: Kernel,
-        /// Which LSTM layer the dispatch belongs to.
-        layer: usize,
-        bind_group: wgpu::BindGroup,
+        dispatch: Dispatch,
         params_offset: u32,
-        workgroups: [u32; 3],
+    },
+    /// `count` timesteps of the per-step kernels: for step i, each of `kernels` in order,
+    /// with dynamic offsets `[params_offset, i * step_stride]` (the chunk's params slot and
+    /// the step-index slot). One op however long the chunk, so plans stay small.
+    Steps {
+        kernels: Vec<Dispatch>,
+        params_offset: u32,
+        count: u32,
+        step_stride: u32,
     },
     /// Zeroes a buffer (gradient carries before each layer's backward pass).
     Clear { buffer: wgpu::Buffer },
@@ -27,76 +47,165 @@ pub enum Op {
     },
 }
 
-/// An ordered list of operations; recorded into one encoder, submitted once.
+/// An ordered list of operations.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub ops: Vec<Op>,
 }
 
+/// Dispatches per submission when a plan is submitted in chunks: small at first, so the GPU
+/// starts early, then larger, so submissions stay few.
+const CHUNK_DISPATCHES: [usize; 5] = [16, 32, 64, 128, 256];
+
+/// One recorded item: a dispatch with its dynamic offsets, or a copy/clear.
+enum Item<'a> {
+    Dispatch(&'a Dispatch, [u32; 2], usize),
+    Transfer(&'a Op),
+}
+
 impl Plan {
     /// Dispatches of `kernel` (any layer).
     pub fn count(&self, kernel: Kernel) -> usize {
-        self.dispatches().filter(|(k, _)| *k == kernel).count()
+        self.dispatches().filter(|d| d.kernel == kernel).count()
     }
 
     /// Dispatches belonging to `layer`.
     pub fn count_in_layer(&self, layer: usize) -> usize {
-        self.dispatches().filter(|(_, l)| *l == layer).count()
+        self.dispatches().filter(|d| d.layer == layer).count()
     }
 
-    fn dispatches(&self) -> impl Iterator<Item = (Kernel, usize)> + '_ {
-        self.ops.iter().filter_map(|op| match op {
-            Op::Dispatch { kernel, layer, .. } => Some((*kernel, *layer)),
-            Op::Copy { .. } | Op::Clear { .. } => None,
+    /// All dispatches.
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches().count()
+    }
+
+    fn dispatches(&self) -> impl Iterator<Item = &Dispatch> + '_ {
+        self.items().filter_map(|item| match item {
+            Item::Dispatch(d, ..) => Some(d),
+            Item::Transfer(_) => None,
         })
     }
 
-    /// Records every operation into `encoder`: consecutive dispatches share one compute pass,
-    /// copies go between passes. No CPU wait happens anywhere in here.
-    pub fn encode(&self, pipelines: &Pipelines, encoder: &mut wgpu::CommandEncoder) {
-        let mut rest = self.ops.as_slice();
-        while let Some(first) = rest.first() {
-            match first {
-                Op::Copy {
-                    src,
-                    src_offset,
-                    dst,
-                    dst_offset,
-                    size,
-                } => {
-                    encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
-                    rest = &rest[1..];
-                }
-                Op::Clear { buffer } => {
-                    encoder.clear_buffer(buffer, 0, None);
-                    rest = &rest[1..];
-                }
-                Op::Dispatch { .. } => {
-                    let run = rest
-                        .iter()
-                        .take_while(|op| matches!(op, Op::Dispatch { .. }))
-                        .count();
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("lstm forward"),
-                        timestamp_writes: None,
-                    });
-                    for op in &rest[..run] {
-                        if let Op::Dispatch {
-                            kernel,
-                            bind_group,
-                            params_offset,
-                            workgroups: [x, y, z],
-                            ..
-                        } = op
-                        {
-                            pass.set_pipeline(&pipelines.get(*kernel).pipeline);
-                            pass.set_bind_group(0, bind_group, &[*params_offset]);
-                            pass.dispatch_workgroups(*x, *y, *z);
-                        }
+    fn items(&self) -> impl Iterator<Item = Item<'_>> + '_ {
+        self.ops
+            .iter()
+            .flat_map(|op| -> Box<dyn Iterator<Item = Item<'_>> + '_> {
+                match op {
+                    Op::Dispatch {
+                        dispatch,
+                        params_offset,
+                    } => Box::new(std::iter::once(Item::Dispatch(
+                        dispatch,
+                        [*params_offset, 0],
+                        1,
+                    ))),
+                    Op::Steps {
+                        kernels,
+                        params_offset,
+                        count,
+                        step_stride,
+                    } => Box::new((0..*count).flat_map(move |i| {
+                        kernels
+                            .iter()
+                            .map(move |d| Item::Dispatch(d, [*params_offset, i * step_stride], 2))
+                    })),
+                    Op::Clear { .. } | Op::Copy { .. } => {
+                        Box::new(std::iter::once(Item::Transfer(op)))
                     }
-                    rest = &rest[run..];
+                }
+            })
+    }
+
+    /// Records every operation into `encoder` (consecutive dispatches share one compute
+    /// pass; copies go between passes). No CPU wait happens in here; submitting is the
+    /// caller's choice.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        record(&mut self.items().peekable(), encoder, usize::MAX);
+    }
+
+    /// Records and submits the plan in chunks (see `CHUNK_DISPATCHES`), so the GPU starts on
+    /// the first chunk while the host records the rest. `first` and `last` add commands at
+    /// the start of the first and the end of the last submission (timestamps, readbacks).
+    pub fn submit(
+        &self,
+        ctx: &GpuContext,
+        first: impl FnOnce(&mut wgpu::CommandEncoder),
+        last: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) {
+        let device = ctx.device();
+        let new_encoder = || {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("lstm plan chunk"),
+            })
+        };
+        let mut items = self.items().peekable();
+        let mut encoder = new_encoder();
+        first(&mut encoder);
+        for chunk in 0.. {
+            let budget = CHUNK_DISPATCHES[chunk.min(CHUNK_DISPATCHES.len() - 1)];
+            record(&mut items, &mut encoder, budget);
+            if items.peek().is_none() {
+                break;
+            }
+            ctx.queue().submit([encoder.finish()]);
+            encoder = new_encoder();
+        }
+        last(&mut encoder);
+        ctx.queue().submit([encoder.finish()]);
+    }
+}
+
+/// Records items into `encoder` until `budget` dispatches are recorded or the items end.
+fn record<'a>(
+    items: &mut Peekable<impl Iterator<Item = Item<'a>>>,
+    encoder: &mut wgpu::CommandEncoder,
+    budget: usize,
+) {
+    let mut recorded = 0;
+    while let Some(item) = items.peek() {
+        match item {
+            Item::Transfer(op) => {
+                transfer(encoder, op);
+                items.next();
+            }
+            Item::Dispatch(..) => {
+                if recorded >= budget {
+                    return;
+                }
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("lstm"),
+                    timestamp_writes: None,
+                });
+                let mut current: Option<&wgpu::ComputePipeline> = None;
+                while recorded < budget {
+                    let Some(&Item::Dispatch(d, offsets, n)) = items.peek() else {
+                        break;
+                    };
+                    if current != Some(&d.pipeline) {
+                        pass.set_pipeline(&d.pipeline);
+                        current = Some(&d.pipeline);
+                    }
+                    pass.set_bind_group(0, &d.bind_group, &offsets[..n]);
+                    let [x, y, z] = d.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                    items.next();
+                    recorded += 1;
                 }
             }
         }
+    }
+}
+
+fn transfer(encoder: &mut wgpu::CommandEncoder, op: &Op) {
+    match op {
+        Op::Copy {
+            src,
+            src_offset,
+            dst,
+            dst_offset,
+            size,
+        } => encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size),
+        Op::Clear { buffer } => encoder.clear_buffer(buffer, 0, None),
+        Op::Dispatch { .. } | Op::Steps { .. } => {}
     }
 }

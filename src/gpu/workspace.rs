@@ -1,9 +1,11 @@
 //! `Workspace`: the buffers and plan of one inference shape `(T, B)`.
 
 use super::builder::PlanBuilder;
-use super::forward::{build_forward, ForwardBuffers};
-use super::model::GpuLstm;
+use super::context::GpuContext;
+use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
 use super::plan::Plan;
+use super::resident::ResidentWeights;
+use super::variant::StepVariant;
 use crate::error::{Error, Result};
 use crate::shape::Dims;
 
@@ -11,14 +13,21 @@ pub(crate) struct Workspace {
     pub dims: Dims,
     pub buffers: ForwardBuffers,
     pub plan: Plan,
+    pub variant: StepVariant,
+    pub chunk_steps: usize,
 }
 
 impl Workspace {
-    pub fn new(model: &GpuLstm, dims: Dims) -> Result<Self> {
-        let device = model.context().device();
+    pub fn new(
+        ctx: &GpuContext,
+        weights: &ResidentWeights,
+        dims: Dims,
+        options: ForwardOptions,
+    ) -> Result<Self> {
+        let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut builder = PlanBuilder::new(model.context());
-        let buffers = build_forward(&mut builder, model, dims, false)?;
+        let mut builder = PlanBuilder::new(ctx);
+        let forward = build_forward(&mut builder, device, weights, dims, options)?;
         let plan = builder.finish()?;
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
@@ -28,8 +37,10 @@ impl Workspace {
         }
         Ok(Self {
             dims,
-            buffers,
+            buffers: forward.buffers,
             plan,
+            variant: forward.variant,
+            chunk_steps: forward.chunk_steps,
         })
     }
 }

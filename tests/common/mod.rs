@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 pub use lstm_wgpu::check::{Tolerance, GPU_VS_F64};
-use lstm_wgpu::gpu::GpuContext;
+use lstm_wgpu::gpu::{ContextOptions, GpuContext, KernelChoice, StepTiles, StepVariant};
 use lstm_wgpu::Tensor;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -15,18 +15,54 @@ pub const VS_PYTORCH: Tolerance = Tolerance {
     rel: 1e-4,
 };
 
-/// The shared GPU context. Panics with instructions when no adapter exists: a GPU test
-/// never passes without a GPU.
+/// The shared GPU context, with the adapter's own limits. Panics with instructions when no
+/// adapter exists: a GPU test never passes without a GPU.
 pub fn gpu() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new() {
+    CTX.get_or_init(|| context(false))
+}
+
+/// A second shared context with WebGPU's default limits (browser parity).
+pub fn gpu_webgpu() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| context(true))
+}
+
+fn context(webgpu_limits: bool) -> GpuContext {
+    match GpuContext::with_options(ContextOptions { webgpu_limits }) {
         Ok(ctx) => ctx,
         Err(e) => panic!(
             "GPU tests need a wgpu adapter and found none: {e}\n\
              On Debian/Ubuntu: sudo apt-get install -y mesa-vulkan-drivers (lavapipe, a Vulkan \
              driver that runs on the CPU); elsewhere install your GPU's Vulkan/Metal/DX12 driver."
         ),
-    })
+    }
+}
+
+/// Every kernel choice the variant tests run: the table's, each kernel with the table's
+/// tiles, and exact tiles including degenerate and odd ones (a shape a choice cannot run is
+/// skipped by the caller through `KernelChoice::resolve`).
+pub fn kernel_choices() -> Vec<KernelChoice> {
+    let step = |units, splits, rows, quads| {
+        KernelChoice::Exact(StepVariant::Step(StepTiles {
+            units,
+            splits,
+            rows,
+            quads,
+        }))
+    };
+    vec![
+        KernelChoice::Auto,
+        KernelChoice::Sequence,
+        KernelChoice::Step,
+        step(1, 1, 1, 1),
+        step(4, 64, 1, 2),
+        step(3, 5, 3, 3),
+        step(8, 8, 16, 4),
+        step(2, 16, 4, 1),
+        KernelChoice::Exact(StepVariant::Sequence { splits: 1 }),
+        KernelChoice::Exact(StepVariant::Sequence { splits: 3 }),
+    ]
 }
 
 /// Asserts `got` matches `want` within `tol`; on failure prints the first bad index, got,

@@ -1,10 +1,12 @@
-//! `lstm-wgpu bench`: forward inference timed end to end (host in, host out).
+//! `lstm-wgpu bench`: forward inference timed end to end (host in, host out), with the GPU
+//! time from timestamp queries where the device has them.
 
 use clap::ValueEnum;
 use lstm_wgpu::bench::{bench_cpu, bench_gpu, BenchResult, BenchSpec};
-use lstm_wgpu::gpu::GpuContext;
+use lstm_wgpu::gpu::KernelChoice;
 use lstm_wgpu::{Error, LstmWeights, Result};
 
+use crate::gpu_args::GpuArgs;
 use crate::progress::Progress;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,9 +42,15 @@ pub struct Args {
     /// Untimed iterations first
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// The GPU's recurrent kernel: auto (the table), sequence, step, or exact tiles such as
+    /// "step u=4 ks=64 bt=1 qpi=2" or "sequence ks=2"
+    #[arg(long, default_value = "auto")]
+    kernel: KernelChoice,
     /// One JSON line per device instead of a table
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 pub fn main(args: Args) -> Result<()> {
@@ -58,8 +66,9 @@ pub fn main(args: Args) -> Result<()> {
         bidirectional: args.bidirectional,
         iters: args.iters,
         warmup: args.warmup,
+        kernel: args.kernel,
     };
-    let results = run(&spec, args.device)?;
+    let results = run(&spec, args.device, args.gpu)?;
     if args.json {
         for r in &results {
             println!("{}", r.to_json(&spec));
@@ -71,7 +80,7 @@ pub fn main(args: Args) -> Result<()> {
 }
 
 /// Benchmarks the chosen devices, with a progress bar for long runs.
-pub fn run(spec: &BenchSpec, device: BenchDevice) -> Result<Vec<BenchResult>> {
+pub fn run(spec: &BenchSpec, device: BenchDevice, gpu: GpuArgs) -> Result<Vec<BenchResult>> {
     let weights = LstmWeights::init(&spec.config(), 0)?;
     let runs = (spec.warmup + spec.iters) as u64;
     let devices = if device == BenchDevice::Both { 2 } else { 1 };
@@ -79,7 +88,7 @@ pub fn run(spec: &BenchSpec, device: BenchDevice) -> Result<Vec<BenchResult>> {
     let mut results = Vec::new();
     if device != BenchDevice::Cpu {
         progress.set_label("bench gpu");
-        let ctx = GpuContext::new()?;
+        let ctx = gpu.context()?;
         results.push(bench_gpu(&ctx, spec, &weights, || progress.tick())?);
     }
     if device != BenchDevice::Gpu {
@@ -104,14 +113,30 @@ pub fn print_table(spec: &BenchSpec, results: &[BenchResult]) {
         spec.warmup
     );
     println!(
-        "{:<6} {:<48} {:>12} {:>12} {:>10}",
-        "device", "adapter", "median ms", "min ms", "GFLOP/s"
+        "{:<6} {:<48} {:>11} {:>11} {:>9} {:>11} {:>9}",
+        "device", "adapter", "median ms", "min ms", "us/step", "GPU ms", "GFLOP/s"
     );
     for r in results {
+        let gpu = r.gpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"));
         println!(
-            "{:<6} {:<48} {:>12.3} {:>12.3} {:>10.2}",
-            r.device, r.adapter, r.median_ms, r.min_ms, r.gflops
+            "{:<6} {:<48} {:>11.3} {:>11.3} {:>9.2} {:>11} {:>9.2}",
+            r.device,
+            r.adapter,
+            r.median_ms,
+            r.min_ms,
+            r.us_per_step(spec),
+            gpu,
+            r.gflops
         );
+        println!("       kernel: {}", r.kernel);
+        if r.dispatches > 0 {
+            println!(
+                "       {} dispatches, recorded in {:.3} ms ({:.2} us each)",
+                r.dispatches,
+                r.record_ms,
+                r.record_ms * 1e3 / r.dispatches as f64
+            );
+        }
     }
     let find = |d| results.iter().find(|r| r.device == d);
     if let (Some(gpu), Some(cpu)) = (find("gpu"), find("cpu")) {

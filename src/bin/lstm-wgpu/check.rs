@@ -1,9 +1,9 @@
 //! `lstm-wgpu check`: random configurations on both paths; non-zero exit on any mismatch.
 
 use lstm_wgpu::check::{Case, GPU_VS_F64};
-use lstm_wgpu::gpu::GpuContext;
 use lstm_wgpu::{Error, Result};
 
+use crate::gpu_args::GpuArgs;
 use crate::progress::Progress;
 
 #[derive(clap::Args)]
@@ -12,10 +12,12 @@ pub struct Args {
     seed: u64,
     #[arg(long, default_value_t = 20)]
     cases: u64,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 pub fn main(args: Args) -> Result<()> {
-    let ctx = GpuContext::new()?;
+    let ctx = args.gpu.context()?;
     println!("adapter: {}", ctx.adapter_name());
     println!(
         "tolerance: |gpu - cpu_f64| <= {} + {} * |cpu_f64|",

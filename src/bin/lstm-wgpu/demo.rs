@@ -3,12 +3,13 @@
 use lstm_wgpu::bench::{bench_input, BenchSpec};
 use lstm_wgpu::check::GPU_VS_F64;
 use lstm_wgpu::cpu::CpuLstm;
-use lstm_wgpu::gpu::{GpuContext, GpuLstm};
+use lstm_wgpu::gpu::{GpuLstm, KernelChoice};
 use lstm_wgpu::{Error, LstmWeights, Result};
 
 use crate::bench::{print_table, run, BenchDevice};
+use crate::gpu_args::GpuArgs;
 
-pub fn main() -> Result<()> {
+pub fn main(gpu_args: GpuArgs) -> Result<()> {
     let spec = BenchSpec {
         seq_len: 32,
         batch: 8,
@@ -18,11 +19,12 @@ pub fn main() -> Result<()> {
         bidirectional: false,
         iters: 5,
         warmup: 1,
+        kernel: KernelChoice::Auto,
     };
     let config = spec.config();
     let weights = LstmWeights::init(&config, 0)?;
     let x = bench_input(&spec)?;
-    let ctx = GpuContext::new()?;
+    let ctx = gpu_args.context()?;
     println!("adapter: {}", ctx.adapter_name());
     println!(
         "model:   nn.LSTM(input_size={}, hidden_size={}, num_layers={}), PyTorch init, seed 0",
@@ -51,7 +53,7 @@ pub fn main() -> Result<()> {
         "GPU and CPU agree within |d| <= {} + {}*|cpu|\n",
         GPU_VS_F64.abs, GPU_VS_F64.rel
     );
-    let results = run(&spec, BenchDevice::Both)?;
+    let results = run(&spec, BenchDevice::Both, gpu_args)?;
     print_table(&spec, &results);
     Ok(())
 }

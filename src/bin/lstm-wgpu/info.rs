@@ -1,9 +1,11 @@
 //! `lstm-wgpu info`: adapters, the chosen one, and the limits that matter here.
 
-use lstm_wgpu::gpu::{enumerate_adapters, relevant_limits, GpuContext};
+use lstm_wgpu::gpu::{enumerate_adapters, relevant_limits};
 use lstm_wgpu::Result;
 
-pub fn main() -> Result<()> {
+use crate::gpu_args::GpuArgs;
+
+pub fn main(gpu: GpuArgs) -> Result<()> {
     let adapters = enumerate_adapters();
     println!("adapters wgpu sees ({}):", adapters.len());
     for a in &adapters {
@@ -13,12 +15,17 @@ pub fn main() -> Result<()> {
             i.name, i.backend, i.device_type, i.driver, i.driver_info
         );
     }
-    let ctx = GpuContext::new()?;
+    let ctx = gpu.context()?;
     println!("chosen: {}", ctx.adapter_name());
     let adapter = adapters
         .iter()
         .find(|a| Some(&a.info) == ctx.adapter_info());
-    println!("limits (device requested with WebGPU defaults; adapter maximum in brackets):");
+    let requested = if gpu.webgpu_limits {
+        "WebGPU's defaults (--webgpu-limits)"
+    } else {
+        "the adapter's own limits"
+    };
+    println!("limits (device requested with {requested}; adapter maximum in brackets):");
     let device_limits = ctx.device().limits();
     let adapter_limits = adapter.map(|a| relevant_limits(&a.limits));
     for (i, (name, value)) in relevant_limits(&device_limits).into_iter().enumerate() {

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod demo;
+mod gpu_args;
 mod info;
 mod init;
 mod progress;
@@ -30,7 +31,7 @@ enum Command {
     /// Write PyTorch-initialised weights to a safetensors file
     Init(init::Args),
     /// List the adapters wgpu sees, the one chosen, and its limits
-    Info,
+    Info(gpu_args::GpuArgs),
     /// Compare the GPU and CPU paths on random configurations
     Check(check::Args),
     /// Time forward inference on the GPU and/or the CPU
@@ -38,7 +39,7 @@ enum Command {
     /// Train a model on .npy data (BPTT, on the GPU or the CPU)
     Train(train::Args),
     /// Initialise a model, run it on both paths, show they agree, benchmark it
-    Demo,
+    Demo(gpu_args::GpuArgs),
 }
 
 /// Where a command runs.
@@ -68,11 +69,11 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Init(args) => init::main(args),
-        Command::Info => info::main(),
+        Command::Info(gpu) => info::main(gpu),
         Command::Check(args) => check::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Train(args) => train::main(args),
-        Command::Demo => demo::main(),
+        Command::Demo(gpu) => demo::main(gpu),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e.to_string()));

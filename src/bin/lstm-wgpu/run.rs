@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use lstm_wgpu::cpu::CpuLstm;
-use lstm_wgpu::gpu::{GpuContext, GpuLstm};
+use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::io::atomic::write_all_atomic;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::{Inputs, Result};
 
+use crate::gpu_args::GpuArgs;
 use crate::Device;
 
 #[derive(clap::Args)]
@@ -41,6 +42,8 @@ pub struct Args {
     batch_first: bool,
     #[arg(long, value_enum, default_value = "gpu")]
     device: Device,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 pub fn main(args: Args) -> Result<()> {
@@ -54,7 +57,7 @@ pub fn main(args: Args) -> Result<()> {
         .state(h0.as_ref(), c0.as_ref())
         .lengths(lengths.as_deref());
     let out = match args.device {
-        Device::Gpu => GpuLstm::new(&GpuContext::new()?, &weights)?.forward_with(&inputs)?,
+        Device::Gpu => GpuLstm::new(&args.gpu.context()?, &weights)?.forward_with(&inputs)?,
         Device::Cpu => CpuLstm::<f32>::new(&weights).forward_with(&inputs)?,
     };
     // All outputs are written or none is.

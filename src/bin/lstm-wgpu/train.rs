@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use lstm_wgpu::gpu::{GpuContext, GpuTrainer};
+use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::atomic::write_all_atomic;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
@@ -13,6 +13,7 @@ use lstm_wgpu::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions,
 use lstm_wgpu::{Error, Result, Tensor};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
+use crate::gpu_args::GpuArgs;
 use crate::Device;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,6 +69,8 @@ pub struct Args {
     loss: LossArg,
     #[arg(long, value_enum, default_value = "gpu")]
     device: Device,
+    #[command(flatten)]
+    gpu: GpuArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Write step,loss rows here (CSV)
@@ -159,7 +162,7 @@ pub fn main(args: Args) -> Result<()> {
 
     let (mut trainer, adapter): (Box<dyn Trainer>, String) = match args.device {
         Device::Gpu => {
-            let ctx = GpuContext::new()?;
+            let ctx = args.gpu.context()?;
             let name = ctx.adapter_name();
             (Box::new(GpuTrainer::new(&ctx, &weights, options)?), name)
         }

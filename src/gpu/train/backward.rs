@@ -128,7 +128,7 @@ impl<'a> Backward<'a> {
 
         // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
         let mut dy = d_output.clone();
-        if let (Some(_), Some(w_at)) = (&model.head, t.layout.head_weight) {
+        if let (Some(_), Some(w_at)) = (&model.weights.head, t.layout.head_weight) {
             let (last, o) = (layers - 1, out_width);
             let p = GemmParams::product(
                 o,
@@ -175,7 +175,7 @@ impl<'a> Backward<'a> {
         let back_groups = |units: usize| -> Result<[u32; 3]> {
             Ok([
                 u("units", units)?.div_ceil(WORKGROUP_SIZE),
-                u("batch", batch)?.div_ceil(STEP_BATCH_TILE),
+                u("batch", batch)?.div_ceil(BACKWARD_BATCH_TILE),
                 d as u32,
             ])
         };

@@ -8,13 +8,15 @@
 use super::buffers::{read_f32, staging, storage_init, storage_nan};
 use super::builder::PlanBuilder;
 use super::context::GpuContext;
-use super::forward::{build_forward, check_size, gemm_groups, to_u32, ForwardBuffers};
-use super::kernels::{Kernel, STEP_BATCH_TILE, WORKGROUP_SIZE};
+use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
+use super::kernels::{Kernel, BACKWARD_BATCH_TILE, WORKGROUP_SIZE};
 use super::model::GpuLstm;
 use super::params::{
     BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
 };
 use super::plan::Plan;
+use super::sizes::{check_size, gemm_groups, to_u32};
+use super::variant::KernelChoice;
 use crate::error::{Error, Result};
 use crate::loss::{check_target, Loss, Target};
 use crate::shape::{Batched, Dims, Inputs};
@@ -65,6 +67,8 @@ pub struct GpuTrainer {
     /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ)]
     scalars: wgpu::Buffer,
     options: TrainOptions,
+    /// the forward pass's recurrent kernel
+    kernel: KernelChoice,
     step: u64,
     /// the workspaces of the last shapes used (a last, smaller minibatch has its own)
     workspaces: Vec<TrainWorkspace>,
@@ -89,9 +93,16 @@ impl GpuTrainer {
             like: weights.clone(),
             layout,
             options,
+            kernel: KernelChoice::Auto,
             step: 0,
             workspaces: Vec::new(),
         })
+    }
+
+    /// Forces the forward pass's recurrent kernel (see [`GpuLstm::set_kernel`]).
+    pub fn set_kernel(&mut self, kernel: KernelChoice) {
+        self.kernel = kernel;
+        self.workspaces.clear();
     }
 
     /// Forward, loss and backward for `inputs` against `target`, read back in full (for
@@ -106,7 +117,7 @@ impl GpuTrainer {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("gradients"),
         });
-        ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
+        ws.grad_plan.encode(&mut encoder);
         let cfg = self.model.config();
         let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
         let rows = dims.seq_len * dims.batch;
@@ -224,7 +235,18 @@ impl GpuTrainer {
         let device = ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut plan = PlanBuilder::new(ctx);
-        let fwd = build_forward(&mut plan, &self.model, dims, true)?;
+        let fwd = build_forward(
+            &mut plan,
+            device,
+            &self.model.weights,
+            dims,
+            ForwardOptions {
+                cache: true,
+                kernel: self.kernel,
+                max_chunk_steps: None,
+            },
+        )?
+        .buffers;
         let back = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
         let grad_plan = plan.finish()?;
         let mut update = PlanBuilder::new(ctx);
@@ -347,8 +369,8 @@ impl Trainer for GpuTrainer {
         let bytes = (self.layout.total * 4) as u64;
         let backup = &self.backups[((self.step + 1) % 2) as usize];
         encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
-        ws.grad_plan.encode(ctx.pipelines(), &mut encoder);
-        ws.update_plan.encode(ctx.pipelines(), &mut encoder);
+        ws.grad_plan.encode(&mut encoder);
+        ws.update_plan.encode(&mut encoder);
         encoder.copy_buffer_to_buffer(&self.scalars, 0, &loss_stage, 0, 4);
         submit(ctx, encoder, "training step")?;
         let loss = read_f32(device, &[(&loss_stage, 1)])?;
@@ -374,7 +396,7 @@ impl Trainer for GpuTrainer {
         // the forward kernels' layouts follow the restored parameters
         let mut plan = PlanBuilder::new(ctx);
         relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
-        plan.finish()?.encode(ctx.pipelines(), &mut encoder);
+        plan.finish()?.encode(&mut encoder);
         submit(ctx, encoder, "rollback")
     }
 

@@ -44,7 +44,7 @@ pub(super) fn record(
         plan.dispatch(0, group, &p, elementwise_groups(count)?)?;
         Ok(())
     };
-    for (layer, buffers) in model.layers.iter().enumerate() {
+    for (layer, buffers) in model.weights.layers.iter().enumerate() {
         let o = &layout.layers[layer];
         let in_size = cfg.layer_input_size(layer);
         // W_ihᵀ [in, D*4H] from [D*4H, in]
@@ -88,7 +88,7 @@ pub(super) fn record(
             )?;
         }
     }
-    if let (Some(head), Some(w)) = (&model.head, layout.head_weight) {
+    if let (Some(head), Some(w)) = (&model.weights.head, layout.head_weight) {
         let (o, width) = (head.out_features, d * h_out);
         permute(
             &head.weight_t,

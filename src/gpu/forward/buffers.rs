@@ -1,0 +1,153 @@
+//! The buffers of a forward pass, allocated once per shape.
+
+use super::super::buffers::{storage_init, storage_nan};
+use super::super::resident::ResidentWeights;
+use super::super::sizes::{check_size, to_u32};
+use super::super::slots::Slots;
+use crate::error::Result;
+use crate::shape::{Batched, Dims};
+
+/// The buffers of a forward pass; per-layer vectors hold clones of one buffer where layers
+/// share.
+pub(crate) struct ForwardBuffers {
+    /// layer-0 input
+    pub x: wgpu::Buffer,
+    /// the input projection of one chunk of steps `[chunk steps, B, D*4H]`
+    pub pre: wgpu::Buffer,
+    /// each layer's output `[T, B, D*H_out]`
+    pub y: Vec<wgpu::Buffer>,
+    /// each layer's h states `[D, slots, B, H_out]`
+    pub h_state: Vec<wgpu::Buffer>,
+    /// each layer's c states `[D, slots, B, H]`
+    pub c_state: Vec<wgpu::Buffer>,
+    /// each layer's o ⊙ tanh(c) `[D, T or 1, B, H]`
+    pub h_full: Vec<wgpu::Buffer>,
+    /// each layer's gate activations `[D, T, B, H]` vec4 (training)
+    pub gates: Vec<wgpu::Buffer>,
+    pub h0: wgpu::Buffer,
+    pub c0: wgpu::Buffer,
+    pub h_n: wgpu::Buffer,
+    pub c_n: wgpu::Buffer,
+    /// `[B]` u32
+    pub lengths: wgpu::Buffer,
+    /// the head's output `[T*B, O]`
+    pub head_out: Option<wgpu::Buffer>,
+    /// a 1-element buffer bound where a kernel's input is absent (no bias)
+    pub unused: wgpu::Buffer,
+    /// element counts of (model output, h_n, c_n)
+    pub lens: (usize, usize, usize),
+}
+
+impl ForwardBuffers {
+    /// Checks every size against the device limits, then allocates (all NaN, so an element
+    /// no kernel writes shows up in any comparison). `chunk_steps` sizes `pre`.
+    pub fn new(
+        device: &wgpu::Device,
+        weights: &ResidentWeights,
+        dims: Dims,
+        cache: bool,
+        chunk_steps: usize,
+    ) -> Result<Self> {
+        let cfg = &weights.config;
+        let limits = device.limits();
+        let Dims { seq_len, batch } = dims;
+        let (d, h, h_out, layers) = (
+            cfg.num_directions(),
+            cfg.hidden_size,
+            cfg.output_size(),
+            cfg.num_layers,
+        );
+        let rows = seq_len * batch;
+        let width = d * h_out;
+        let head_width = weights.head.as_ref().map_or(0, |hd| hd.out_features);
+        let (h_slots, c_slots) = Slots::new(cache, seq_len).counts();
+        let t_slots = if cache { seq_len } else { 1 };
+        let gates_len = if cache {
+            d * seq_len * batch * 4 * h
+        } else {
+            4
+        };
+        let h_full_len = if cfg.proj_size > 0 || cache {
+            d * t_slots * batch * h
+        } else {
+            1
+        };
+        for (what, len) in [
+            ("the input", rows * cfg.input_size),
+            (
+                "the input projection of a chunk [steps, B, D*4H]",
+                chunk_steps * batch * d * 4 * h,
+            ),
+            ("a layer output [T, B, D*H_out]", rows * width),
+            ("the head output [T, B, O]", rows * head_width),
+            ("the h states", d * h_slots * batch * h_out),
+            ("the c states", d * c_slots * batch * h),
+            ("the gate cache", gates_len),
+            ("h_full", h_full_len),
+        ] {
+            check_size(&limits, what, len)?;
+        }
+
+        // Per layer in training; shared (ping-pong for y) in inference.
+        let per_layer = |label: &str, len: usize, count: usize| -> Vec<wgpu::Buffer> {
+            let made: Vec<_> = (0..count)
+                .map(|i| storage_nan(device, &format!("{label} {i}"), len))
+                .collect();
+            (0..layers).map(|l| made[l % count].clone()).collect()
+        };
+        let distinct = |n: usize| if cache { layers } else { n };
+        // The initial state defaults to zeros, as in PyTorch, until written.
+        let (hn_len, cn_len) = (layers * d * batch * h_out, layers * d * batch * h);
+        let out_len = if head_width > 0 {
+            rows * head_width
+        } else {
+            rows * width
+        };
+        Ok(Self {
+            x: storage_nan(device, "x", rows * cfg.input_size),
+            pre: storage_nan(device, "input projection", chunk_steps * batch * d * 4 * h),
+            y: per_layer("layer output", rows * width, distinct(layers.min(2))),
+            h_state: per_layer("h states", d * h_slots * batch * h_out, distinct(1)),
+            c_state: per_layer("c states", d * c_slots * batch * h, distinct(1)),
+            h_full: per_layer("h_full", h_full_len, distinct(1)),
+            gates: per_layer("gate cache", gates_len, distinct(1)),
+            h0: storage_init(device, "h0", &vec![0.0f32; hn_len]),
+            c0: storage_init(device, "c0", &vec![0.0f32; cn_len]),
+            h_n: storage_nan(device, "h_n", hn_len),
+            c_n: storage_nan(device, "c_n", cn_len),
+            lengths: storage_init(device, "lengths", &vec![to_u32("seq_len", seq_len)?; batch]),
+            head_out: weights
+                .head
+                .as_ref()
+                .map(|_| storage_nan(device, "head output", rows * head_width)),
+            unused: storage_nan(device, "unused (read)", 1),
+            lens: (out_len, hn_len, cn_len),
+        })
+    }
+
+    /// Uploads `inputs`' h0 and c0 (zeros when absent) and its lengths.
+    pub fn write_state(&self, queue: &wgpu::Queue, inputs: &Batched<'_, f32>) {
+        let (_, hn_len, cn_len) = self.lens;
+        let state = |t: &Option<std::borrow::Cow<'_, crate::Tensor>>, len| {
+            t.as_ref()
+                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
+        };
+        queue.write_buffer(
+            &self.h0,
+            0,
+            bytemuck::cast_slice(&state(&inputs.h0, hn_len)),
+        );
+        queue.write_buffer(
+            &self.c0,
+            0,
+            bytemuck::cast_slice(&state(&inputs.c0, cn_len)),
+        );
+        let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
+        queue.write_buffer(&self.lengths, 0, bytemuck::cast_slice(&lengths));
+    }
+
+    /// The model's output: the head's, else the last layer's.
+    pub fn output(&self) -> &wgpu::Buffer {
+        self.head_out.as_ref().unwrap_or(&self.y[self.y.len() - 1])
+    }
+}

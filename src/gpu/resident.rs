@@ -1,0 +1,77 @@
+//! Weights resident on the GPU, uploaded once and re-laid out for the kernels (see
+//! [`super::layout`]). Plans read them; nothing here knows about plans.
+
+use super::buffers::storage_init;
+use super::context::GpuContext;
+use super::layout;
+use crate::config::LstmConfig;
+use crate::error::{Error, Result};
+use crate::weights::LstmWeights;
+
+/// One layer's resident weights.
+pub(crate) struct LayerBuffers {
+    /// `[in, D*4H]`
+    pub w_ih_t: wgpu::Buffer,
+    /// `[D*4H]`
+    pub bias: wgpu::Buffer,
+    /// `[D, H_out, H]` of vec4
+    pub w_hh: wgpu::Buffer,
+    /// `[D, H, P]` (a 1-element placeholder without projection)
+    pub w_hr_t: wgpu::Buffer,
+}
+
+/// The head's resident weights.
+pub(crate) struct HeadBuffers {
+    /// `[D*H_out, O]`
+    pub weight_t: wgpu::Buffer,
+    /// `[O]`, when the head has a bias
+    pub bias: Option<wgpu::Buffer>,
+    pub out_features: usize,
+}
+
+/// Every layer's weights and the head's, on one device.
+pub(crate) struct ResidentWeights {
+    pub config: LstmConfig,
+    pub layers: Vec<LayerBuffers>,
+    pub head: Option<HeadBuffers>,
+}
+
+impl ResidentWeights {
+    /// Uploads `weights` to `ctx`'s device.
+    pub fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
+        let config = weights.config().clone();
+        config.validate()?;
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let upload = |name: &str, l: usize, data: &[f32]| {
+            storage_init(device, &format!("{name} l{l}"), data)
+        };
+        let layers = (0..config.num_layers)
+            .map(|l| LayerBuffers {
+                w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
+                bias: upload("bias", l, &layout::combined_bias(weights, l)),
+                w_hh: upload("w_hh", l, &layout::recurrent_weights_vec4(weights, l)),
+                w_hr_t: upload("w_hr_t", l, &layout::projection_weights_t(weights, l)),
+            })
+            .collect();
+        let head = weights.head().map(|head| HeadBuffers {
+            weight_t: storage_init(device, "head weight_t", &layout::head_weights_t(head)),
+            bias: head
+                .bias
+                .as_ref()
+                .map(|b| storage_init(device, "head bias", b.data())),
+            out_features: head.out_features(),
+        });
+        if let Some(source) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu {
+                during: "weight upload",
+                source,
+            });
+        }
+        Ok(Self {
+            config,
+            layers,
+            head,
+        })
+    }
+}

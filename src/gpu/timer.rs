@@ -1,0 +1,99 @@
+//! GPU time from timestamp queries (where the device has TIMESTAMP_QUERY): a timestamp
+//! before the first and after the last command of a pass of work, written by two empty
+//! compute passes, so the span covers every submission in between.
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// Two timestamps and the buffers to read them back.
+pub(crate) struct GpuTimer {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+impl GpuTimer {
+    /// `None` when the device cannot write timestamps.
+    pub fn new(ctx: &GpuContext) -> Option<Self> {
+        if !ctx.has_timestamps() {
+            return None;
+        }
+        let device = ctx.device();
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Some(Self {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("gpu time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolved: buffer(
+                "gpu time resolve",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            staging: buffer(
+                "gpu time readback",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+        })
+    }
+
+    /// The start mark: record before the work.
+    pub fn start(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.mark(encoder, Some(0), None);
+    }
+
+    /// The end mark and the resolve: record after the work.
+    pub fn stop(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.mark(encoder, None, Some(1));
+        encoder.resolve_query_set(&self.queries, 0..2, &self.resolved, 0);
+        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 16);
+    }
+
+    fn mark(&self, encoder: &mut wgpu::CommandEncoder, begin: Option<u32>, end: Option<u32>) {
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("gpu time mark"),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &self.queries,
+                beginning_of_pass_write_index: begin,
+                end_of_pass_write_index: end,
+            }),
+        });
+    }
+
+    /// Milliseconds between the marks; call after the submission with `stop` has finished
+    /// (e.g. after a readback waited for it).
+    pub fn read_ms(&self, ctx: &GpuContext) -> Result<f64> {
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        self.staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                sender.send(r).ok();
+            });
+        ctx.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Readback(e.to_string())),
+            None => return Err(Error::Readback("map callback dropped".into())),
+        }
+        let ticks: [u64; 2] = {
+            let view = self
+                .staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            let raw: &[u64] = bytemuck::cast_slice(&view);
+            [raw[0], raw[1]]
+        };
+        self.staging.unmap();
+        let period_ns = ctx.queue().get_timestamp_period() as f64;
+        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6)
+    }
+}
