@@ -9,10 +9,14 @@
 // (i, f, g, o) weights of unit j for k = s, s + KS, s + 2 KS, ... (L <= MAX_L of them) in
 // registers for the whole dispatch. h_{t-1} lives in workgroup memory, in two halves that
 // alternate (a step reads one and writes the other, so one barrier per step separates them);
-// c_t stays in a register of invocation (j, 0). With KS > 1 the KS partial sums meet in
-// workgroup memory and are added in a fixed order. pre for step n + 1 is loaded during step n.
+// c_t stays in a register of invocation (j, 0). The KS partial sums of a unit are added by
+// split_sum, in a fixed order: through workgroup memory (split_sum.wgsl, one more barrier per
+// step) or with subgroup shuffles (split_sum_subgroup.wgsl, where the device has subgroups);
+// the host prepends one of them. pre is staged in workgroup memory P steps
+// at a time, so a step waits on no global load: one round of loads serves P steps.
 //
-// Override constants (gpu/variant.rs): H = the hidden size, KS k-slices, L = ceil(H / KS).
+// Override constants (gpu/variant.rs): H = the hidden size, KS k-slices, L = ceil(H / KS),
+// P steps of pre per staging round.
 //
 // Rows with t >= lengths[b] carry their state over and write zeros to y (variable lengths).
 // Inference writes the state back once, at the end of the chunk, into the slot the next step
@@ -42,11 +46,15 @@
 override H: u32 = 1u;
 override KS: u32 = 1u;
 override L: u32 = 1u;
+override P: u32 = 8u;
 const MAX_L: u32 = 16u;
 
 // two halves of KS * L floats (>= H; the tail stays zero)
-var<workgroup> h_buf: array<f32, 2u * KS * L>;
-var<workgroup> partial: array<vec4<f32>, H * KS>;
+override H_BUF_LEN: u32 = 2u * KS * L;
+var<workgroup> h_buf: array<f32, H_BUF_LEN>;
+// pre of unit j at step n0 + n of the round: pre_tile[n * H + j] = (i, f, g, o)
+override PRE_TILE_LEN: u32 = P * H;
+var<workgroup> pre_tile: array<vec4<f32>, PRE_TILE_LEN>;
 
 fn load_pre(t: u32, b: u32, dir: u32, j: u32) -> vec4<f32> {
     let p = pre_index(params, t, b, dir, j);
@@ -78,59 +86,60 @@ fn lstm_sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
     let cs0 = c_slots(first, dir, T, cache);
     var h = 0.0;
     var c = 0.0;
-    var pre_next = vec4<f32>(0.0);
     if (s == 0u) {
         h = h_state[((dir * hs0.z + hs0.x) * B + b) * H + j];
         c = c_state[((dir * cs0.z + cs0.x) * B + b) * H + j];
         h_buf[j] = h;
-        pre_next = load_pre(time_of(first, dir, T), b, dir, j);
     }
-    workgroupBarrier();
 
-    for (var n = 0u; n < steps; n++) {
-        let step = first + n;
-        let t = time_of(step, dir, T);
-        let cur = (n % 2u) * half;
-        var acc = vec4<f32>(0.0);
-        for (var i = 0u; i < L; i++) {
-            acc = fma(vec4<f32>(h_buf[cur + s + KS * i]), w[i], acc);
-        }
-        if (KS > 1u) {
-            partial[lid] = acc;
-            workgroupBarrier();
-        }
-        if (s == 0u) {
-            var z = acc;
-            if (KS > 1u) {
-                z = partial[j * KS];
-                for (var ss = 1u; ss < KS; ss++) {
-                    z += partial[j * KS + ss];
-                }
-            }
-            let pre_now = pre_next;
-            if (n + 1u < steps) {
-                pre_next = load_pre(time_of(step + 1u, dir, T), b, dir, j);
-            }
-            let a = activate(z + pre_now);
-            let ch = cell(a, c);
-            let valid = t < len;
-            if (valid) {
-                c = ch.x;
-                h = ch.y;
-            }
-            h_buf[half - cur + j] = h;
-            y[y_index(params, t, b, dir, j)] = select(0.0, ch.y, valid);
-            if (cache == 1u) {
-                let at = ((dir * T + t) * B + b) * H + j;
-                gates[at] = select(vec4<f32>(0.0), a, valid);
-                h_full[at] = ch.y;
-                let hs = h_slots(step, dir, T, cache);
-                let slot = ((dir * hs.z + hs.y) * B + b) * H + j;
-                h_state[slot] = h;
-                c_state[slot] = c;
+    for (var n0 = 0u; n0 < steps; n0 += P) {
+        // a constant number of rounds, so every load is issued before the first store
+        for (var r = 0u; r < (P + KS - 1u) / KS; r++) {
+            let e = lid + r * H * KS;
+            let n = n0 + e / H;
+            if (e < P * H && n < steps) {
+                pre_tile[e] = load_pre(time_of(first + n, dir, T), b, dir, e % H);
             }
         }
         workgroupBarrier();
+        for (var dn = 0u; dn < P && n0 + dn < steps; dn++) {
+            let n = n0 + dn;
+            let step = first + n;
+            let t = time_of(step, dir, T);
+            let cur = (n % 2u) * half;
+            // two accumulators halve the dependent chain
+            var acc0 = vec4<f32>(0.0);
+            var acc1 = vec4<f32>(0.0);
+            for (var i = 0u; i < L / 2u; i++) {
+                acc0 = fma(vec4<f32>(h_buf[cur + s + KS * 2u * i]), w[2u * i], acc0);
+                acc1 = fma(vec4<f32>(h_buf[cur + s + KS * (2u * i + 1u)]), w[2u * i + 1u], acc1);
+            }
+            if (L % 2u == 1u) {
+                acc0 = fma(vec4<f32>(h_buf[cur + s + KS * (L - 1u)]), w[L - 1u], acc0);
+            }
+            let z = split_sum(acc0 + acc1, j, s);
+            if (s == 0u) {
+                let a = activate(z + pre_tile[dn * H + j]);
+                let ch = cell(a, c);
+                let valid = t < len;
+                if (valid) {
+                    c = ch.x;
+                    h = ch.y;
+                }
+                h_buf[half - cur + j] = h;
+                y[y_index(params, t, b, dir, j)] = select(0.0, ch.y, valid);
+                if (cache == 1u) {
+                    let at = ((dir * T + t) * B + b) * H + j;
+                    gates[at] = select(vec4<f32>(0.0), a, valid);
+                    h_full[at] = ch.y;
+                    let hs = h_slots(step, dir, T, cache);
+                    let slot = ((dir * hs.z + hs.y) * B + b) * H + j;
+                    h_state[slot] = h;
+                    c_state[slot] = c;
+                }
+            }
+            workgroupBarrier();
+        }
     }
 
     if (s == 0u && cache == 0u) {

@@ -11,9 +11,12 @@
 // consecutive vec4s, and each weight read serves the BT rows from registers. h_{t-1} of the
 // BT rows is staged in workgroup memory, KS * QPI quads at a time. The KS partial sums meet
 // in workgroup memory and are added in a fixed order: results are bitwise reproducible.
+// Latency: loops that load have constant trip counts (after specialisation), so the compiler
+// can issue all their loads before it waits on any, and the epilogue's pre, c_{t-1} and length
+// are loaded before the sum begins, so those loads overlap the loads of h and W_hh.
 //
 // Override constants (gpu/variant.rs picks them per shape and adapter): U units, KS k-slices,
-// BT batch rows (at most MAX_BT), QPI quads per slice per stage.
+// BT batch rows (at most MAX_BT), QPI quads per slice per stage (at most MAX_QPI).
 //
 // Rows with t >= lengths[b] carry their state over and write zeros to y (variable lengths).
 // With a projection (proj == 1), o ⊙ tanh(c_t) goes to h_full and lstm_proj finishes the step.
@@ -46,9 +49,17 @@ override KS: u32 = 64u;
 override BT: u32 = 1u;
 override QPI: u32 = 2u;
 const MAX_BT: u32 = 16u;
+const MAX_QPI: u32 = 8u;
+// workgroup size, and the rounds in which it stages BT * KS * QPI quads of h, one each
+override GROUP_SIZE: u32 = U * KS;
+override STAGE_ROUNDS: u32 = (BT * KS * QPI + U * KS - 1u) / (U * KS);
 
-var<workgroup> h_tile: array<vec4<f32>, BT * KS * QPI>;
-var<workgroup> partial: array<vec4<f32>, BT * KS * U>;
+// (array lengths are named overrides: naga 30 mishandles an anonymous one declared before
+// a named one)
+override H_TILE_LEN: u32 = BT * KS * QPI;
+override PARTIAL_LEN: u32 = BT * KS * U;
+var<workgroup> h_tile: array<vec4<f32>, H_TILE_LEN>;
+var<workgroup> partial: array<vec4<f32>, PARTIAL_LEN>;
 
 // h[row + k .. row + k + 3], zeros past H_out.
 fn h_quad(row: u32, k: u32) -> vec4<f32> {
@@ -69,19 +80,35 @@ fn h_quad(row: u32, k: u32) -> vec4<f32> {
     return v;
 }
 
-// The rest of the step for unit j of row b, given z without pre.
-fn finish(sum: vec4<f32>, step: u32, t: u32, b: u32, j: u32, dir: u32) {
+// What the epilogue of unit j, row b reads besides the sum: loaded early, off the critical path.
+struct Inputs {
+    pre: vec4<f32>,
+    c_old: f32,
+    valid: bool,
+}
+
+fn load_inputs(step: u32, t: u32, b: u32, j: u32, dir: u32) -> Inputs {
+    let H = params.hidden;
+    let p = pre_index(params, t, b, dir, j);
+    let cs = c_slots(step, dir, params.seq_len, params.cache);
+    return Inputs(
+        vec4<f32>(pre[p], pre[p + H], pre[p + 2u * H], pre[p + 3u * H]),
+        c_state[((dir * cs.z + cs.x) * params.batch + b) * H + j],
+        t < lengths[b],
+    );
+}
+
+// The rest of the step for unit j of row b, given the recurrent sum.
+fn finish(sum: vec4<f32>, inputs: Inputs, step: u32, t: u32, b: u32, j: u32, dir: u32) {
     let H = params.hidden;
     let B = params.batch;
     let H_out = params.hidden_out;
     let T = params.seq_len;
-    let p = pre_index(params, t, b, dir, j);
-    let a = activate(sum + vec4<f32>(pre[p], pre[p + H], pre[p + 2u * H], pre[p + 3u * H]));
+    let a = activate(sum + inputs.pre);
     let cs = c_slots(step, dir, T, params.cache);
-    let c_in = ((dir * cs.z + cs.x) * B + b) * H + j;
-    let c_old = c_state[c_in];
+    let c_old = inputs.c_old;
     let ch = cell(a, c_old);
-    let valid = t < lengths[b];
+    let valid = inputs.valid;
     c_state[((dir * cs.z + cs.y) * B + b) * H + j] = select(c_old, ch.x, valid);
     if (params.cache == 1u) {
         gates[((dir * T + t) * B + b) * H + j] = select(vec4<f32>(0.0), a, valid);
@@ -99,7 +126,7 @@ fn finish(sum: vec4<f32>, step: u32, t: u32, b: u32, j: u32, dir: u32) {
     }
 }
 
-@compute @workgroup_size(U * KS)
+@compute @workgroup_size(GROUP_SIZE)
 fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = params.hidden;
     let H_out = params.hidden_out;
@@ -119,15 +146,27 @@ fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
     let quads = (H_out + 3u) / 4u;
     let stage = KS * QPI;
 
+    // the epilogue of element e = lid (unit uu, row bb), when it has one: its inputs now
+    let first_j = wid.x * U + lid % U;
+    let first_b = b0 + lid / U;
+    let first_ok = lid < U * BT && first_j < H && first_b < B;
+    var first = Inputs(vec4<f32>(0.0), 0.0, false);
+    if (first_ok) {
+        first = load_inputs(step, t, first_b, first_j, dir);
+    }
+
     var acc: array<vec4<f32>, MAX_BT>;
     for (var q0 = 0u; q0 < quads; q0 += stage) {
-        for (var e = lid; e < BT * stage; e += U * KS) {
-            let b = b0 + e / stage;
-            var v = vec4<f32>(0.0);
-            if (b < B) {
-                v = h_quad(h_in + b * H_out, 4u * (q0 + e % stage));
+        for (var r = 0u; r < STAGE_ROUNDS; r++) {
+            let e = lid + r * GROUP_SIZE;
+            if (e < BT * stage) {
+                let b = b0 + e / stage;
+                var v = vec4<f32>(0.0);
+                if (b < B) {
+                    v = h_quad(h_in + b * H_out, 4u * (q0 + e % stage));
+                }
+                h_tile[e] = v;
             }
-            h_tile[e] = v;
         }
         workgroupBarrier();
         for (var i = 0u; i < QPI; i++) {
@@ -155,7 +194,7 @@ fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
         partial[(bb * KS + s) * U + u] = acc[bb];
     }
     workgroupBarrier();
-    for (var e = lid; e < U * BT; e += U * KS) {
+    for (var e = lid; e < U * BT; e += GROUP_SIZE) {
         let uu = e % U;
         let bb = e / U;
         let j = wid.x * U + uu;
@@ -165,7 +204,11 @@ fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
             for (var ss = 1u; ss < KS; ss++) {
                 z += partial[(bb * KS + ss) * U + uu];
             }
-            finish(z, step, t, b, j, dir);
+            var inputs = first;
+            if (e != lid) {
+                inputs = load_inputs(step, t, b, j, dir);
+            }
+            finish(z, inputs, step, t, b, j, dir);
         }
     }
 }

@@ -114,3 +114,38 @@ fn a_sequence_longer_than_the_step_slots_runs_in_chunks() {
     let (half, _) = run.forward(KernelChoice::Step, Some(512));
     assert_eq!(bits(&half), bits(&got), "chunks of 512 vs 1024");
 }
+
+/// 20,000 steps, past the sequence kernel's 16,384 steps per dispatch, with each way of
+/// adding its split sums: a long dispatch must not lose steps (lavapipe ends loops that run
+/// too long, which once cut one step in 5,000 short) and the state must carry across.
+#[test]
+fn long_sequences_match_the_cpu_with_each_sequence_kernel() {
+    use lstm_wgpu::gpu::{SequenceTiles, StepVariant};
+    let config = LstmConfig::new(1, 48);
+    let run = Run::new(&config, 20_000, 1, 21);
+    let (x, h0, c0) = (to_f64(&run.x), to_f64(&run.h0), to_f64(&run.c0));
+    let want = CpuLstm::<f64>::new(&run.weights)
+        .forward_with(
+            &Inputs::new(&x)
+                .state(Some(&h0), Some(&c0))
+                .lengths(Some(&run.lengths)),
+        )
+        .unwrap();
+    let mut ran = 0;
+    for subgroups in [false, true] {
+        let kernel = KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
+            splits: 4,
+            steps: 8,
+            subgroups,
+        }));
+        if subgroups && common::caps(gpu()).subgroup_size.is_none_or(|n| n < 4) {
+            continue;
+        }
+        let (got, chunk) = run.forward(kernel, None);
+        assert!(chunk < 20_000);
+        assert_close("output", got.output.data(), want.output.data(), GPU_VS_F64);
+        assert_close("h_n", got.h_n.data(), want.h_n.data(), GPU_VS_F64);
+        ran += 1;
+    }
+    assert!(ran >= 1);
+}

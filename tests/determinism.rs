@@ -10,7 +10,7 @@ use lstm_wgpu::{LstmConfig, LstmWeights};
 #[test]
 fn gpu_forward_is_bitwise_reproducible_with_every_kernel() {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let limits = gpu().device().limits();
+    let caps = common::caps(gpu());
     let mut ran = 0;
     for (config, seed) in [
         (
@@ -33,7 +33,7 @@ fn gpu_forward_is_bitwise_reproducible_with_every_kernel() {
             batch: 5,
         };
         for kernel in kernel_choices() {
-            if kernel.resolve(shape, &limits).is_err() {
+            if kernel.resolve(shape, &caps).is_err() {
                 continue;
             }
             let fresh = || {

@@ -96,7 +96,7 @@ fn run(case: &Case, seed: u64, ctx: &GpuContext, kernel: KernelChoice) -> bool {
         hidden_out: config.output_size(),
         batch: case.batch,
     };
-    if kernel.resolve(shape, &ctx.device().limits()).is_err() {
+    if kernel.resolve(shape, &common::caps(ctx)).is_err() {
         return false;
     }
     let weights = LstmWeights::init(&config, seed).unwrap();
@@ -226,5 +226,38 @@ fn one_model_serves_several_shapes() {
             want.output.data(),
             GPU_VS_F64,
         );
+    }
+}
+
+/// A call without h0/c0 or lengths starts from zeros and full length even after a call that
+/// had them (the model skips uploads of what its buffers already hold).
+#[test]
+fn state_and_lengths_do_not_leak_between_calls() {
+    let config = LstmConfig::new(3, 20).bidirectional(true);
+    let weights = LstmWeights::init(&config, 11).unwrap();
+    let x = random_tensor(&[6, 4, 3], 12);
+    let h0 = random_tensor(&[2, 4, 20], 13);
+    let c0 = random_tensor(&[2, 4, 20], 14);
+    let lengths = [6, 2, 5, 1];
+    let bits = |t: &lstm_wgpu::Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let plain = GpuLstm::new(gpu(), &weights)
+        .unwrap()
+        .forward(&x, None, None)
+        .unwrap();
+    let with_all = Inputs::new(&x)
+        .state(Some(&h0), Some(&c0))
+        .lengths(Some(&lengths));
+    let fresh_with_all = GpuLstm::new(gpu(), &weights)
+        .unwrap()
+        .forward_with(&with_all)
+        .unwrap();
+    let mut model = GpuLstm::new(gpu(), &weights).unwrap();
+    for _ in 0..2 {
+        let got = model.forward_with(&with_all).unwrap();
+        assert_eq!(bits(&got.output), bits(&fresh_with_all.output));
+        assert_eq!(bits(&got.h_n), bits(&fresh_with_all.h_n));
+        let got = model.forward(&x, None, None).unwrap();
+        assert_eq!(bits(&got.output), bits(&plain.output));
+        assert_eq!(bits(&got.c_n), bits(&plain.c_n));
     }
 }

@@ -145,7 +145,7 @@ fn gpu_gradients_match_cpu_f64() {
 /// sequence kernel writes every step's state and gates for backward from one dispatch).
 #[test]
 fn gpu_gradients_match_cpu_f64_with_each_kernel() {
-    let limits = gpu().device().limits();
+    let caps = common::caps(gpu());
     let mut ran = [0; 2];
     for (i, case) in CASES.iter().enumerate() {
         let shape = StepShape {
@@ -161,7 +161,7 @@ fn gpu_gradients_match_cpu_f64_with_each_kernel() {
             .into_iter()
             .enumerate()
         {
-            if kernel.resolve(shape, &limits).is_ok() {
+            if kernel.resolve(shape, &caps).is_ok() {
                 run(case, 2000 + 10 * i as u64, kernel);
                 ran[k] += 1;
             }

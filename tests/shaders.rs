@@ -1,5 +1,6 @@
-//! Every WGSL file parses and validates with naga on its own (no GPU needed), and every
-//! kernel's entry point is in its file.
+//! Every WGSL source a pipeline is built from (each file in shaders/ with the preludes the
+//! host puts before it) parses and validates with naga (no GPU needed), and every kernel's
+//! entry point and bindings are in its source.
 
 use lstm_wgpu::gpu::Kernel;
 
@@ -8,28 +9,44 @@ fn module(source: &str, name: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
 }
 
+/// Validates as wgpu does on a device without optional features, or, for the `_subgroup`
+/// sources, with SUBGROUP (and only those may need it).
+fn validate(module: &naga::Module, source: &str, name: &str) -> naga::valid::ModuleInfo {
+    use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, Validator};
+    let subgroups = name.ends_with("_subgroup");
+    let caps = if subgroups {
+        Capabilities::SUBGROUP
+    } else {
+        Capabilities::default()
+    };
+    let mut validator = Validator::new(naga::valid::ValidationFlags::all(), caps);
+    if subgroups {
+        validator
+            .subgroup_stages(ShaderStages::COMPUTE)
+            .subgroup_operations(SubgroupOperationSet::all());
+    }
+    validator.validate(module).unwrap_or_else(|e| {
+        panic!(
+            "{name}.wgsl does not validate:\n{}",
+            e.emit_to_string(source)
+        )
+    })
+}
+
 #[test]
 fn every_shader_validates_with_naga() {
     let sources = lstm_wgpu::gpu::shader_sources();
-    let on_disk = std::fs::read_dir("shaders").unwrap().count();
-    assert_eq!(
-        sources.len(),
-        on_disk,
-        "every file in shaders/ is listed in SHADER_FILES"
-    );
+    for entry in std::fs::read_dir("shaders").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            sources.iter().any(|(_, source)| source.contains(&text)),
+            "{} is in no pipeline source (SHADER_FILES)",
+            path.display()
+        );
+    }
     for (name, source) in sources {
-        let module = module(source, name);
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{name}.wgsl does not validate:\n{}",
-                e.emit_to_string(source)
-            )
-        });
+        validate(&module(source, name), source, name);
     }
 }
 
@@ -62,7 +79,8 @@ fn every_kernel_has_its_entry_point_and_bindings() {
 #[test]
 fn host_constants_match_shaders() {
     use lstm_wgpu::gpu::{
-        BACKWARD_BATCH_TILE, GEMM_TILE, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_ROWS, WORKGROUP_SIZE,
+        BACKWARD_BATCH_TILE, GEMM_TILE, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_QUADS, STEP_MAX_ROWS,
+        WORKGROUP_SIZE,
     };
     for (name, source) in lstm_wgpu::gpu::shader_sources() {
         if source.contains("override WG") {
@@ -75,6 +93,7 @@ fn host_constants_match_shaders() {
     let find = |n: &str| Kernel::ALL.iter().find(|k| k.file() == n).unwrap().source();
     assert!(find("gemm").contains(&format!("const TILE: u32 = {GEMM_TILE}u;")));
     assert!(find("lstm_step").contains(&format!("const MAX_BT: u32 = {STEP_MAX_ROWS}u;")));
+    assert!(find("lstm_step").contains(&format!("const MAX_QPI: u32 = {STEP_MAX_QUADS}u;")));
     assert!(find("lstm_sequence").contains(&format!(
         "const MAX_L: u32 = {SEQUENCE_MAX_PER_INVOCATION}u;"
     )));
@@ -117,8 +136,15 @@ fn params_structs_match_their_rust_twins() {
 /// variant the table can pick (naga's override processing, as pipeline creation does it).
 #[test]
 fn step_kernels_specialise_for_their_variants() {
-    use lstm_wgpu::gpu::{KernelChoice, StepShape};
-    let limits = wgpu::Limits::default();
+    use lstm_wgpu::gpu::{DeviceCaps, KernelChoice, StepShape};
+    let plain = DeviceCaps {
+        limits: wgpu::Limits::default(),
+        subgroup_size: None,
+    };
+    let subgroups = DeviceCaps {
+        subgroup_size: Some(32),
+        ..plain.clone()
+    };
     for (hidden, hidden_out, batch) in [
         (1, 1, 1),
         (64, 64, 3),
@@ -132,22 +158,17 @@ fn step_kernels_specialise_for_their_variants() {
             hidden_out,
             batch,
         };
-        for choice in [KernelChoice::Auto, KernelChoice::Step] {
-            let Ok(variant) = choice.resolve(shape, &limits) else {
+        for (choice, caps) in [
+            (KernelChoice::Auto, &plain),
+            (KernelChoice::Auto, &subgroups),
+            (KernelChoice::Step, &plain),
+        ] {
+            let Ok(variant) = choice.resolve(shape, caps) else {
                 continue;
             };
-            let kernel = if variant.is_sequence() {
-                Kernel::LstmSequence
-            } else {
-                Kernel::LstmStep
-            };
+            let kernel = variant.kernel();
             let m = module(kernel.source(), kernel.file());
-            let info = naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::default(),
-            )
-            .validate(&m)
-            .unwrap();
+            let info = validate(&m, kernel.source(), kernel.file());
             let constants: naga::back::PipelineConstants = variant
                 .constants(shape)
                 .into_iter()

@@ -37,8 +37,8 @@ struct Inner {
 
 impl GpuContext {
     /// Picks an adapter (honouring `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) and
-    /// creates a device with the adapter's own limits, and timestamp queries where the
-    /// adapter has them. Blocks until the device exists.
+    /// creates a device with the adapter's own limits, and timestamp queries and subgroups
+    /// where the adapter has them. Blocks until the device exists.
     pub fn new() -> Result<Self> {
         Self::with_options(ContextOptions::default())
     }
@@ -63,7 +63,8 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lstm-wgpu"),
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                required_features: adapter.features()
+                    & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
                 required_limits,
                 ..Default::default()
             })

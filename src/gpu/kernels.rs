@@ -11,6 +11,13 @@ pub const LSTM_STEP_WGSL: &str = concat!(
 );
 pub const LSTM_SEQUENCE_WGSL: &str = concat!(
     include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/split_sum.wgsl"),
+    include_str!("../../shaders/lstm_sequence.wgsl")
+);
+/// The sequence kernel adding its split sums with subgroup shuffles (needs SUBGROUP).
+pub const LSTM_SEQUENCE_SUBGROUP_WGSL: &str = concat!(
+    include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/split_sum_subgroup.wgsl"),
     include_str!("../../shaders/lstm_sequence.wgsl")
 );
 pub const LSTM_PROJ_WGSL: &str = concat!(
@@ -26,12 +33,14 @@ pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 pub const OPTIMIZER_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const PERMUTE_WGSL: &str = include_str!("../../shaders/permute.wgsl");
 
-/// Every shader file: (file stem, the source a pipeline is built from, prelude included).
-pub const SHADER_FILES: [(&str, &str); 10] = [
+/// Every source a pipeline is built from, preludes included, and the common prelude alone:
+/// (name, source). Each file in shaders/ is part of at least one.
+pub const SHADER_FILES: [(&str, &str); 11] = [
     ("lstm_common", LSTM_COMMON_WGSL),
     ("gemm", GEMM_WGSL),
     ("lstm_step", LSTM_STEP_WGSL),
     ("lstm_sequence", LSTM_SEQUENCE_WGSL),
+    ("lstm_sequence_subgroup", LSTM_SEQUENCE_SUBGROUP_WGSL),
     ("lstm_proj", LSTM_PROJ_WGSL),
     ("lstm_backward", LSTM_BACKWARD_WGSL),
     ("loss", LOSS_WGSL),
@@ -64,6 +73,7 @@ pub enum Kernel {
     Gemm,
     LstmStep,
     LstmSequence,
+    LstmSequenceSubgroup,
     LstmProj,
     LstmBackwardDh,
     LstmBackwardStep,
@@ -76,10 +86,11 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Gemm,
         Kernel::LstmStep,
         Kernel::LstmSequence,
+        Kernel::LstmSequenceSubgroup,
         Kernel::LstmProj,
         Kernel::LstmBackwardDh,
         Kernel::LstmBackwardStep,
@@ -96,7 +107,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::LstmStep => "lstm_step",
-            Kernel::LstmSequence => "lstm_sequence",
+            Kernel::LstmSequence | Kernel::LstmSequenceSubgroup => "lstm_sequence",
             Kernel::LstmProj => "lstm_proj",
             Kernel::LstmBackwardDh => "lstm_backward_dh",
             Kernel::LstmBackwardStep => "lstm_backward_step",
@@ -109,12 +120,13 @@ impl Kernel {
         }
     }
 
-    /// The shader file's stem.
+    /// The name of its source in [`SHADER_FILES`] (the stem of its main .wgsl file).
     pub fn file(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::LstmStep => "lstm_step",
             Kernel::LstmSequence => "lstm_sequence",
+            Kernel::LstmSequenceSubgroup => "lstm_sequence_subgroup",
             Kernel::LstmProj => "lstm_proj",
             Kernel::LstmBackwardDh | Kernel::LstmBackwardStep => "lstm_backward",
             Kernel::MseGrad | Kernel::CrossEntropyGrad => "loss",
@@ -155,7 +167,7 @@ impl Kernel {
                 StorageRead,
                 StorageReadWrite,
             ],
-            Kernel::LstmSequence => &[
+            Kernel::LstmSequence | Kernel::LstmSequenceSubgroup => &[
                 Params,
                 StorageRead,
                 StorageRead,
@@ -211,7 +223,11 @@ impl Kernel {
     /// (the step kernels take theirs from a [`super::StepVariant`]).
     pub fn default_constants(self) -> Vec<(&'static str, f64)> {
         match self {
-            Kernel::Gemm | Kernel::ReduceSum | Kernel::LstmStep | Kernel::LstmSequence => vec![],
+            Kernel::Gemm
+            | Kernel::ReduceSum
+            | Kernel::LstmStep
+            | Kernel::LstmSequence
+            | Kernel::LstmSequenceSubgroup => vec![],
             _ => vec![("WG", WORKGROUP_SIZE as f64)],
         }
     }

@@ -13,6 +13,7 @@
 mod adapters;
 mod buffers;
 mod builder;
+mod choice;
 mod context;
 mod forward;
 mod kernels;
@@ -26,10 +27,12 @@ mod sizes;
 mod slots;
 mod timer;
 mod train;
+mod upload;
 mod variant;
 mod workspace;
 
 pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
+pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
 pub use context::{ContextOptions, GpuContext, MAX_CHUNK_STEPS};
 pub use kernels::{Kernel, BACKWARD_BATCH_TILE, GEMM_TILE, WORKGROUP_SIZE};
 pub use model::GpuLstm;
@@ -37,7 +40,8 @@ pub use params::params_sizes;
 pub use plan::{Dispatch, Op, Plan};
 pub use train::{GpuGradients, GpuTrainer};
 pub use variant::{
-    KernelChoice, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_ROWS,
+    DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION,
+    STEP_MAX_QUADS, STEP_MAX_ROWS,
 };
 
 /// Every WGSL file: (file stem, the source a pipeline is built from), e.g. for validation

@@ -1,12 +1,13 @@
 //! `GpuLstm`: an LSTM whose weights live on the GPU, uploaded once, reused by every call.
 
-use super::buffers::{read_f32, staging};
+use super::buffers::read_f32;
+use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::ForwardOptions;
 use super::plan::Plan;
 use super::resident::ResidentWeights;
 use super::timer::GpuTimer;
-use super::variant::{KernelChoice, StepVariant};
+use super::variant::StepVariant;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
@@ -97,13 +98,13 @@ impl GpuLstm {
         let batched = Batched::new(&self.weights.config, inputs)?;
         let dims = batched.dims;
         self.prepare(dims)?;
-        self.write_batched(&batched)?;
         let ws = self.workspace()?;
+        let x = bytemuck::cast_slice(batched.x.data());
+        ws.upload.write(self.ctx.device(), x)?;
+        ws.buffers.write_state(self.ctx.queue(), &batched);
         let (y_len, hn_len, cn_len) = ws.buffers.lens;
         let device = self.ctx.device();
-        let y_stage = staging(device, "output readback", y_len);
-        let hn_stage = staging(device, "h_n readback", hn_len);
-        let cn_stage = staging(device, "c_n readback", cn_len);
+        let stage = &ws.readback;
         let timer = if timed {
             GpuTimer::new(&self.ctx)
         } else {
@@ -114,6 +115,7 @@ impl GpuLstm {
         ws.plan.submit(
             &self.ctx,
             |encoder| {
+                ws.upload.copy_to(encoder, &ws.buffers.x, x.len() as u64);
                 if let Some(t) = &timer {
                     t.start(encoder);
                 }
@@ -123,25 +125,26 @@ impl GpuLstm {
                     t.stop(encoder);
                 }
                 let b = &ws.buffers;
-                encoder.copy_buffer_to_buffer(b.output(), 0, &y_stage, 0, (y_len * 4) as u64);
-                encoder.copy_buffer_to_buffer(&b.h_n, 0, &hn_stage, 0, (hn_len * 4) as u64);
-                encoder.copy_buffer_to_buffer(&b.c_n, 0, &cn_stage, 0, (cn_len * 4) as u64);
+                let (y_bytes, hn_bytes) = ((y_len * 4) as u64, (hn_len * 4) as u64);
+                encoder.copy_buffer_to_buffer(b.output(), 0, stage, 0, y_bytes);
+                encoder.copy_buffer_to_buffer(&b.h_n, 0, stage, y_bytes, hn_bytes);
+                let c_at = y_bytes + hn_bytes;
+                encoder.copy_buffer_to_buffer(&b.c_n, 0, stage, c_at, (cn_len * 4) as u64);
             },
         );
+        ws.upload.remap();
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 during: "forward",
                 source,
             });
         }
-        let read = read_f32(
-            device,
-            &[(&y_stage, y_len), (&hn_stage, hn_len), (&cn_stage, cn_len)],
-        )?;
+        let mut y = read_f32(device, &[(stage, y_len + hn_len + cn_len)])?
+            .pop()
+            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
         let gpu_ms = timer.map(|t| t.read_ms(&self.ctx)).transpose()?;
-        let [y, h_n, c_n]: [Vec<f32>; 3] = read
-            .try_into()
-            .map_err(|_| Error::Readback("expected three buffers".into()))?;
+        let c_n = y.split_off(y_len + hn_len);
+        let h_n = y.split_off(y_len);
         let cfg = &self.weights.config;
         let states = cfg.num_directions() * cfg.num_layers;
         let width = y_len / (dims.seq_len * dims.batch);

@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 
 pub use lstm_wgpu::check::{Tolerance, GPU_VS_F64};
-use lstm_wgpu::gpu::{ContextOptions, GpuContext, KernelChoice, StepTiles, StepVariant};
+use lstm_wgpu::gpu::{
+    ContextOptions, DeviceCaps, GpuContext, KernelChoice, SequenceTiles, StepTiles, StepVariant,
+};
 use lstm_wgpu::Tensor;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -39,10 +41,22 @@ fn context(webgpu_limits: bool) -> GpuContext {
     }
 }
 
+/// What the kernel table sees of `ctx`'s device.
+pub fn caps(ctx: &GpuContext) -> DeviceCaps {
+    DeviceCaps::of(ctx.device())
+}
+
 /// Every kernel choice the variant tests run: the table's, each kernel with the table's
 /// tiles, and exact tiles including degenerate and odd ones (a shape a choice cannot run is
 /// skipped by the caller through `KernelChoice::resolve`).
 pub fn kernel_choices() -> Vec<KernelChoice> {
+    let sequence = |splits, steps, subgroups| {
+        KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
+            splits,
+            steps,
+            subgroups,
+        }))
+    };
     let step = |units, splits, rows, quads| {
         KernelChoice::Exact(StepVariant::Step(StepTiles {
             units,
@@ -60,8 +74,11 @@ pub fn kernel_choices() -> Vec<KernelChoice> {
         step(3, 5, 3, 3),
         step(8, 8, 16, 4),
         step(2, 16, 4, 1),
-        KernelChoice::Exact(StepVariant::Sequence { splits: 1 }),
-        KernelChoice::Exact(StepVariant::Sequence { splits: 3 }),
+        sequence(1, 1, false),
+        sequence(3, 5, false),
+        sequence(2, 3, false),
+        sequence(2, 3, true),
+        sequence(4, 32, true),
     ]
 }
 

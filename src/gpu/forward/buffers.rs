@@ -1,5 +1,7 @@
 //! The buffers of a forward pass, allocated once per shape.
 
+use std::cell::RefCell;
+
 use super::super::buffers::{storage_init, storage_nan};
 use super::super::resident::ResidentWeights;
 use super::super::sizes::{check_size, to_u32};
@@ -36,6 +38,15 @@ pub(crate) struct ForwardBuffers {
     pub unused: wgpu::Buffer,
     /// element counts of (model output, h_n, c_n)
     pub lens: (usize, usize, usize),
+    /// what h0, c0 and lengths hold, so that an unchanged one is not uploaded again
+    written: RefCell<Written>,
+}
+
+/// The contents of the small input buffers, as last written.
+struct Written {
+    h0_zero: bool,
+    c0_zero: bool,
+    lengths: Vec<u32>,
 }
 
 impl ForwardBuffers {
@@ -98,6 +109,7 @@ impl ForwardBuffers {
         let distinct = |n: usize| if cache { layers } else { n };
         // The initial state defaults to zeros, as in PyTorch, until written.
         let (hn_len, cn_len) = (layers * d * batch * h_out, layers * d * batch * h);
+        let all_t = vec![to_u32("seq_len", seq_len)?; batch];
         let out_len = if head_width > 0 {
             rows * head_width
         } else {
@@ -115,35 +127,45 @@ impl ForwardBuffers {
             c0: storage_init(device, "c0", &vec![0.0f32; cn_len]),
             h_n: storage_nan(device, "h_n", hn_len),
             c_n: storage_nan(device, "c_n", cn_len),
-            lengths: storage_init(device, "lengths", &vec![to_u32("seq_len", seq_len)?; batch]),
+            lengths: storage_init(device, "lengths", &all_t),
             head_out: weights
                 .head
                 .as_ref()
                 .map(|_| storage_nan(device, "head output", rows * head_width)),
             unused: storage_nan(device, "unused (read)", 1),
             lens: (out_len, hn_len, cn_len),
+            written: RefCell::new(Written {
+                h0_zero: true,
+                c0_zero: true,
+                lengths: all_t,
+            }),
         })
     }
 
-    /// Uploads `inputs`' h0 and c0 (zeros when absent) and its lengths.
+    /// Uploads `inputs`' h0 and c0 (zeros when absent) and its lengths, skipping what the
+    /// buffers already hold (zeros, the same lengths).
     pub fn write_state(&self, queue: &wgpu::Queue, inputs: &Batched<'_, f32>) {
         let (_, hn_len, cn_len) = self.lens;
-        let state = |t: &Option<std::borrow::Cow<'_, crate::Tensor>>, len| {
-            t.as_ref()
-                .map_or_else(|| vec![0.0f32; len], |t| t.data().to_vec())
-        };
-        queue.write_buffer(
-            &self.h0,
-            0,
-            bytemuck::cast_slice(&state(&inputs.h0, hn_len)),
-        );
-        queue.write_buffer(
-            &self.c0,
-            0,
-            bytemuck::cast_slice(&state(&inputs.c0, cn_len)),
-        );
+        let mut written = self.written.borrow_mut();
+        let state =
+            |buffer, t: &Option<std::borrow::Cow<'_, crate::Tensor>>, len, zero: &mut bool| {
+                match t {
+                    Some(t) => queue.write_buffer(buffer, 0, bytemuck::cast_slice(t.data())),
+                    None if !*zero => {
+                        queue.write_buffer(buffer, 0, bytemuck::cast_slice(&vec![0.0f32; len]))
+                    }
+                    None => {}
+                }
+                *zero = t.is_none();
+            };
+        let w = &mut *written;
+        state(&self.h0, &inputs.h0, hn_len, &mut w.h0_zero);
+        state(&self.c0, &inputs.c0, cn_len, &mut w.c0_zero);
         let lengths: Vec<u32> = inputs.lengths.iter().map(|&l| l as u32).collect();
-        queue.write_buffer(&self.lengths, 0, bytemuck::cast_slice(&lengths));
+        if lengths != w.lengths {
+            queue.write_buffer(&self.lengths, 0, bytemuck::cast_slice(&lengths));
+            w.lengths = lengths;
+        }
     }
 
     /// The model's output: the head's, else the last layer's.

@@ -48,11 +48,7 @@ impl LayerPass<'_> {
             &bufs.lengths,
             &bufs.gates[layer],
         ];
-        let kernel = if self.variant.is_sequence() {
-            Kernel::LstmSequence
-        } else {
-            Kernel::LstmStep
-        };
+        let kernel = self.variant.kernel();
         let step = plan.group(kernel, &format!("{} l{layer}", kernel.name()), &state);
         let proj = (cfg.proj_size > 0).then(|| {
             plan.group(

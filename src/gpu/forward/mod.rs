@@ -14,11 +14,12 @@ mod layer;
 pub(crate) use buffers::ForwardBuffers;
 
 use super::builder::PlanBuilder;
+use super::choice::KernelChoice;
 use super::kernels::Kernel;
 use super::params::{GemmParams, View};
 use super::resident::ResidentWeights;
 use super::sizes::gemm_groups;
-use super::variant::{KernelChoice, StepShape, StepVariant};
+use super::variant::{DeviceCaps, StepShape, StepVariant};
 use crate::error::Result;
 use crate::shape::Dims;
 
@@ -65,7 +66,7 @@ pub(crate) fn build_forward(
         hidden_out: cfg.output_size(),
         batch: dims.batch,
     };
-    let variant = options.kernel.resolve(shape, &limits)?;
+    let variant = options.kernel.resolve(shape, &DeviceCaps::of(device))?;
     let pre_row = dims.batch * cfg.num_directions() * 4 * cfg.hidden_size;
     let chunk_steps = chunks::chunk_steps(
         &limits,

@@ -7,6 +7,7 @@
 
 use super::buffers::{read_f32, staging, storage_init, storage_nan};
 use super::builder::PlanBuilder;
+use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
 use super::kernels::{Kernel, BACKWARD_BATCH_TILE, WORKGROUP_SIZE};
@@ -16,7 +17,6 @@ use super::params::{
 };
 use super::plan::Plan;
 use super::sizes::{check_size, gemm_groups, to_u32};
-use super::variant::KernelChoice;
 use crate::error::{Error, Result};
 use crate::loss::{check_target, Loss, Target};
 use crate::shape::{Batched, Dims, Inputs};

@@ -1,0 +1,233 @@
+//! The kernel table: which [`StepVariant`] runs a shape on a device, as data. Its rows come
+//! from sweeps of every variant on an NVIDIA H100 beside cuDNN (benches/kernel_sweep.sh);
+//! every candidate is checked against the device (limits, subgroups) and shrunk until it
+//! fits. `lstm-wgpu bench --kernel` and [`KernelChoice`] override it.
+
+use std::str::FromStr;
+
+use super::variant::{
+    DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION,
+    STEP_MAX_QUADS,
+};
+use crate::error::{Error, Result};
+
+/// Steps of `pre` the sequence kernel stages at once, at most (the table's first try).
+pub const SEQUENCE_MAX_STEPS_STAGED: u32 = 32;
+
+impl StepVariant {
+    /// The table: the sequence kernel wherever it fits (small H, no projection), else the
+    /// per-step kernel with tiles by batch size.
+    pub fn choose(shape: StepShape, caps: &DeviceCaps) -> Self {
+        let sequence = Self::sequence_for(shape, caps);
+        if sequence.check(shape, caps).is_ok() {
+            return sequence;
+        }
+        Self::step_for(shape, caps)
+    }
+
+    /// The sequence kernel with the fewest splits (a power of two) that keep W_hh in
+    /// registers; subgroup shuffles for the split sums where the device has subgroups that
+    /// large; as many steps of `pre` staged as workgroup memory holds (up to 32).
+    pub fn sequence_for(shape: StepShape, caps: &DeviceCaps) -> Self {
+        let splits = (shape.hidden as u32)
+            .div_ceil(SEQUENCE_MAX_PER_INVOCATION)
+            .max(1)
+            .next_power_of_two();
+        let subgroups = splits > 1 && caps.subgroup_size.is_some_and(|size| splits <= size);
+        let mut tiles = SequenceTiles {
+            splits,
+            steps: SEQUENCE_MAX_STEPS_STAGED,
+            subgroups,
+        };
+        while tiles.steps > 1 && StepVariant::Sequence(tiles).check(shape, caps).is_err() {
+            tiles.steps /= 2;
+        }
+        StepVariant::Sequence(tiles)
+    }
+
+    /// The per-step kernel's tiles: at B <= 4 every batch row in one workgroup and k split
+    /// 32 ways (fewer when H_out is small), so each invocation loads a few quads of weights;
+    /// from B = 5, tiles of 8 rows, so each weight read serves 8 rows, split 16 ways up to
+    /// B = 16 and 8 ways with 16 units beyond. Shrunk, staging depth first, until the
+    /// workgroup fits the device.
+    pub fn step_for(shape: StepShape, caps: &DeviceCaps) -> Self {
+        let quads = (shape.hidden_out as u32).div_ceil(4).max(1);
+        let (rows, units, max_splits) = match shape.batch {
+            0..=1 => (1, if quads > 128 { 8 } else { 4 }, 32),
+            2 => (2, 4, 32),
+            3..=4 => (4, 4, 32),
+            5..=16 => (8, 4, 16),
+            _ => (8, 16, 8),
+        };
+        let splits = max_splits.min(prev_power_of_two(quads.div_ceil(2)));
+        let mut tiles = StepTiles {
+            units,
+            splits,
+            rows,
+            quads: quads.div_ceil(splits).min(STEP_MAX_QUADS),
+        };
+        while StepVariant::Step(tiles).check(shape, caps).is_err() {
+            let t = &mut tiles;
+            if t.quads > 1 {
+                t.quads = t.quads.div_ceil(2);
+            } else if t.splits > 1 {
+                t.splits /= 2;
+            } else if t.units > 1 {
+                t.units /= 2;
+            } else if t.rows > 1 {
+                t.rows /= 2;
+            } else {
+                break;
+            }
+        }
+        StepVariant::Step(tiles)
+    }
+}
+
+/// The largest power of two <= n (1 for n = 0).
+fn prev_power_of_two(n: u32) -> u32 {
+    1 << (31 - n.max(1).leading_zeros())
+}
+
+/// A kernel choice as the user writes it: `auto`, `sequence` or `step` (tiles from the
+/// table), or the full form [`StepVariant`] displays, e.g. `step u=4 ks=32 bt=1 qpi=4` or
+/// `sequence ks=4 p=32 sg=1` (`,` or ` ` between fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// The table decides.
+    Auto,
+    /// The sequence kernel, tiles from the table.
+    Sequence,
+    /// The per-step kernel, tiles from the table.
+    Step,
+    /// Exactly this.
+    Exact(StepVariant),
+}
+
+impl KernelChoice {
+    /// The variant for `shape` on the device; errors when a forced one cannot run there.
+    pub fn resolve(self, shape: StepShape, caps: &DeviceCaps) -> Result<StepVariant> {
+        let v = match self {
+            KernelChoice::Auto => StepVariant::choose(shape, caps),
+            KernelChoice::Sequence => StepVariant::sequence_for(shape, caps),
+            KernelChoice::Step => StepVariant::step_for(shape, caps),
+            KernelChoice::Exact(v) => v,
+        };
+        v.check(shape, caps)?;
+        Ok(v)
+    }
+}
+
+impl FromStr for KernelChoice {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::Input(format!(
+                "kernel `{text}`: expected auto, sequence, step, `sequence ks=N p=N sg=0|1` or \
+                 `step u=N ks=N bt=N qpi=N`"
+            ))
+        };
+        let mut words = text.split([' ', ',']).filter(|w| !w.is_empty());
+        let kind = words.next().ok_or_else(bad)?;
+        let mut fields = std::collections::BTreeMap::new();
+        for word in words {
+            let (key, value) = word.split_once('=').ok_or_else(bad)?;
+            let value: u32 = value.parse().map_err(|_| bad())?;
+            fields.insert(key.to_string(), value);
+        }
+        let bare = fields.is_empty();
+        let mut take = |key: &str| fields.remove(key).ok_or_else(bad);
+        let choice = match (kind, bare) {
+            ("auto", true) => KernelChoice::Auto,
+            ("sequence", true) => KernelChoice::Sequence,
+            ("step", true) => KernelChoice::Step,
+            ("sequence", false) => KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
+                splits: take("ks")?,
+                steps: take("p")?,
+                subgroups: match take("sg")? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(bad()),
+                },
+            })),
+            ("step", false) => KernelChoice::Exact(StepVariant::Step(StepTiles {
+                units: take("u")?,
+                splits: take("ks")?,
+                rows: take("bt")?,
+                quads: take("qpi")?,
+            })),
+            _ => return Err(bad()),
+        };
+        if !fields.is_empty() {
+            return Err(bad());
+        }
+        Ok(choice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(subgroup_size: Option<u32>) -> DeviceCaps {
+        DeviceCaps {
+            limits: wgpu::Limits::default(),
+            subgroup_size,
+        }
+    }
+
+    #[test]
+    fn kernel_names_round_trip() {
+        for text in [
+            "sequence ks=4 p=32 sg=1",
+            "sequence ks=3 p=5 sg=0",
+            "step u=4 ks=32 bt=1 qpi=4",
+        ] {
+            let KernelChoice::Exact(v) = text.parse().unwrap() else {
+                panic!("{text} is not exact");
+            };
+            assert_eq!(v.to_string(), text);
+        }
+        for bad in [
+            "",
+            "fast",
+            "step u=4",
+            "sequence ks=4 p=2 sg=2",
+            "step u=1 ks=1 bt=1 qpi=1 x=2",
+        ] {
+            assert!(bad.parse::<KernelChoice>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_table_picks_the_sequence_kernel_for_small_h_only() {
+        let shape = |hidden, hidden_out, batch| StepShape {
+            hidden,
+            hidden_out,
+            batch,
+        };
+        let with = caps(Some(32));
+        let v = StepVariant::choose(shape(64, 64, 1), &with);
+        assert!(
+            matches!(v, StepVariant::Sequence(t) if t.splits == 4 && t.subgroups),
+            "{v}"
+        );
+        let v = StepVariant::choose(shape(64, 64, 1), &caps(None));
+        assert!(matches!(v, StepVariant::Sequence(t) if !t.subgroups), "{v}");
+        // lavapipe's subgroups of 8 take splits of 4; 1 split needs no reduction
+        let v = StepVariant::choose(shape(16, 16, 1), &with);
+        assert!(
+            matches!(v, StepVariant::Sequence(t) if t.splits == 1 && !t.subgroups),
+            "{v}"
+        );
+        for (h, p) in [(65, 65), (512, 512), (64, 32)] {
+            assert!(!StepVariant::choose(shape(h, p, 1), &with).is_sequence());
+        }
+        // WebGPU's 16 KiB of workgroup memory: fewer staged steps, never an invalid variant
+        for (h, b) in [(64, 1), (1024, 64), (512, 16), (129, 3)] {
+            let v = StepVariant::choose(shape(h, h, b), &with);
+            v.check(shape(h, h, b), &with).unwrap();
+        }
+    }
+}
