@@ -47,7 +47,7 @@ override H: u32 = 1u;
 override KS: u32 = 1u;
 override L: u32 = 1u;
 override P: u32 = 8u;
-const MAX_L: u32 = 16u;
+const MAX_L: u32 = 32u;
 
 // two halves of KS * L floats (>= H; the tail stays zero)
 override H_BUF_LEN: u32 = 2u * KS * L;

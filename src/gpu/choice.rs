@@ -6,13 +6,14 @@
 use std::str::FromStr;
 
 use super::variant::{
-    DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION,
-    STEP_MAX_QUADS,
+    DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, STEP_MAX_QUADS,
 };
 use crate::error::{Error, Result};
 
 /// Steps of `pre` the sequence kernel stages at once, at most (the table's first try).
 pub const SEQUENCE_MAX_STEPS_STAGED: u32 = 32;
+/// W_hh vec4s per invocation the table gives the sequence kernel (64 floats of registers).
+const SEQUENCE_PER_INVOCATION: u32 = 16;
 
 impl StepVariant {
     /// The table: the sequence kernel wherever it fits (small H, no projection), else the
@@ -30,7 +31,7 @@ impl StepVariant {
     /// large; as many steps of `pre` staged as workgroup memory holds (up to 32).
     pub fn sequence_for(shape: StepShape, caps: &DeviceCaps) -> Self {
         let splits = (shape.hidden as u32)
-            .div_ceil(SEQUENCE_MAX_PER_INVOCATION)
+            .div_ceil(SEQUENCE_PER_INVOCATION)
             .max(1)
             .next_power_of_two();
         let subgroups = splits > 1 && caps.subgroup_size.is_some_and(|size| splits <= size);

@@ -27,7 +27,6 @@ mod sizes;
 mod slots;
 mod timer;
 mod train;
-mod upload;
 mod variant;
 mod workspace;
 

@@ -98,10 +98,8 @@ impl GpuLstm {
         let batched = Batched::new(&self.weights.config, inputs)?;
         let dims = batched.dims;
         self.prepare(dims)?;
+        self.write_batched(&batched)?;
         let ws = self.workspace()?;
-        let x = bytemuck::cast_slice(batched.x.data());
-        ws.upload.write(self.ctx.device(), x)?;
-        ws.buffers.write_state(self.ctx.queue(), &batched);
         let (y_len, hn_len, cn_len) = ws.buffers.lens;
         let device = self.ctx.device();
         let stage = &ws.readback;
@@ -115,7 +113,6 @@ impl GpuLstm {
         ws.plan.submit(
             &self.ctx,
             |encoder| {
-                ws.upload.copy_to(encoder, &ws.buffers.x, x.len() as u64);
                 if let Some(t) = &timer {
                     t.start(encoder);
                 }
@@ -132,7 +129,6 @@ impl GpuLstm {
                 encoder.copy_buffer_to_buffer(&b.c_n, 0, stage, c_at, (cn_len * 4) as u64);
             },
         );
-        ws.upload.remap();
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 during: "forward",

@@ -18,8 +18,8 @@ use std::fmt;
 use super::kernels::Kernel;
 use crate::error::{Error, Result};
 
-/// `MAX_L` in lstm_sequence.wgsl: W_hh vec4s an invocation keeps in registers.
-pub const SEQUENCE_MAX_PER_INVOCATION: u32 = 16;
+/// `MAX_L` in lstm_sequence.wgsl: the most W_hh vec4s an invocation may keep in registers.
+pub const SEQUENCE_MAX_PER_INVOCATION: u32 = 32;
 /// `MAX_BT` in lstm_step.wgsl.
 pub const STEP_MAX_ROWS: u32 = 16;
 /// `MAX_QPI` in lstm_step.wgsl.

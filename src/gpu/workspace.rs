@@ -6,7 +6,6 @@ use super::context::GpuContext;
 use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
 use super::plan::Plan;
 use super::resident::ResidentWeights;
-use super::upload::Upload;
 use super::variant::StepVariant;
 use crate::error::{Error, Result};
 use crate::shape::Dims;
@@ -20,8 +19,6 @@ pub(crate) struct Workspace {
     /// a mappable copy of output, h_n and c_n, one after the other, for host readback;
     /// reused call after call
     pub readback: wgpu::Buffer,
-    /// where the host-level forward writes x (copied into `buffers.x` on the GPU)
-    pub upload: Upload,
 }
 
 impl Workspace {
@@ -38,8 +35,6 @@ impl Workspace {
         let plan = builder.finish()?;
         let (y_len, hn_len, cn_len) = forward.buffers.lens;
         let readback = staging(device, "output readback", y_len + hn_len + cn_len);
-        let x_bytes = (dims.seq_len * dims.batch * weights.config.input_size * 4) as u64;
-        let upload = Upload::new(device, "x upload", x_bytes);
         if let Some(source) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 during: "workspace allocation",
@@ -53,7 +48,6 @@ impl Workspace {
             variant: forward.variant,
             chunk_steps: forward.chunk_steps,
             readback,
-            upload,
         })
     }
 }

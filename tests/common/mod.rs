@@ -78,6 +78,7 @@ pub fn kernel_choices() -> Vec<KernelChoice> {
         sequence(3, 5, false),
         sequence(2, 3, false),
         sequence(2, 3, true),
+        sequence(2, 8, false),
         sequence(4, 32, true),
     ]
 }
