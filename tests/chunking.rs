@@ -50,6 +50,18 @@ impl Run {
             .unwrap();
         (out, model.kernel().unwrap().1)
     }
+
+    /// The CPU reference in f64.
+    fn cpu_f64(&self) -> lstm_wgpu::LstmOutput<f64> {
+        let (x, h0, c0) = (to_f64(&self.x), to_f64(&self.h0), to_f64(&self.c0));
+        CpuLstm::<f64>::new(&self.weights)
+            .forward_with(
+                &Inputs::new(&x)
+                    .state(Some(&h0), Some(&c0))
+                    .lengths(Some(&self.lengths)),
+            )
+            .unwrap()
+    }
 }
 
 #[test]
@@ -100,14 +112,7 @@ fn a_sequence_longer_than_the_step_slots_runs_in_chunks() {
     let run = Run::new(&config, seq_len, 2, 9);
     let (got, chunk) = run.forward(KernelChoice::Step, None);
     assert_eq!(chunk, MAX_CHUNK_STEPS);
-    let (x, h0, c0) = (to_f64(&run.x), to_f64(&run.h0), to_f64(&run.c0));
-    let want = CpuLstm::<f64>::new(&run.weights)
-        .forward_with(
-            &Inputs::new(&x)
-                .state(Some(&h0), Some(&c0))
-                .lengths(Some(&run.lengths)),
-        )
-        .unwrap();
+    let want = run.cpu_f64();
     assert_close("output", got.output.data(), want.output.data(), GPU_VS_F64);
     assert_close("h_n", got.h_n.data(), want.h_n.data(), GPU_VS_F64);
     assert_close("c_n", got.c_n.data(), want.c_n.data(), GPU_VS_F64);
@@ -123,14 +128,7 @@ fn long_sequences_match_the_cpu_with_each_sequence_kernel() {
     use lstm_wgpu::gpu::{SequenceTiles, StepVariant};
     let config = LstmConfig::new(1, 48);
     let run = Run::new(&config, 20_000, 1, 21);
-    let (x, h0, c0) = (to_f64(&run.x), to_f64(&run.h0), to_f64(&run.c0));
-    let want = CpuLstm::<f64>::new(&run.weights)
-        .forward_with(
-            &Inputs::new(&x)
-                .state(Some(&h0), Some(&c0))
-                .lengths(Some(&run.lengths)),
-        )
-        .unwrap();
+    let want = run.cpu_f64();
     let mut ran = 0;
     for subgroups in [false, true] {
         let kernel = KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {

@@ -61,40 +61,29 @@ fn init_then_run_on_both_devices() {
     ]);
     let x = dir.path().join("x.npy");
     npy::write_f32(&x, &common::random_tensor(&[6, 2, 3], 1)).unwrap();
-    let mut outputs = Vec::new();
-    for device in ["gpu", "cpu"] {
-        let (y, hn, cn) = (
-            dir.path().join(format!("y_{device}.npy")),
-            dir.path().join(format!("hn_{device}.npy")),
-            dir.path().join(format!("cn_{device}.npy")),
-        );
-        ok(&[
-            "run",
-            "--weights",
-            s(&w),
-            "--input",
-            s(&x),
-            "--output",
-            s(&y),
-            "--hn",
-            s(&hn),
-            "--cn",
-            s(&cn),
-            "--device",
-            device,
-        ]);
-        let y = npy::read_f32(&y).unwrap();
-        assert_eq!(y.shape(), &[6, 2, 5]);
-        assert_eq!(npy::read_f32(&hn).unwrap().shape(), &[4, 2, 4]);
-        assert_eq!(npy::read_f32(&cn).unwrap().shape(), &[4, 2, 7]);
-        outputs.push(y);
-    }
+    let [gpu, cpu] = run_on_both_devices(dir.path(), &w, &x);
+    assert_eq!(gpu[0].shape(), &[6, 2, 5]);
+    assert_eq!(gpu[1].shape(), &[4, 2, 4]);
+    assert_eq!(gpu[2].shape(), &[4, 2, 7]);
     assert_close(
         "gpu vs cpu output",
-        outputs[0].data(),
-        &f64s(&outputs[1]),
+        gpu[0].data(),
+        &f64s(&cpu[0]),
         common::GPU_VS_F64,
     );
+}
+
+/// `run` of `weights` on `x` with `--device gpu` and `--device cpu`: each one's
+/// [output, h_n, c_n].
+fn run_on_both_devices(dir: &Path, weights: &Path, x: &Path) -> [[Tensor; 3]; 2] {
+    ["gpu", "cpu"].map(|device| {
+        let files = ["y", "hn", "cn"].map(|n| dir.join(format!("{n}_{device}.npy")));
+        let [y, hn, cn] = files.each_ref().map(|p| s(p));
+        #[rustfmt::skip]
+        ok(&["run", "--weights", s(weights), "--input", s(x), "--output", y,
+             "--hn", hn, "--cn", cn, "--device", device]);
+        files.map(|p| npy::read_f32(&p).unwrap())
+    })
 }
 
 /// T = 140,000, B = 1, I = 1, H = 64: the input projection [T, B, 4H] (143 MB) is over
@@ -117,25 +106,9 @@ fn a_sequence_longer_than_a_binding_runs_in_chunks_from_the_shell() {
     ]);
     let x = dir.path().join("x.npy");
     npy::write_f32(&x, &common::random_tensor(&[140_000, 1, 1], 6)).unwrap();
-    let mut outputs = Vec::new();
-    for device in ["gpu", "cpu"] {
-        let (y, hn, cn) = (
-            dir.path().join(format!("y_{device}.npy")),
-            dir.path().join(format!("hn_{device}.npy")),
-            dir.path().join(format!("cn_{device}.npy")),
-        );
-        #[rustfmt::skip]
-        ok(&["run", "--weights", s(&w), "--input", s(&x), "--output", s(&y),
-             "--hn", s(&hn), "--cn", s(&cn), "--device", device]);
-        outputs.push([y, hn, cn].map(|p| npy::read_f32(&p).unwrap()));
-    }
+    let [gpu, cpu] = run_on_both_devices(dir.path(), &w, &x);
     for (i, name) in ["output", "h_n", "c_n"].iter().enumerate() {
-        assert_close(
-            name,
-            outputs[0][i].data(),
-            &f64s(&outputs[1][i]),
-            common::GPU_VS_F64,
-        );
+        assert_close(name, gpu[i].data(), &f64s(&cpu[i]), common::GPU_VS_F64);
     }
 }
 
@@ -401,10 +374,15 @@ fn info_check_and_bench_run() {
             "layers",
             "median_ms",
             "min_ms",
+            "us_per_step",
+            "kernel",
+            "dispatches",
             "gflops",
         ] {
             assert!(!line[key].is_null(), "{key} missing in {line}");
         }
+        let us = line["us_per_step"].as_f64().unwrap();
+        assert!((us * 3.0 - line["median_ms"].as_f64().unwrap() * 1e3).abs() < 1e-6 * us);
         // 2 * 4H * (I + H) per step and row: 2 * 32 * 12 * 3 * 2 = 4608 FLOP
         let gflops = line["gflops"].as_f64().unwrap();
         let median_ms = line["median_ms"].as_f64().unwrap();
@@ -413,9 +391,51 @@ fn info_check_and_bench_run() {
             "{line}"
         );
     }
+    // H = 8: the sequence kernel, 1 gemm + 1 dispatch; GPU time where timestamps exist
+    assert!(
+        lines[0]["kernel"].as_str().unwrap().starts_with("sequence"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[0]["dispatches"], 2);
     let table = ok(&[
-        "bench", "--seq", "2", "--batch", "1", "--input", "2", "--hidden", "4", "--iters", "1",
-        "--warmup", "0",
+        "bench",
+        "--seq",
+        "2",
+        "--batch",
+        "1",
+        "--input",
+        "2",
+        "--hidden",
+        "4",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--kernel",
+        "step u=2 ks=1 bt=1 qpi=1",
+        "--webgpu-limits",
     ]);
     assert!(table.contains("GPU/CPU"), "{table}");
+    assert!(
+        table.contains("kernel: step u=2 ks=1 bt=1 qpi=1"),
+        "{table}"
+    );
+    assert!(table.contains("3 dispatches"), "{table}");
+    let out = lstm_wgpu(&[
+        "bench", "--seq", "2", "--batch", "1", "--input", "2", "--hidden", "4", "--kernel", "fast",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kernel `fast`"), "{stderr}");
+    let out = lstm_wgpu(&[
+        "bench", "--seq", "2", "--batch", "1", "--input", "2", "--hidden", "300", "--device",
+        "gpu", "--kernel", "sequence",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error:") && stderr.contains("max_compute_invocations_per_workgroup"),
+        "{stderr}"
+    );
 }

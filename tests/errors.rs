@@ -95,37 +95,35 @@ fn empty_input_is_an_error() {
     assert!(msg.contains("T >= 1"), "{msg}");
 }
 
+/// The limit error a forward of `x` on a model of `hidden` units gives on a device with
+/// WebGPU's limits (lavapipe's binding maximum is the same 128 MiB): (needed, message).
+fn limit_error(hidden: usize, x: &Tensor) -> (u64, String) {
+    let weights = LstmWeights::init(&LstmConfig::new(1, hidden), 0).unwrap();
+    let err = GpuLstm::new(gpu_webgpu(), &weights)
+        .unwrap()
+        .forward(x, None, None)
+        .unwrap_err();
+    match &err {
+        Error::Limit { limit, needed, .. } => {
+            assert_eq!(*limit, "max_storage_buffer_binding_size");
+            (*needed, err.to_string())
+        }
+        other => panic!("expected a limit error, got {other}"),
+    }
+}
+
 #[test]
 fn a_shape_too_large_even_for_chunking_names_the_limit_and_the_size() {
     // Chunking over T splits the input projection, but the layer output [T, B, H] must exist
-    // whole: 1024 * 1024 * 64 * 4 bytes = 256 MiB, over lavapipe's (and WebGPU's) 128 MiB
-    // storage binding.
-    let weights = LstmWeights::init(&LstmConfig::new(1, 64), 0).unwrap();
-    let x = Tensor::full([1024, 1024, 1], 0.5f32);
-    let err = GpuLstm::new(gpu_webgpu(), &weights)
-        .unwrap()
-        .forward(&x, None, None)
-        .unwrap_err();
-    match &err {
-        Error::Limit { limit, needed, .. } => {
-            assert_eq!(*limit, "max_storage_buffer_binding_size");
-            assert_eq!(*needed, 1024 * 1024 * 64 * 4);
-            assert!(err.to_string().contains("layer output"), "{err}");
-        }
-        other => panic!("expected a limit error, got {other}"),
-    }
-    // one step of the projection [B, 4H] alone over the binding: nothing to chunk
-    let weights = LstmWeights::init(&LstmConfig::new(1, 130), 0).unwrap();
-    let x = Tensor::full([1, 65536, 1], 0.5f32);
-    let err = GpuLstm::new(gpu_webgpu(), &weights)
-        .unwrap()
-        .forward(&x, None, None)
-        .unwrap_err();
-    match &err {
-        Error::Limit { limit, needed, .. } => {
-            assert_eq!(*limit, "max_storage_buffer_binding_size");
-            assert_eq!(*needed, 65536 * 4 * 130 * 4);
-        }
-        other => panic!("expected a limit error, got {other}"),
-    }
+    // whole: 1024 * 1024 * 64 * 4 bytes = 256 MiB, over the 128 MiB storage binding.
+    let (needed, message) = limit_error(64, &Tensor::full([1024, 1024, 1], 0.5f32));
+    assert_eq!(needed, 1024 * 1024 * 64 * 4);
+    assert!(message.contains("layer output"), "{message}");
+    // one step of the projection [B, 4H] alone is over the binding: nothing to chunk
+    let (needed, message) = limit_error(130, &Tensor::full([1, 65536, 1], 0.5f32));
+    assert_eq!(needed, 65536 * 4 * 130 * 4);
+    assert!(
+        message.contains("one step of the input projection"),
+        "{message}"
+    );
 }
