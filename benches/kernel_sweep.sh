@@ -36,8 +36,10 @@ shape() {
     theirs $args
 }
 
-shape "--seq 1024 --batch 1 --input 512 --hidden 512" "step u=8 ks=32 bt=1 qpi=4"
-shape "--seq 1024 --batch 1 --input 1024 --hidden 1024" "step u=4 ks=32 bt=1 qpi=8"
+shape "--seq 1024 --batch 1 --input 512 --hidden 512" "step u=8 ks=32 bt=1 qpi=4" \
+    "step u=4 ks=32 bt=1 qpi=4 sg=8"
+shape "--seq 1024 --batch 1 --input 1024 --hidden 1024" "step u=4 ks=32 bt=1 qpi=8" \
+    "step u=8 ks=32 bt=1 qpi=8 sg=4"
 shape "--seq 1024 --batch 1 --input 32 --hidden 128" "sequence ks=8 p=16 sg=0" "step"
 shape "--seq 1024 --batch 1 --input 64 --hidden 64" "sequence ks=4 p=32 sg=0" \
     "sequence ks=2 p=32 sg=1" "step"
@@ -45,9 +47,10 @@ shape "--seq 1024 --batch 1 --input 32 --hidden 32" "sequence ks=1 p=32 sg=0"
 shape "--seq 4096 --batch 1 --input 1 --hidden 1"
 shape "--seq 256 --batch 64 --input 64 --hidden 64" "step"
 shape "--seq 256 --batch 16 --input 512 --hidden 512" \
-    "step u=16 ks=8 bt=8 qpi=8" "step u=4 ks=16 bt=16 qpi=8" "step u=2 ks=32 bt=8 qpi=4"
+    "step u=16 ks=8 bt=8 qpi=8" "step u=4 ks=16 bt=16 qpi=8" "step u=2 ks=32 bt=8 qpi=4" \
+    "step u=4 ks=16 bt=8 qpi=8 sg=8"
 shape "--seq 50 --batch 64 --input 512 --hidden 512" \
-    "step u=4 ks=16 bt=8 qpi=8" "step u=16 ks=8 bt=16 qpi=8"
+    "step u=4 ks=16 bt=8 qpi=8" "step u=16 ks=8 bt=16 qpi=8" "step u=16 ks=8 bt=8 qpi=8 sg=2"
 shape "--seq 256 --batch 32 --input 256 --hidden 512 --layers 2 --bidirectional" \
     "step u=4 ks=16 bt=8 qpi=8"
 shape "--seq 256 --batch 64 --input 1024 --hidden 1024" "step u=16 ks=4 bt=16 qpi=8"

@@ -11,6 +11,8 @@
 // consecutive vec4s, and each weight read serves the BT rows from registers. h_{t-1} of the
 // BT rows is staged in workgroup memory, KS * QPI quads at a time. The KS partial sums meet
 // in workgroup memory and are added in a fixed order: results are bitwise reproducible.
+// Where the device has subgroups, fold_splits first adds groups of SPAN of them with
+// subgroup shuffles (fold_splits_subgroup.wgsl; the host prepends one of the two files).
 // Latency: loops that load have constant trip counts (after specialisation), so the compiler
 // can issue all their loads before it waits on any, and the epilogue's pre, c_{t-1} and length
 // are loaded before the sum begins, so those loads overlap the loads of h and W_hh.
@@ -57,7 +59,7 @@ override STAGE_ROUNDS: u32 = (BT * KS * QPI + U * KS - 1u) / (U * KS);
 // (array lengths are named overrides: naga 30 mishandles an anonymous one declared before
 // a named one)
 override H_TILE_LEN: u32 = BT * KS * QPI;
-override PARTIAL_LEN: u32 = BT * KS * U;
+override PARTIAL_LEN: u32 = BT * (KS / SPAN) * U;
 var<workgroup> h_tile: array<vec4<f32>, H_TILE_LEN>;
 var<workgroup> partial: array<vec4<f32>, PARTIAL_LEN>;
 
@@ -190,8 +192,13 @@ fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
         workgroupBarrier();
     }
 
+    // the KS / SPAN partial sums of each unit and row meet in workgroup memory
+    let folds = KS / SPAN;
     for (var bb = 0u; bb < BT; bb++) {
-        partial[(bb * KS + s) * U + u] = acc[bb];
+        let v = fold_splits(acc[bb]);
+        if (s % SPAN == 0u) {
+            partial[(bb * folds + s / SPAN) * U + u] = v;
+        }
     }
     workgroupBarrier();
     for (var e = lid; e < U * BT; e += GROUP_SIZE) {
@@ -200,9 +207,9 @@ fn lstm_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
         let j = wid.x * U + uu;
         let b = b0 + bb;
         if (j < H && b < B) {
-            var z = partial[bb * KS * U + uu];
-            for (var ss = 1u; ss < KS; ss++) {
-                z += partial[(bb * KS + ss) * U + uu];
+            var z = partial[bb * folds * U + uu];
+            for (var ss = 1u; ss < folds; ss++) {
+                z += partial[(bb * folds + ss) * U + uu];
             }
             var inputs = first;
             if (e != lid) {

@@ -158,10 +158,12 @@ fn step_kernels_specialise_for_their_variants() {
             hidden_out,
             batch,
         };
+        let folded: KernelChoice = "step u=4 ks=16 bt=1 qpi=1 sg=8".parse().unwrap();
         for (choice, caps) in [
             (KernelChoice::Auto, &plain),
             (KernelChoice::Auto, &subgroups),
             (KernelChoice::Step, &plain),
+            (folded, &subgroups),
         ] {
             let Ok(variant) = choice.resolve(shape, caps) else {
                 continue;

@@ -61,11 +61,13 @@ impl StepVariant {
             _ => (8, 16, 8),
         };
         let splits = max_splits.min(prev_power_of_two(quads.div_ceil(2)));
+        // (subgroup folding, span > 1, is tested but not yet measured on hardware: off)
         let mut tiles = StepTiles {
             units,
             splits,
             rows,
             quads: quads.div_ceil(splits).min(STEP_MAX_QUADS),
+            span: 1,
         };
         while StepVariant::Step(tiles).check(shape, caps).is_err() {
             let t = &mut tiles;
@@ -126,7 +128,7 @@ impl FromStr for KernelChoice {
         let bad = || {
             Error::Input(format!(
                 "kernel `{text}`: expected auto, sequence, step, `sequence ks=N p=N sg=0|1` or \
-                 `step u=N ks=N bt=N qpi=N`"
+                 `step u=N ks=N bt=N qpi=N [sg=N]`"
             ))
         };
         let mut words = text.split([' ', ',']).filter(|w| !w.is_empty());
@@ -146,7 +148,7 @@ impl FromStr for KernelChoice {
             ("sequence", false) => KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
                 splits: take("ks")?,
                 steps: take("p")?,
-                subgroups: match take("sg")? {
+                subgroups: match take("sg").unwrap_or(0) {
                     0 => false,
                     1 => true,
                     _ => return Err(bad()),
@@ -157,6 +159,7 @@ impl FromStr for KernelChoice {
                 splits: take("ks")?,
                 rows: take("bt")?,
                 quads: take("qpi")?,
+                span: take("sg").unwrap_or(1),
             })),
             _ => return Err(bad()),
         };
@@ -184,6 +187,7 @@ mod tests {
             "sequence ks=4 p=32 sg=1",
             "sequence ks=3 p=5 sg=0",
             "step u=4 ks=32 bt=1 qpi=4",
+            "step u=4 ks=32 bt=1 qpi=4 sg=8",
         ] {
             let KernelChoice::Exact(v) = text.parse().unwrap() else {
                 panic!("{text} is not exact");

@@ -7,6 +7,13 @@ pub const LSTM_COMMON_WGSL: &str = include_str!("../../shaders/lstm_common.wgsl"
 pub const GEMM_WGSL: &str = include_str!("../../shaders/gemm.wgsl");
 pub const LSTM_STEP_WGSL: &str = concat!(
     include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/fold_splits.wgsl"),
+    include_str!("../../shaders/lstm_step.wgsl")
+);
+/// The per-step kernel folding groups of split sums with subgroup shuffles (needs SUBGROUP).
+pub const LSTM_STEP_SUBGROUP_WGSL: &str = concat!(
+    include_str!("../../shaders/lstm_common.wgsl"),
+    include_str!("../../shaders/fold_splits_subgroup.wgsl"),
     include_str!("../../shaders/lstm_step.wgsl")
 );
 pub const LSTM_SEQUENCE_WGSL: &str = concat!(
@@ -35,10 +42,11 @@ pub const PERMUTE_WGSL: &str = include_str!("../../shaders/permute.wgsl");
 
 /// Every source a pipeline is built from, preludes included, and the common prelude alone:
 /// (name, source). Each file in shaders/ is part of at least one.
-pub const SHADER_FILES: [(&str, &str); 11] = [
+pub const SHADER_FILES: [(&str, &str); 12] = [
     ("lstm_common", LSTM_COMMON_WGSL),
     ("gemm", GEMM_WGSL),
     ("lstm_step", LSTM_STEP_WGSL),
+    ("lstm_step_subgroup", LSTM_STEP_SUBGROUP_WGSL),
     ("lstm_sequence", LSTM_SEQUENCE_WGSL),
     ("lstm_sequence_subgroup", LSTM_SEQUENCE_SUBGROUP_WGSL),
     ("lstm_proj", LSTM_PROJ_WGSL),
@@ -72,6 +80,7 @@ pub enum Binding {
 pub enum Kernel {
     Gemm,
     LstmStep,
+    LstmStepSubgroup,
     LstmSequence,
     LstmSequenceSubgroup,
     LstmProj,
@@ -86,9 +95,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Gemm,
         Kernel::LstmStep,
+        Kernel::LstmStepSubgroup,
         Kernel::LstmSequence,
         Kernel::LstmSequenceSubgroup,
         Kernel::LstmProj,
@@ -106,7 +116,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
-            Kernel::LstmStep => "lstm_step",
+            Kernel::LstmStep | Kernel::LstmStepSubgroup => "lstm_step",
             Kernel::LstmSequence | Kernel::LstmSequenceSubgroup => "lstm_sequence",
             Kernel::LstmProj => "lstm_proj",
             Kernel::LstmBackwardDh => "lstm_backward_dh",
@@ -125,6 +135,7 @@ impl Kernel {
         match self {
             Kernel::Gemm => "gemm",
             Kernel::LstmStep => "lstm_step",
+            Kernel::LstmStepSubgroup => "lstm_step_subgroup",
             Kernel::LstmSequence => "lstm_sequence",
             Kernel::LstmSequenceSubgroup => "lstm_sequence_subgroup",
             Kernel::LstmProj => "lstm_proj",
@@ -155,7 +166,7 @@ impl Kernel {
                 StorageRead,
                 StorageReadWrite,
             ],
-            Kernel::LstmStep => &[
+            Kernel::LstmStep | Kernel::LstmStepSubgroup => &[
                 Params,
                 StepIndex,
                 StorageRead,
@@ -226,6 +237,7 @@ impl Kernel {
             Kernel::Gemm
             | Kernel::ReduceSum
             | Kernel::LstmStep
+            | Kernel::LstmStepSubgroup
             | Kernel::LstmSequence
             | Kernel::LstmSequenceSubgroup => vec![],
             _ => vec![("WG", WORKGROUP_SIZE as f64)],

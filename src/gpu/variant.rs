@@ -73,13 +73,16 @@ pub struct SequenceTiles {
 }
 
 /// The tiles of lstm_step: `units` hidden units (`U`) × `splits` k-slices (`KS`) per
-/// workgroup, `rows` batch rows (`BT`), `quads` quads of k per slice per staging round (`QPI`).
+/// workgroup, `rows` batch rows (`BT`), `quads` quads of k per slice per staging round
+/// (`QPI`); groups of `span` split sums (`SPAN`) added by subgroup shuffles before the rest
+/// meet in workgroup memory (1: none, the portable path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StepTiles {
     pub units: u32,
     pub splits: u32,
     pub rows: u32,
     pub quads: u32,
+    pub span: u32,
 }
 
 impl StepVariant {
@@ -145,8 +148,9 @@ impl StepVariant {
                 splits,
                 rows,
                 quads,
+                span,
             }) => {
-                if units == 0 || splits == 0 || rows == 0 || quads == 0 {
+                if units == 0 || splits == 0 || rows == 0 || quads == 0 || span == 0 {
                     return Err(Error::Config(format!(
                         "kernel {self}: every tile size must be >= 1"
                     )));
@@ -163,6 +167,25 @@ impl StepVariant {
                     quads as u64,
                     STEP_MAX_QUADS as u64,
                 )?;
+                if span != 1 {
+                    let Some(size) = caps.subgroup_size else {
+                        return Err(Error::Config(format!(
+                            "kernel {self} needs the SUBGROUP feature, which the device lacks"
+                        )));
+                    };
+                    let pow2 = |n: u32| n.is_power_of_two();
+                    if !pow2(span)
+                        || !pow2(units)
+                        || splits % span != 0
+                        || span * units > size.min(32)
+                    {
+                        return Err(Error::Config(format!(
+                            "kernel {self}: with subgroups, span and units must be powers of \
+                             two, span must divide splits, and span × units must fit the \
+                             smallest subgroup ({size}, at most 32)"
+                        )));
+                    }
+                }
             }
         }
         limit(
@@ -209,7 +232,8 @@ impl StepVariant {
                     t.rows as u64,
                     t.quads as u64,
                 );
-                r * s * q * 16 + r * s * u * 16
+                let folds = s / (t.span.max(1) as u64);
+                r * s * q * 16 + r * folds * u * 16
             }
         }
     }
@@ -228,6 +252,7 @@ impl StepVariant {
                 ("KS", t.splits as f64),
                 ("BT", t.rows as f64),
                 ("QPI", t.quads as f64),
+                ("SPAN", t.span as f64),
             ],
         }
     }
@@ -254,6 +279,7 @@ impl StepVariant {
         match self {
             StepVariant::Sequence(t) if t.subgroups => Kernel::LstmSequenceSubgroup,
             StepVariant::Sequence(_) => Kernel::LstmSequence,
+            StepVariant::Step(t) if t.span > 1 => Kernel::LstmStepSubgroup,
             StepVariant::Step(_) => Kernel::LstmStep,
         }
     }
@@ -269,11 +295,17 @@ impl fmt::Display for StepVariant {
                 "sequence ks={} p={} sg={}",
                 t.splits, t.steps, t.subgroups as u32
             ),
-            StepVariant::Step(t) => write!(
-                f,
-                "step u={} ks={} bt={} qpi={}",
-                t.units, t.splits, t.rows, t.quads
-            ),
+            StepVariant::Step(t) => {
+                write!(
+                    f,
+                    "step u={} ks={} bt={} qpi={}",
+                    t.units, t.splits, t.rows, t.quads
+                )?;
+                if t.span > 1 {
+                    write!(f, " sg={}", t.span)?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -63,6 +63,16 @@ pub fn kernel_choices() -> Vec<KernelChoice> {
             splits,
             rows,
             quads,
+            span: 1,
+        }))
+    };
+    let folded = |units, splits, rows, quads, span| {
+        KernelChoice::Exact(StepVariant::Step(StepTiles {
+            units,
+            splits,
+            rows,
+            quads,
+            span,
         }))
     };
     vec![
@@ -74,6 +84,9 @@ pub fn kernel_choices() -> Vec<KernelChoice> {
         step(3, 5, 3, 3),
         step(8, 8, 16, 4),
         step(2, 16, 4, 1),
+        folded(4, 16, 1, 2, 2),
+        folded(2, 8, 4, 1, 4),
+        folded(1, 16, 3, 2, 8),
         sequence(1, 1, false),
         sequence(3, 5, false),
         sequence(2, 3, false),
