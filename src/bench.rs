@@ -119,29 +119,25 @@ pub fn bench_input(spec: &BenchSpec) -> Result<Tensor> {
 }
 
 /// Runs `step` `warmup` times untimed, then `iters` times timed; `tick` is called after
-/// every run (for progress). `step` may return a GPU time in ms. Returns (median, min, median
-/// GPU time) in milliseconds. (`bench_gpu` measures GPU time in runs of its own.)
+/// every run (for progress). Returns (median, min) in milliseconds.
 pub fn time_runs(
     spec: &BenchSpec,
-    mut step: impl FnMut() -> Result<Option<f64>>,
+    mut step: impl FnMut() -> Result<()>,
     mut tick: impl FnMut(),
-) -> Result<(f64, f64, Option<f64>)> {
+) -> Result<(f64, f64)> {
     for _ in 0..spec.warmup {
         step()?;
         tick();
     }
     let mut times = Vec::with_capacity(spec.iters);
-    let mut gpu_times = Vec::with_capacity(spec.iters);
     for _ in 0..spec.iters.max(1) {
         let start = Instant::now();
-        let gpu = step()?;
+        step()?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
-        gpu_times.extend(gpu);
         tick();
     }
-    let gpu = (!gpu_times.is_empty()).then(|| median(&mut gpu_times));
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok((median(&mut times), min, gpu))
+    Ok((median(&mut times), min))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -161,8 +157,7 @@ pub fn bench_gpu(
     model.set_kernel(spec.kernel);
     let inputs = Inputs::new(&x);
     // host time without timestamp queries (they add a readback), then GPU time apart
-    let (median_ms, min_ms, _) =
-        time_runs(spec, || model.forward_with(&inputs).map(|_| None), tick)?;
+    let (median_ms, min_ms) = time_runs(spec, || model.forward_with(&inputs).map(|_| ()), tick)?;
     let mut gpu_times = Vec::new();
     if ctx.has_timestamps() {
         for _ in 0..spec.iters.max(1) {
@@ -204,8 +199,7 @@ pub fn bench_cpu(
 ) -> Result<BenchResult> {
     let x = bench_input(spec)?;
     let model = CpuLstm::<f32>::new(weights);
-    let (median_ms, min_ms, _) =
-        time_runs(spec, || model.forward(&x, None, None).map(|_| None), tick)?;
+    let (median_ms, min_ms) = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
     Ok(BenchResult {
         device: "cpu",
         adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),

@@ -226,7 +226,7 @@ impl<'a> PlanBuilder<'a> {
                             Binding::StepIndex => uniform(step_slots, STEP_INDEX_BINDING_SIZE),
                             Binding::StorageRead | Binding::StorageReadWrite => storage
                                 .next()
-                                .map_or(uniform(&params, 4), |b| b.as_entire_binding()), // counted above
+                                .map_or(uniform(&params, 4), |b| b.as_entire_binding()), // never empty: counted above
                         };
                         wgpu::BindGroupEntry {
                             binding: i as u32,

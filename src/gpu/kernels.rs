@@ -1,44 +1,31 @@
 //! Every WGSL kernel and its binding list (in the order of the comment atop its .wgsl file).
 //! The pipelines built from them live in [`super::pipelines`].
 
+/// The text of shaders/<name>.wgsl files, concatenated in order: a kernel's source is its
+/// preludes, then its own file.
+macro_rules! wgsl {
+    ($($name:literal),+) => {
+        concat!($(include_str!(concat!("../../shaders/", $name, ".wgsl"))),+)
+    };
+}
+
 /// Definitions the recurrent kernels share (StepParams, the state-slot rule, the gate math);
-/// prepended to each of them.
-pub const LSTM_COMMON_WGSL: &str = include_str!("../../shaders/lstm_common.wgsl");
-pub const GEMM_WGSL: &str = include_str!("../../shaders/gemm.wgsl");
-pub const LSTM_STEP_WGSL: &str = concat!(
-    include_str!("../../shaders/lstm_common.wgsl"),
-    include_str!("../../shaders/fold_splits.wgsl"),
-    include_str!("../../shaders/lstm_step.wgsl")
-);
+/// the first prelude of each of them.
+pub const LSTM_COMMON_WGSL: &str = wgsl!("lstm_common");
+pub const GEMM_WGSL: &str = wgsl!("gemm");
+pub const LSTM_STEP_WGSL: &str = wgsl!("lstm_common", "fold_splits", "lstm_step");
 /// The per-step kernel folding groups of split sums with subgroup shuffles (needs SUBGROUP).
-pub const LSTM_STEP_SUBGROUP_WGSL: &str = concat!(
-    include_str!("../../shaders/lstm_common.wgsl"),
-    include_str!("../../shaders/fold_splits_subgroup.wgsl"),
-    include_str!("../../shaders/lstm_step.wgsl")
-);
-pub const LSTM_SEQUENCE_WGSL: &str = concat!(
-    include_str!("../../shaders/lstm_common.wgsl"),
-    include_str!("../../shaders/split_sum.wgsl"),
-    include_str!("../../shaders/lstm_sequence.wgsl")
-);
+pub const LSTM_STEP_SUBGROUP_WGSL: &str = wgsl!("lstm_common", "fold_splits_subgroup", "lstm_step");
+pub const LSTM_SEQUENCE_WGSL: &str = wgsl!("lstm_common", "split_sum", "lstm_sequence");
 /// The sequence kernel adding its split sums with subgroup shuffles (needs SUBGROUP).
-pub const LSTM_SEQUENCE_SUBGROUP_WGSL: &str = concat!(
-    include_str!("../../shaders/lstm_common.wgsl"),
-    include_str!("../../shaders/split_sum_subgroup.wgsl"),
-    include_str!("../../shaders/lstm_sequence.wgsl")
-);
-pub const LSTM_PROJ_WGSL: &str = concat!(
-    include_str!("../../shaders/lstm_common.wgsl"),
-    include_str!("../../shaders/lstm_proj.wgsl")
-);
-pub const LSTM_BACKWARD_WGSL: &str = concat!(
-    include_str!("../../shaders/lstm_common.wgsl"),
-    include_str!("../../shaders/lstm_backward.wgsl")
-);
-pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
-pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
-pub const OPTIMIZER_WGSL: &str = include_str!("../../shaders/optimizer.wgsl");
-pub const PERMUTE_WGSL: &str = include_str!("../../shaders/permute.wgsl");
+pub const LSTM_SEQUENCE_SUBGROUP_WGSL: &str =
+    wgsl!("lstm_common", "split_sum_subgroup", "lstm_sequence");
+pub const LSTM_PROJ_WGSL: &str = wgsl!("lstm_common", "lstm_proj");
+pub const LSTM_BACKWARD_WGSL: &str = wgsl!("lstm_common", "lstm_backward");
+pub const LOSS_WGSL: &str = wgsl!("loss");
+pub const REDUCE_WGSL: &str = wgsl!("reduce");
+pub const OPTIMIZER_WGSL: &str = wgsl!("optimizer");
+pub const PERMUTE_WGSL: &str = wgsl!("permute");
 
 /// Every source a pipeline is built from, preludes included, and the common prelude alone:
 /// (name, source). Each file in shaders/ is part of at least one.

@@ -29,6 +29,8 @@ pub struct GpuLstm {
     pub(crate) weights: ResidentWeights,
     options: ForwardOptions,
     workspace: Option<Workspace>,
+    /// made on the first timed forward
+    timer: Option<GpuTimer>,
 }
 
 impl GpuLstm {
@@ -39,6 +41,7 @@ impl GpuLstm {
             weights: ResidentWeights::upload(ctx, weights)?,
             options: ForwardOptions::default(),
             workspace: None,
+            timer: None,
         })
     }
 
@@ -99,26 +102,25 @@ impl GpuLstm {
         let dims = batched.dims;
         self.prepare(dims)?;
         self.write_batched(&batched)?;
+        if timed && self.timer.is_none() {
+            self.timer = GpuTimer::new(&self.ctx);
+        }
         let ws = self.workspace()?;
         let (y_len, hn_len, cn_len) = ws.buffers.lens;
         let device = self.ctx.device();
         let stage = &ws.readback;
-        let timer = if timed {
-            GpuTimer::new(&self.ctx)
-        } else {
-            None
-        };
+        let timer = self.timer.as_ref().filter(|_| timed);
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         ws.plan.submit(
             &self.ctx,
             |encoder| {
-                if let Some(t) = &timer {
+                if let Some(t) = timer {
                     t.start(encoder);
                 }
             },
             |encoder| {
-                if let Some(t) = &timer {
+                if let Some(t) = timer {
                     t.stop(encoder);
                 }
                 let b = &ws.buffers;
