@@ -88,3 +88,51 @@ fn training_twice_gives_bitwise_identical_weights() {
     assert_eq!(first, gpu_run());
     assert_eq!(cpu_run(), cpu_run());
 }
+
+/// Pipelined steps: `submit` returns the previous step's loss while the next runs, `flush`
+/// the rest; losses and weights are bitwise those of waited-for steps.
+#[test]
+fn pipelined_steps_match_waited_steps_bitwise() {
+    let (x, y) = noisy_sines(12, 4, 0.05, 13).unwrap();
+    let target = Target::Values(y);
+    let options = TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::Adam, 0.01));
+    let mut waited = GpuTrainer::new(gpu(), &model(6), options).unwrap();
+    let want: Vec<u32> = (0..6)
+        .map(|_| waited.step(&x, &target).unwrap().to_bits())
+        .collect();
+    let mut piped = GpuTrainer::new(gpu(), &model(6), options).unwrap();
+    let mut got = Vec::new();
+    for k in 1..=6u64 {
+        let done = piped.submit(&x, &target).unwrap();
+        // one step in flight: step k's submit brings step k - 1's loss
+        let steps: Vec<u64> = done.iter().map(|&(s, _)| s).collect();
+        assert_eq!(steps, if k == 1 { vec![] } else { vec![k - 1] });
+        got.extend(done);
+    }
+    got.extend(piped.flush().unwrap());
+    assert_eq!(
+        got.iter().map(|&(s, _)| s).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got.iter().map(|&(_, l)| l.to_bits()).collect::<Vec<_>>(),
+        want
+    );
+    let flat = |w: &LstmWeights| lstm_wgpu::train::ParamLayout::new(w).flatten(w);
+    assert_eq!(
+        flat(&piped.weights().unwrap()),
+        flat(&waited.weights().unwrap())
+    );
+    // a bad step can be undone while at most one later step is in flight, not after
+    assert!(piped.restore_last_good(4).is_err());
+    // undoing step 6 puts back the weights step 5 ran on: those after 4 steps
+    piped.restore_last_good(6).unwrap();
+    let mut four = GpuTrainer::new(gpu(), &model(6), options).unwrap();
+    for _ in 0..4 {
+        four.step(&x, &target).unwrap();
+    }
+    assert_eq!(
+        flat(&piped.weights().unwrap()),
+        flat(&four.weights().unwrap())
+    );
+}

@@ -58,20 +58,36 @@ impl TrainOptions {
     }
 }
 
-/// A model being trained.
+/// A model being trained. Steps are numbered from 1.
 pub trait Trainer {
-    /// One step on a batch: forward, loss, backward, (clip,) update. `x` is `[T, B, I]`
-    /// (`[B, T, I]` when the model is `batch_first`); the target fits the model output
-    /// (see [`Target`]). Returns the loss before the update.
-    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32>;
+    /// Starts the next step on a batch: forward, loss, backward, (clip,) update. `x` is
+    /// `[T, B, I]` (`[B, T, I]` when the model is `batch_first`); the target fits the model
+    /// output (see [`Target`]). Returns the (step, loss before its update) pairs that are
+    /// known now, in order: the GPU returns the previous step's, which ran while this one was
+    /// prepared (pipelining), the CPU this step's own.
+    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>>;
 
-    /// The current weights (PyTorch layout).
+    /// Waits for every submitted step and returns the losses not returned yet.
+    fn flush(&mut self) -> Result<Vec<(u64, f32)>>;
+
+    /// One step, waited for: its loss.
+    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+        let mut losses = self.submit(x, target)?;
+        losses.extend(self.flush()?);
+        losses
+            .last()
+            .map(|&(_, loss)| loss)
+            .ok_or_else(|| Error::Readback("no loss came back".into()))
+    }
+
+    /// The current weights (PyTorch layout), after every submitted step.
     fn weights(&self) -> Result<LstmWeights>;
 
-    /// After step k returned a non-finite loss (its weights give NaN/Inf): puts back the
-    /// weights step k - 1 was computed on, the last ones known to give a finite loss (the
-    /// initial weights when k is 1). The optimizer state is not rewound: stop training here.
-    fn restore_last_good(&mut self) -> Result<()>;
+    /// After step `bad` gave a non-finite loss (its weights give NaN/Inf), with at most one
+    /// later step submitted: puts back the weights step `bad - 1` was computed on, the last
+    /// ones known to give a finite loss (the initial weights when `bad` is 1). The optimizer
+    /// state is not rewound: stop training here.
+    fn restore_last_good(&mut self, bad: u64) -> Result<()>;
 }
 
 /// Training on the CPU path (f32 throughout, as the GPU and PyTorch).
@@ -81,6 +97,7 @@ pub struct CpuTrainer {
     params: Vec<f32>,
     /// the parameters at the start of the last two steps, oldest first
     history: Vec<Vec<f32>>,
+    steps: u64,
     state: OptimizerState,
     options: TrainOptions,
 }
@@ -91,6 +108,7 @@ impl CpuTrainer {
         let layout = ParamLayout::new(weights);
         Ok(Self {
             history: Vec::new(),
+            steps: 0,
             params: layout.flatten(weights),
             layout,
             like: weights.clone(),
@@ -110,7 +128,7 @@ pub fn flatten_gradients<T: crate::cpu::Real>(
 }
 
 impl Trainer for CpuTrainer {
-    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
         let weights = self.weights()?;
         let model = CpuLstm::<f32>::new(&weights);
         let (loss, _, grads) = model.loss_gradients(&Inputs::new(x), self.options.loss, target)?;
@@ -126,14 +144,25 @@ impl Trainer for CpuTrainer {
             &flat,
             self.options.clip_norm,
         );
-        Ok(loss)
+        self.steps += 1;
+        Ok(vec![(self.steps, loss)])
+    }
+
+    fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
+        Ok(Vec::new())
     }
 
     fn weights(&self) -> Result<LstmWeights> {
         self.layout.unflatten(&self.params, &self.like)
     }
 
-    fn restore_last_good(&mut self) -> Result<()> {
+    fn restore_last_good(&mut self, bad: u64) -> Result<()> {
+        if bad != self.steps {
+            return Err(Error::Input(format!(
+                "restore_last_good({bad}) after {} steps: the CPU restores after the last step",
+                self.steps
+            )));
+        }
         if let Some(good) = self.history.first() {
             self.params.clone_from(good);
         }

@@ -198,15 +198,20 @@ pub fn main(args: Args) -> Result<()> {
             };
             (gather(x.data(), x.shape(), index)?, t)
         };
-        let loss = trainer.step(&xb, &tb)?;
-        if !loss.is_finite() {
-            trainer.restore_last_good()?;
-            failure = Some(step + 1);
+        // the GPU returns the previous step's loss: it ran while this step was prepared
+        let done = trainer.submit(&xb, &tb)?;
+        if let Some(bad) = record(&mut losses, done, &bar) {
+            trainer.restore_last_good(bad)?;
+            failure = Some(bad);
             break;
         }
-        losses.push(loss);
-        bar.set_message(format!("{loss:.5}"));
-        bar.inc(1);
+    }
+    if failure.is_none() {
+        let rest = trainer.flush()?;
+        if let Some(bad) = record(&mut losses, rest, &bar) {
+            trainer.restore_last_good(bad)?;
+            failure = Some(bad);
+        }
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
@@ -254,4 +259,18 @@ pub fn main(args: Args) -> Result<()> {
         done as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+/// Adds finished steps' losses to `losses` (and the progress bar) up to the first that is not
+/// finite, whose step it returns.
+fn record(losses: &mut Vec<f32>, done: Vec<(u64, f32)>, bar: &ProgressBar) -> Option<u64> {
+    for (step, loss) in done {
+        if !loss.is_finite() {
+            return Some(step);
+        }
+        losses.push(loss);
+        bar.set_message(format!("{loss:.5}"));
+        bar.inc(1);
+    }
+    None
 }

@@ -58,9 +58,12 @@ pub struct GpuTrainer {
     like: LstmWeights,
     layout: ParamLayout,
     params: wgpu::Buffer,
-    /// the parameters at the start of step k are kept in backups[k % 2]
+    /// the parameters at the start of step k are kept in backups[k % 3]: with one step in
+    /// flight, the start of step k - 1 is still there when step k's loss comes back
     /// (see Trainer::restore_last_good)
-    backups: [wgpu::Buffer; 2],
+    backups: [wgpu::Buffer; 3],
+    /// the losses of submitted steps, read back one step behind
+    losses: losses::LossRing,
     grads: wgpu::Buffer,
     moment1: wgpu::Buffer,
     moment2: wgpu::Buffer,
@@ -84,7 +87,9 @@ impl GpuTrainer {
         let zeros = vec![0.0f32; layout.total];
         Ok(Self {
             params: storage_init(device, "flat parameters", &layout.flatten(weights)),
-            backups: [0, 1].map(|i| storage_init(device, &format!("parameter backup {i}"), &zeros)),
+            backups: [0, 1, 2]
+                .map(|i| storage_init(device, &format!("parameter backup {i}"), &zeros)),
+            losses: losses::LossRing::new(device),
             grads: storage_init(device, "flat gradients", &zeros),
             moment1: storage_init(device, "optimizer moment 1", &zeros),
             moment2: storage_init(device, "optimizer moment 2", &zeros),
@@ -344,48 +349,65 @@ pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
 }
 
 fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder, during: &'static str) -> Result<()> {
+    submit_indexed(ctx, encoder, during).map(|_| ())
+}
+
+fn submit_indexed(
+    ctx: &GpuContext,
+    encoder: wgpu::CommandEncoder,
+    during: &'static str,
+) -> Result<wgpu::SubmissionIndex> {
     let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
-    ctx.queue().submit([encoder.finish()]);
+    let index = ctx.queue().submit([encoder.finish()]);
     match pollster::block_on(scope.pop()) {
         Some(source) => Err(Error::Gpu { during, source }),
-        None => Ok(()),
+        None => Ok(index),
     }
 }
 
 impl Trainer for GpuTrainer {
-    fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+    /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
+    /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
+    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
         let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
-        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(self.step + 1);
+        let k = self.step + 1;
+        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
         let index = self.write_batch(&batched, target)?;
         let ws = &self.workspaces[index];
         let ctx = self.model.context();
         ctx.queue()
             .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
         let device = ctx.device();
-        let loss_stage = staging(device, "loss readback", 1);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("training step"),
         });
         let bytes = (self.layout.total * 4) as u64;
-        let backup = &self.backups[((self.step + 1) % 2) as usize];
+        let backup = &self.backups[(k % 3) as usize];
         encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
         ws.grad_plan.encode(&mut encoder);
         ws.update_plan.encode(&mut encoder);
-        encoder.copy_buffer_to_buffer(&self.scalars, 0, &loss_stage, 0, 4);
-        submit(ctx, encoder, "training step")?;
-        let loss = read_f32(device, &[(&loss_stage, 1)])?;
-        self.step += 1;
-        Ok(loss[0][0])
+        encoder.copy_buffer_to_buffer(&self.scalars, 0, self.losses.stage(k), 0, 4);
+        let submission = submit_indexed(ctx, encoder, "training step")?;
+        self.step = k;
+        self.losses.submitted(k, submission);
+        self.losses.drain(device, 1)
     }
 
-    fn restore_last_good(&mut self) -> Result<()> {
-        // after step k: backups[(k - 1) % 2] holds the start of step k - 1; for k = 1,
-        // backups[1] holds the initial weights
-        let source = match self.step {
-            0 => return Ok(()), // nothing to undo
-            1 => &self.backups[1],
-            k => &self.backups[((k - 1) % 2) as usize],
-        };
+    fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
+        self.losses.drain(self.model.context().device(), 0)
+    }
+
+    fn restore_last_good(&mut self, bad: u64) -> Result<()> {
+        if bad == 0 || bad > self.step || self.step > bad + 1 {
+            return Err(Error::Input(format!(
+                "restore_last_good({bad}) after {} steps: it takes the step whose loss was \
+                 not finite, at most one step back",
+                self.step
+            )));
+        }
+        self.flush()?; // the step after `bad`, if any, is undone below
+                       // backups[k % 3] holds the start of step k; the start of step 1 is the initial weights
+        let source = &self.backups[(bad.saturating_sub(1).max(1) % 3) as usize];
         let ctx = self.model.context();
         let device = ctx.device();
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -414,5 +436,6 @@ impl Trainer for GpuTrainer {
 }
 
 mod backward;
+mod losses;
 
 mod relayout;
