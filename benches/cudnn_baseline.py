@@ -9,8 +9,14 @@ machine, e.g.:
 
     python3 benches/cudnn_baseline.py --seq 64 --batch 16 --input 64 --hidden 256 --device cuda
 
+With --train (and --out-features, --optimizer) it times one training step as
+`lstm-wgpu bench --train` does: zero_grad, forward through the LSTM and a Linear head, MSE,
+backward, the optimizer step, and one loss read (`.item()`), data on the device; median_ms is
+milliseconds per step.
+
 Requires: torch (numpy not needed). The FLOP count matches `lstm-wgpu bench`:
-2 * 4H * (in + H) per step, layer, direction and batch row.
+2 * 4H * (in + H) per step, layer, direction and batch row (three times that for a
+training step).
 """
 import argparse
 import json
@@ -29,6 +35,9 @@ def main():
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--train", action="store_true")
+    p.add_argument("--out-features", type=int, default=16)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam")
     a = p.parse_args()
 
     # fp32 as lstm-wgpu computes it: no TF32 in cuDNN's RNN or in matmuls
@@ -38,6 +47,8 @@ def main():
     lstm = torch.nn.LSTM(a.input, a.hidden, num_layers=a.layers, bidirectional=a.bidirectional).to(device).eval()
     x_host = torch.randn(a.seq, a.batch, a.input)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    if a.train:
+        return train(a, lstm.train(), x_host.to(device), device, sync)
 
     x_device = x_host.to(device)
 
@@ -51,20 +62,8 @@ def main():
             y, _ = lstm(x_device)
             return y
 
-    def timed(run):
-        for _ in range(a.warmup):
-            run()
-        times = []
-        for _ in range(max(a.iters, 1)):
-            sync()
-            start = time.perf_counter()
-            run()
-            sync()
-            times.append((time.perf_counter() - start) * 1e3)
-        return times
-
-    times = timed(host_in_out)
-    device_times = timed(on_device)
+    times = timed(a, host_in_out, sync)
+    device_times = timed(a, on_device, sync)
 
     d = 2 if a.bidirectional else 1
     per_row = sum(2 * 4 * a.hidden * ((a.input if l == 0 else d * a.hidden) + a.hidden) for l in range(a.layers))
@@ -80,6 +79,50 @@ def main():
                           median_ms=median, min_ms=min(times), us_per_step=median * 1e3 / a.seq,
                           device_ms=device_ms, device_us_per_step=device_ms * 1e3 / a.seq,
                           gflops=flops / median / 1e6)))
+
+
+def timed(a, run, sync):
+    for _ in range(a.warmup):
+        run()
+    times = []
+    for _ in range(max(a.iters, 1)):
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def train(a, lstm, x, device, sync):
+    d = 2 if a.bidirectional else 1
+    head = torch.nn.Linear(d * a.hidden, a.out_features).to(device)
+    target = torch.rand(a.seq, a.batch, a.out_features, device=device) * 2 - 1
+    params = list(lstm.parameters()) + list(head.parameters())
+    lr = 0.01 if a.optimizer == "sgd" else 0.001
+    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[a.optimizer](params, lr=lr)
+    loss_fn = torch.nn.MSELoss()
+
+    def step():
+        opt.zero_grad()
+        y, _ = lstm(x)
+        loss = loss_fn(head(y), target)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    times = timed(a, step, sync)
+    per_row = sum(2 * 4 * a.hidden * ((a.input if l == 0 else d * a.hidden) + a.hidden) for l in range(a.layers))
+    flops = 3 * per_row * d * a.seq * a.batch
+    median = statistics.median(times)
+    if a.device == "cuda":
+        adapter = torch.cuda.get_device_name() + " (cuDNN)"
+    else:
+        adapter = f"CPU (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    print(json.dumps(dict(device=f"torch-{a.device}", adapter=adapter, seq=a.seq, batch=a.batch, input=a.input,
+                          hidden=a.hidden, layers=a.layers, bidirectional=a.bidirectional, train=True,
+                          out_features=a.out_features, optimizer=a.optimizer, median_ms=median,
+                          min_ms=min(times), steps_per_s=1e3 / median, gflops=flops / median / 1e6)))
 
 
 if __name__ == "__main__":

@@ -320,3 +320,65 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_weights() {
         );
     }
 }
+
+#[test]
+fn bench_times_training_steps() {
+    let out = lstm_wgpu(&[
+        "bench",
+        "--train",
+        "--seq",
+        "3",
+        "--batch",
+        "2",
+        "--input",
+        "2",
+        "--hidden",
+        "4",
+        "--out-features",
+        "2",
+        "--optimizer",
+        "sgd",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (line, device) in lines.iter().zip(["gpu", "cpu"]) {
+        assert_eq!(line["device"], device);
+        assert_eq!(line["train"], true);
+        assert_eq!(line["out_features"], 2);
+        assert_eq!(line["optimizer"], "sgd");
+        let (ms, per_s) = (
+            line["median_ms"].as_f64().unwrap(),
+            line["steps_per_s"].as_f64().unwrap(),
+        );
+        assert!(ms > 0.0 && (ms * per_s - 1e3).abs() < 1e-6, "{line}");
+    }
+    let out = lstm_wgpu(&[
+        "bench",
+        "--train",
+        "--seq",
+        "3",
+        "--batch",
+        "2",
+        "--input",
+        "2",
+        "--hidden",
+        "4",
+        "--out-features",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out-features"));
+}

@@ -1,13 +1,17 @@
 //! `lstm-wgpu bench`: forward inference timed end to end (host in, host out), with the GPU
-//! time from timestamp queries where the device has them.
+//! time from timestamp queries where the device has them; with `--train`, training steps.
 
 use clap::ValueEnum;
-use lstm_wgpu::bench::{bench_cpu, bench_gpu, BenchResult, BenchSpec};
+use lstm_wgpu::bench::{
+    bench_cpu, bench_cpu_train, bench_gpu, bench_gpu_train, BenchResult, BenchSpec, TrainSpec,
+};
 use lstm_wgpu::gpu::KernelChoice;
+use lstm_wgpu::train::OptimizerKind;
 use lstm_wgpu::{Error, LstmWeights, Result};
 
 use crate::gpu_args::GpuArgs;
 use crate::progress::Progress;
+use crate::train::OptimizerArg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BenchDevice {
@@ -46,6 +50,15 @@ pub struct Args {
     /// "step u=4 ks=64 bt=1 qpi=2" or "sequence ks=2"
     #[arg(long, default_value = "auto")]
     kernel: KernelChoice,
+    /// Time training steps (Linear head, MSE, full batch) instead of forward passes
+    #[arg(long)]
+    train: bool,
+    /// With --train: the head's width O
+    #[arg(long, default_value_t = 16)]
+    out_features: usize,
+    /// With --train: the optimizer
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
     /// One JSON line per device instead of a table
     #[arg(long)]
     json: bool,
@@ -68,15 +81,84 @@ pub fn main(args: Args) -> Result<()> {
         warmup: args.warmup,
         kernel: args.kernel,
     };
-    let results = run(&spec, args.device, args.gpu)?;
+    if args.train && args.out_features == 0 {
+        return Err(Error::Input("--out-features must be at least 1".into()));
+    }
+    let train = args.train.then_some(TrainSpec {
+        out_features: args.out_features,
+        optimizer: match args.optimizer {
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Adamw => OptimizerKind::AdamW,
+        },
+    });
+    let results = match &train {
+        Some(t) => run_train(&spec, t, args.device, args.gpu)?,
+        None => run(&spec, args.device, args.gpu)?,
+    };
     if args.json {
         for r in &results {
-            println!("{}", r.to_json(&spec));
+            println!("{}", r.to_json(&spec, train.as_ref()));
         }
+    } else if let Some(t) = &train {
+        print_train_table(&spec, t, &results);
     } else {
         print_table(&spec, &results);
     }
     Ok(())
+}
+
+/// Benchmarks training steps on the chosen devices.
+fn run_train(
+    spec: &BenchSpec,
+    train: &TrainSpec,
+    device: BenchDevice,
+    gpu: GpuArgs,
+) -> Result<Vec<BenchResult>> {
+    let runs = (spec.warmup + spec.iters) as u64;
+    let devices = if device == BenchDevice::Both { 2 } else { 1 };
+    let mut progress = Progress::new(runs * devices, "bench train");
+    let mut results = Vec::new();
+    if device != BenchDevice::Cpu {
+        let ctx = gpu.context()?;
+        results.push(bench_gpu_train(&ctx, spec, train, || progress.tick())?);
+    }
+    if device != BenchDevice::Gpu {
+        results.push(bench_cpu_train(spec, train, || progress.tick())?);
+    }
+    progress.finish();
+    Ok(results)
+}
+
+fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult]) {
+    println!(
+        "training step ({:?}, MSE, head O={}, full batch): T={} B={} I={} H={} layers={} bidirectional={}, median of {} after {} warmup",
+        train.optimizer,
+        train.out_features,
+        spec.seq_len,
+        spec.batch,
+        spec.input,
+        spec.hidden,
+        spec.layers,
+        spec.bidirectional,
+        spec.iters,
+        spec.warmup
+    );
+    println!(
+        "{:<6} {:<48} {:>11} {:>9} {:>15}",
+        "device", "adapter", "ms/step", "steps/s", "GPU ms/step"
+    );
+    for r in results {
+        let gpu = r.gpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"));
+        println!(
+            "{:<6} {:<48} {:>11.3} {:>9.1} {:>15}",
+            r.device,
+            r.adapter,
+            r.median_ms,
+            1e3 / r.median_ms,
+            gpu
+        );
+    }
 }
 
 /// Benchmarks the chosen devices, with a progress bar for long runs.

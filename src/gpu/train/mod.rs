@@ -17,6 +17,7 @@ use super::params::{
 };
 use super::plan::Plan;
 use super::sizes::{check_size, gemm_groups, to_u32};
+use super::timer::GpuTimer;
 use crate::error::{Error, Result};
 use crate::loss::{check_target, Loss, Target};
 use crate::shape::{Batched, Dims, Inputs};
@@ -64,6 +65,8 @@ pub struct GpuTrainer {
     backups: [wgpu::Buffer; 3],
     /// the losses of submitted steps, read back one step behind
     losses: losses::LossRing,
+    /// made on the first timed step
+    timer: Option<GpuTimer>,
     grads: wgpu::Buffer,
     moment1: wgpu::Buffer,
     moment2: wgpu::Buffer,
@@ -90,6 +93,7 @@ impl GpuTrainer {
             backups: [0, 1, 2]
                 .map(|i| storage_init(device, &format!("parameter backup {i}"), &zeros)),
             losses: losses::LossRing::new(device),
+            timer: None,
             grads: storage_init(device, "flat gradients", &zeros),
             moment1: storage_init(device, "optimizer moment 1", &zeros),
             moment2: storage_init(device, "optimizer moment 2", &zeros),
@@ -235,6 +239,60 @@ impl GpuTrainer {
         Ok(index)
     }
 
+    /// One step, waited for, with its GPU time in milliseconds (timestamp queries; `None`
+    /// without TIMESTAMP_QUERY): for benchmarks.
+    pub fn step_timed(&mut self, x: &Tensor, target: &Target) -> Result<(f32, Option<f64>)> {
+        if self.timer.is_none() {
+            self.timer = GpuTimer::new(self.model.context());
+        }
+        let mut losses = self.submit_step(x, target, true)?;
+        losses.extend(self.flush()?);
+        let loss = losses
+            .last()
+            .map(|&(_, l)| l)
+            .ok_or_else(|| Error::Readback("no loss came back".into()))?;
+        let ms = self
+            .timer
+            .as_ref()
+            .map(|t| t.read_ms(self.model.context()))
+            .transpose()?;
+        Ok((loss, ms))
+    }
+
+    /// Records and submits step k (between timestamps when `timed`); returns the losses that
+    /// came back meanwhile (step k - 1's).
+    fn submit_step(&mut self, x: &Tensor, target: &Target, timed: bool) -> Result<Vec<(u64, f32)>> {
+        let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
+        let k = self.step + 1;
+        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
+        let index = self.write_batch(&batched, target)?;
+        let ws = &self.workspaces[index];
+        let ctx = self.model.context();
+        ctx.queue()
+            .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
+        let device = ctx.device();
+        let timer = self.timer.as_ref().filter(|_| timed);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("training step"),
+        });
+        if let Some(t) = timer {
+            t.start(&mut encoder);
+        }
+        let bytes = (self.layout.total * 4) as u64;
+        let backup = &self.backups[(k % 3) as usize];
+        encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
+        ws.grad_plan.encode(&mut encoder);
+        ws.update_plan.encode(&mut encoder);
+        encoder.copy_buffer_to_buffer(&self.scalars, 0, self.losses.stage(k), 0, 4);
+        if let Some(t) = timer {
+            t.stop(&mut encoder);
+        }
+        let submission = submit_indexed(ctx, encoder, "training step")?;
+        self.step = k;
+        self.losses.submitted(k, submission);
+        self.losses.drain(device, 1)
+    }
+
     fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
         let ctx = self.model.context();
         let device = ctx.device();
@@ -369,28 +427,7 @@ impl Trainer for GpuTrainer {
     /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
     /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
     fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
-        let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
-        let k = self.step + 1;
-        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
-        let index = self.write_batch(&batched, target)?;
-        let ws = &self.workspaces[index];
-        let ctx = self.model.context();
-        ctx.queue()
-            .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
-        let device = ctx.device();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("training step"),
-        });
-        let bytes = (self.layout.total * 4) as u64;
-        let backup = &self.backups[(k % 3) as usize];
-        encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
-        ws.grad_plan.encode(&mut encoder);
-        ws.update_plan.encode(&mut encoder);
-        encoder.copy_buffer_to_buffer(&self.scalars, 0, self.losses.stage(k), 0, 4);
-        let submission = submit_indexed(ctx, encoder, "training step")?;
-        self.step = k;
-        self.losses.submitted(k, submission);
-        self.losses.drain(device, 1)
+        self.submit_step(x, target, false)
     }
 
     fn flush(&mut self) -> Result<Vec<(u64, f32)>> {

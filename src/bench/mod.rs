@@ -1,8 +1,13 @@
-//! Forward-inference benchmarking as a user sees it: input on the host, output back on the
+//! Benchmarking as a user sees it. Forward inference: input on the host, output back on the
 //! host, every iteration fully synchronised (the GPU forward returns after its readback).
 //! Where the device has timestamp queries, the GPU time of each pass is measured too.
+//! Training: [`bench_gpu_train`] and [`bench_cpu_train`], per step.
 
 use std::time::Instant;
+
+mod train;
+
+pub use train::{bench_cpu_train, bench_gpu_train, TrainSpec};
 
 use crate::cpu::CpuLstm;
 use crate::error::Result;
@@ -68,6 +73,8 @@ pub struct BenchResult {
     /// GPU: dispatches per pass, and the host time to record them all into an encoder.
     pub dispatches: usize,
     pub record_ms: f64,
+    /// Forward FLOPs (see [`BenchSpec::flops`]) per millisecond / 1e6; for a training step,
+    /// three times the forward FLOPs (forward, activation gradients, weight gradients).
     pub gflops: f64,
 }
 
@@ -84,9 +91,10 @@ impl BenchResult {
 }
 
 impl BenchResult {
-    /// One JSON line, the `bench --json` format.
-    pub fn to_json(&self, spec: &BenchSpec) -> String {
-        serde_json::json!({
+    /// One JSON line, the `bench --json` format; training runs (`train`) add `train`,
+    /// `out_features`, `optimizer` and `steps_per_s`, and time one step per iteration.
+    pub fn to_json(&self, spec: &BenchSpec, train: Option<&TrainSpec>) -> String {
+        let mut line = serde_json::json!({
             "device": self.device,
             "adapter": self.adapter,
             "kernel": self.kernel,
@@ -104,8 +112,14 @@ impl BenchResult {
             "dispatches": self.dispatches,
             "record_ms": self.record_ms,
             "gflops": self.gflops,
-        })
-        .to_string()
+        });
+        if let Some(t) = train {
+            line["train"] = true.into();
+            line["out_features"] = t.out_features.into();
+            line["optimizer"] = format!("{:?}", t.optimizer).to_lowercase().into();
+            line["steps_per_s"] = (1e3 / self.median_ms).into();
+        }
+        line.to_string()
     }
 }
 
@@ -140,7 +154,7 @@ pub fn time_runs(
     Ok((median(&mut times), min))
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -1,0 +1,130 @@
+//! Training benchmarks: one full step (upload of the batch, forward, loss, backward, clip,
+//! optimizer) on a Linear-headed LSTM with MSE, as `lstm-wgpu train` runs it. On the GPU,
+//! steps are pipelined (step k's loss comes back while step k + 1 runs), so the time per step
+//! is the steady-state interval between steps; the GPU time of a step is measured apart, on
+//! steps waited for one at a time.
+
+use std::time::Instant;
+
+use super::{bench_input, median, BenchResult, BenchSpec};
+use crate::error::Result;
+use crate::gpu::{GpuContext, GpuTrainer};
+use crate::loss::{Loss, Target};
+use crate::tensor::Tensor;
+use crate::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
+use crate::{Linear, LstmWeights};
+
+/// What a training benchmark adds to the shape.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainSpec {
+    /// The head's width `O`.
+    pub out_features: usize,
+    pub optimizer: OptimizerKind,
+}
+
+impl TrainSpec {
+    /// The LSTM with its head, initialised as PyTorch does (seed 0).
+    pub fn weights(&self, spec: &BenchSpec) -> Result<LstmWeights> {
+        let config = spec.config();
+        let width = config.num_directions() * config.output_size();
+        LstmWeights::init(&config, 0)?.with_head(Linear::init(width, self.out_features, 1)?)
+    }
+
+    fn options(&self) -> TrainOptions {
+        let lr = if self.optimizer == OptimizerKind::Sgd {
+            0.01
+        } else {
+            0.001
+        };
+        TrainOptions::new(Loss::Mse, OptimizerConfig::new(self.optimizer, lr))
+    }
+
+    /// The target every training benchmark uses: a fixed pattern in [-1, 1).
+    fn target(&self, spec: &BenchSpec) -> Result<Target> {
+        let len = spec.seq_len * spec.batch * self.out_features;
+        let data = (0..len)
+            .map(|i| ((i * 104_729) % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        Ok(Target::Values(Tensor::new(
+            [spec.seq_len, spec.batch, self.out_features],
+            data,
+        )?))
+    }
+}
+
+/// Times `iters` steps after `warmup`, each `submit` timed on its own; the GPU trainer
+/// returns the previous step's loss from `submit`, so each interval is a steady-state step.
+fn time_steps(
+    spec: &BenchSpec,
+    trainer: &mut dyn Trainer,
+    x: &Tensor,
+    target: &Target,
+    mut tick: impl FnMut(),
+) -> Result<(f64, f64)> {
+    for _ in 0..spec.warmup {
+        trainer.submit(x, target)?;
+        tick();
+    }
+    let mut times = Vec::with_capacity(spec.iters);
+    for _ in 0..spec.iters.max(1) {
+        let start = Instant::now();
+        trainer.submit(x, target)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        tick();
+    }
+    trainer.flush()?;
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok((median(&mut times), min))
+}
+
+/// Benchmarks GPU training on `ctx`.
+pub fn bench_gpu_train(
+    ctx: &GpuContext,
+    spec: &BenchSpec,
+    train: &TrainSpec,
+    tick: impl FnMut(),
+) -> Result<BenchResult> {
+    let (x, target) = (bench_input(spec)?, train.target(spec)?);
+    let mut trainer = GpuTrainer::new(ctx, &train.weights(spec)?, train.options())?;
+    trainer.set_kernel(spec.kernel);
+    let (median_ms, min_ms) = time_steps(spec, &mut trainer, &x, &target, tick)?;
+    let mut gpu_times = Vec::new();
+    if ctx.has_timestamps() {
+        for _ in 0..spec.iters.max(1) {
+            gpu_times.extend(trainer.step_timed(&x, &target)?.1);
+        }
+    }
+    Ok(BenchResult {
+        device: "gpu",
+        adapter: ctx.adapter_name(),
+        kernel: "training step".into(),
+        median_ms,
+        min_ms,
+        gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),
+        dispatches: 0,
+        record_ms: 0.0,
+        gflops: 3.0 * spec.flops() / median_ms / 1e6,
+    })
+}
+
+/// Benchmarks CPU training (f32, one thread).
+pub fn bench_cpu_train(
+    spec: &BenchSpec,
+    train: &TrainSpec,
+    tick: impl FnMut(),
+) -> Result<BenchResult> {
+    let (x, target) = (bench_input(spec)?, train.target(spec)?);
+    let mut trainer = CpuTrainer::new(&train.weights(spec)?, train.options())?;
+    let (median_ms, min_ms) = time_steps(spec, &mut trainer, &x, &target, tick)?;
+    Ok(BenchResult {
+        device: "cpu",
+        adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),
+        kernel: "training step".into(),
+        median_ms,
+        min_ms,
+        gpu_ms: None,
+        dispatches: 0,
+        record_ms: 0.0,
+        gflops: 3.0 * spec.flops() / median_ms / 1e6,
+    })
+}
