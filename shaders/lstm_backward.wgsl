@@ -16,7 +16,16 @@
 // output unit (it needs all 4H of dz, computed across workgroups), then lstm_backward_step
 // reads it. lstm_backward_dh with has_current = 0 gives dL/dh0 after the last step.
 //
-// Grid: (ceil(units / WG), ceil(B / BT), D), units = H_out for _dh, H for _step.
+// The recurrent part Σ_r dz[b][r] W_hh[r][k] (r over the 4H gate rows) is spread like the
+// forward step's sum: a workgroup owns U units k and BT batch rows; its U * KS invocations,
+// lid = s * U + u, split the rows r into KS interleaved slices (RPI rows per slice per stage,
+// dz staged in workgroup memory), read W_hh in its PyTorch layout [4H, H_out] so that the U
+// invocations of a slice read U consecutive weights, use each weight for BT rows, and meet in
+// workgroup memory, added in a fixed order (bitwise reproducible). The elementwise part then
+// runs for each (unit, row) of the tile.
+//
+// Grid: (ceil(units / U), ceil(B / BT), D), units = H_out for _dh, H for _step.
+// Override constants (gpu/train/tiles.rs): U, KS, BT (at most MAX_BT), RPI.
 //
 // Bindings:
 //   0 params   uniform BackParams (dynamic offset: one slot per step)
@@ -56,43 +65,72 @@ struct BackParams {
 @group(0) @binding(7) var<storage, read_write> dh_cache: array<f32>;
 @group(0) @binding(8) var<storage, read> lengths: array<u32>;
 
-override WG: u32 = 64u;
-const BT: u32 = 4u;
-const K_TILE: u32 = 64u;
+override U: u32 = 64u;
+override KS: u32 = 1u;
+override BT: u32 = 4u;
+override RPI: u32 = 16u;
+const MAX_BT: u32 = 16u;
+// (array lengths are named overrides: see lstm_step.wgsl)
+override GROUP_SIZE: u32 = U * KS;
+override STAGE_ROUNDS: u32 = (BT * KS * RPI + U * KS - 1u) / (U * KS);
+override DZ_TILE_LEN: u32 = BT * KS * RPI;
+override PARTIAL_LEN: u32 = BT * KS * U;
 
-var<workgroup> dz_tile: array<array<f32, K_TILE>, BT>;
+var<workgroup> dz_tile: array<f32, DZ_TILE_LEN>;
+var<workgroup> partial: array<f32, PARTIAL_LEN>;
 
-// For unit `k` of direction `dir` and the BT batch rows from b0: Σ_r dz_{t_next}[b][r] W_hh[r][k]
-// over the 4H gate rows. Every invocation of the workgroup must call it (it has barriers).
-fn recurrent_grad(k: u32, b0: u32, dir: u32, t_next: u32, lid: u32) -> array<f32, BT> {
+// Σ_r dz_{t_next}[b][r] W_hh[r][k] for the units k0 .. k0 + U - 1 and rows b0 .. b0 + BT - 1
+// of direction `dir`, left in `partial` for rec_sum. Every invocation of the workgroup calls
+// it (it has barriers).
+fn recurrent_sums(k0: u32, b0: u32, dir: u32, t_next: u32, lid: u32) {
     let H4 = 4u * params.hidden;
     let H_out = params.hidden_out;
     let B = params.batch;
     let row_width = params.dirs * H4;
-    var acc: array<f32, BT>;
-    for (var r0 = 0u; r0 < H4; r0 += K_TILE) {
-        for (var e = lid; e < BT * K_TILE; e += WG) {
-            let bb = e / K_TILE;
-            let rr = e % K_TILE;
-            var value = 0.0;
-            if (b0 + bb < B && r0 + rr < H4) {
-                value = dgates[(t_next * B + b0 + bb) * row_width + dir * H4 + r0 + rr];
+    let u = lid % U;
+    let s = lid / U;
+    // units past H_out read unit H_out - 1's weights; their sums are never used
+    let k = min(k0 + u, H_out - 1u);
+    let stage = KS * RPI;
+    var acc: array<f32, MAX_BT>;
+    for (var r0 = 0u; r0 < H4; r0 += stage) {
+        for (var rr = 0u; rr < STAGE_ROUNDS; rr++) {
+            let e = lid + rr * GROUP_SIZE;
+            if (e < BT * stage) {
+                let b = b0 + e / stage;
+                let r = r0 + e % stage;
+                var value = 0.0;
+                if (b < B && r < H4) {
+                    value = dgates[(t_next * B + b) * row_width + dir * H4 + r];
+                }
+                dz_tile[e] = value;
             }
-            dz_tile[bb][rr] = value;
         }
         workgroupBarrier();
-        if (k < H_out) {
-            let r_end = min(K_TILE, H4 - r0);
-            for (var rr = 0u; rr < r_end; rr++) {
-                let w = weights[params.w_hh_offset + (dir * H4 + r0 + rr) * H_out + k];
+        for (var i = 0u; i < RPI; i++) {
+            let rl = s + KS * i;
+            if (r0 + rl < H4) {
+                let w = weights[params.w_hh_offset + (dir * H4 + r0 + rl) * H_out + k];
                 for (var bb = 0u; bb < BT; bb++) {
-                    acc[bb] = fma(dz_tile[bb][rr], w, acc[bb]);
+                    acc[bb] = fma(dz_tile[bb * stage + rl], w, acc[bb]);
                 }
             }
         }
         workgroupBarrier();
     }
-    return acc;
+    for (var bb = 0u; bb < BT; bb++) {
+        partial[(bb * KS + s) * U + u] = acc[bb];
+    }
+    workgroupBarrier();
+}
+
+// The recurrent sum of unit k0 + u, row b0 + bb, from recurrent_sums, added in split order.
+fn rec_sum(u: u32, bb: u32) -> f32 {
+    var z = partial[bb * KS * U + u];
+    for (var ss = 1u; ss < KS; ss++) {
+        z += partial[(bb * KS + ss) * U + u];
+    }
+    return z;
 }
 
 // G for unit k of row b (see the header), given the recurrent part `rec`; updates carry_h.
@@ -117,24 +155,27 @@ fn output_grad(k: u32, b: u32, dir: u32, rec: f32) -> f32 {
     return g;
 }
 
-@compute @workgroup_size(WG)
-fn lstm_backward_dh(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+@compute @workgroup_size(GROUP_SIZE)
+fn lstm_backward_dh(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let dir = wid.z;
-    let k = wid.x * WG + lid.x;
+    let k0 = wid.x * U;
     let b0 = wid.y * BT;
-    var rec: array<f32, BT>;
     if (params.has_next == 1u) {
-        rec = recurrent_grad(k, b0, dir, time_of(params.next_step, dir, params.seq_len), lid.x);
+        recurrent_sums(k0, b0, dir, time_of(params.next_step, dir, params.seq_len), lid);
     }
-    if (k >= params.hidden_out) {
-        return;
-    }
-    for (var bb = 0u; bb < BT; bb++) {
+    for (var e = lid; e < U * BT; e += GROUP_SIZE) {
+        let u = e % U;
+        let bb = e / U;
+        let k = k0 + u;
         let b = b0 + bb;
-        if (b >= params.batch) {
-            break;
+        if (k >= params.hidden_out || b >= params.batch) {
+            continue;
         }
-        let g = output_grad(k, b, dir, rec[bb]);
+        var rec = 0.0;
+        if (params.has_next == 1u) {
+            rec = rec_sum(u, bb);
+        }
+        let g = output_grad(k, b, dir, rec);
         if (params.proj == 1u && params.has_current == 1u) {
             let t = time_of(params.next_step - 1u, dir, params.seq_len);
             let valid = t < lengths[b];
@@ -143,33 +184,36 @@ fn lstm_backward_dh(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     }
 }
 
-@compute @workgroup_size(WG)
-fn lstm_backward_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+@compute @workgroup_size(GROUP_SIZE)
+fn lstm_backward_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = params.hidden;
     let H_out = params.hidden_out;
     let B = params.batch;
     let T = params.seq_len;
     let dir = wid.z;
-    let j = wid.x * WG + lid.x;
+    let j0 = wid.x * U;
     let b0 = wid.y * BT;
     let step = params.next_step - 1u;
     let t = time_of(step, dir, params.seq_len);
-    var rec: array<f32, BT>;
     if (params.proj == 0u && params.has_next == 1u) {
-        rec = recurrent_grad(j, b0, dir, time_of(params.next_step, dir, params.seq_len), lid.x);
-    }
-    if (j >= H) {
-        return;
+        recurrent_sums(j0, b0, dir, time_of(params.next_step, dir, params.seq_len), lid);
     }
     let cs = c_slots(step, dir, T, 1u);
-    for (var bb = 0u; bb < BT; bb++) {
+    for (var e = lid; e < U * BT; e += GROUP_SIZE) {
+        let u = e % U;
+        let bb = e / U;
+        let j = j0 + u;
         let b = b0 + bb;
-        if (b >= B) {
-            break;
+        if (j >= H || b >= B) {
+            continue;
         }
         var dh_full = 0.0;
         if (params.proj == 0u) {
-            dh_full = output_grad(j, b, dir, rec[bb]);
+            var rec = 0.0;
+            if (params.has_next == 1u) {
+                rec = rec_sum(u, bb);
+            }
+            dh_full = output_grad(j, b, dir, rec);
         } else {
             let row = (dir * B + b) * H_out;
             for (var p = 0u; p < H_out; p++) {

@@ -169,3 +169,27 @@ fn gpu_gradients_match_cpu_f64_with_each_kernel() {
     }
     assert!(ran[0] >= 2 && ran[1] >= 4, "kernel runs: {ran:?}");
 }
+
+/// The backward kernels' size sweep: H in {1, 63, 64, 65, 127, 128, 129, 255, 1024} and B in
+/// {1, 3, 4, 5, 32, 33, 64}, each with several of the other, with lengths, projections, both
+/// directions and 1-3 layers (every row of the backward tile table).
+#[rustfmt::skip]
+const SWEEP: &[Case] = &[
+    Case { hidden: 1, input: 2, batch: 33, seq_len: 3, layers: 2, bidirectional: true, bias: true, proj: 0, head: 2, state: true, lengths: true, batch_first: false, loss: Loss::Mse },
+    Case { hidden: 63, input: 3, batch: 4, seq_len: 3, layers: 1, bidirectional: false, bias: true, proj: 0, head: 0, state: false, lengths: true, batch_first: false, loss: Loss::Mse },
+    Case { hidden: 64, input: 2, batch: 1, seq_len: 4, layers: 3, bidirectional: false, bias: true, proj: 0, head: 3, state: true, lengths: false, batch_first: false, loss: Loss::CrossEntropy },
+    Case { hidden: 65, input: 4, batch: 32, seq_len: 2, layers: 1, bidirectional: true, bias: false, proj: 0, head: 0, state: false, lengths: true, batch_first: true, loss: Loss::Mse },
+    Case { hidden: 127, input: 3, batch: 5, seq_len: 3, layers: 1, bidirectional: false, bias: true, proj: 31, head: 2, state: true, lengths: true, batch_first: false, loss: Loss::Mse },
+    Case { hidden: 128, input: 2, batch: 3, seq_len: 2, layers: 2, bidirectional: true, bias: true, proj: 0, head: 0, state: false, lengths: false, batch_first: false, loss: Loss::Mse },
+    Case { hidden: 129, input: 2, batch: 64, seq_len: 2, layers: 1, bidirectional: false, bias: true, proj: 0, head: 4, state: true, lengths: true, batch_first: false, loss: Loss::CrossEntropy },
+    Case { hidden: 255, input: 3, batch: 1, seq_len: 3, layers: 1, bidirectional: true, bias: true, proj: 65, head: 0, state: false, lengths: false, batch_first: false, loss: Loss::Mse },
+    Case { hidden: 1024, input: 2, batch: 3, seq_len: 2, layers: 1, bidirectional: false, bias: true, proj: 0, head: 2, state: true, lengths: true, batch_first: false, loss: Loss::Mse },
+];
+
+#[test]
+fn gpu_gradients_match_cpu_f64_on_the_size_sweep() {
+    for (i, case) in SWEEP.iter().enumerate() {
+        run(case, 3000 + 10 * i as u64, KernelChoice::Auto);
+    }
+}
+

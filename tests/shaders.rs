@@ -79,7 +79,7 @@ fn every_kernel_has_its_entry_point_and_bindings() {
 #[test]
 fn host_constants_match_shaders() {
     use lstm_wgpu::gpu::{
-        BACKWARD_BATCH_TILE, GEMM_TILE, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_QUADS, STEP_MAX_ROWS,
+        BACKWARD_MAX_ROWS, GEMM_TILE, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_QUADS, STEP_MAX_ROWS,
         WORKGROUP_SIZE,
     };
     for (name, source) in lstm_wgpu::gpu::shader_sources() {
@@ -97,7 +97,7 @@ fn host_constants_match_shaders() {
     assert!(find("lstm_sequence").contains(&format!(
         "const MAX_L: u32 = {SEQUENCE_MAX_PER_INVOCATION}u;"
     )));
-    assert!(find("lstm_backward").contains(&format!("const BT: u32 = {BACKWARD_BATCH_TILE}u;")));
+    assert!(find("lstm_backward").contains(&format!("const MAX_BT: u32 = {BACKWARD_MAX_ROWS}u;")));
 }
 
 /// Every uniform struct has the same size in WGSL (naga's layout) as its Rust twin, and

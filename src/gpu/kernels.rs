@@ -46,8 +46,6 @@ pub const SHADER_FILES: [(&str, &str); 12] = [
 
 /// Invocations per workgroup of the 1-D kernels; passed to their `override WG`.
 pub const WORKGROUP_SIZE: u32 = 64;
-/// Batch rows per lstm_backward workgroup (`BT` in lstm_backward.wgsl).
-pub const BACKWARD_BATCH_TILE: u32 = 4;
 /// Output tile edge of the gemm kernel (`TILE` in gemm.wgsl).
 pub const GEMM_TILE: u32 = 64;
 
@@ -223,6 +221,8 @@ impl Kernel {
         match self {
             Kernel::Gemm
             | Kernel::ReduceSum
+            | Kernel::LstmBackwardDh
+            | Kernel::LstmBackwardStep
             | Kernel::LstmStep
             | Kernel::LstmStepSubgroup
             | Kernel::LstmSequence

@@ -33,11 +33,11 @@ mod workspace;
 pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
 pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
 pub use context::{ContextOptions, GpuContext, MAX_CHUNK_STEPS};
-pub use kernels::{Kernel, BACKWARD_BATCH_TILE, GEMM_TILE, WORKGROUP_SIZE};
+pub use kernels::{Kernel, GEMM_TILE, WORKGROUP_SIZE};
 pub use model::GpuLstm;
 pub use params::params_sizes;
 pub use plan::{Dispatch, Op, Plan};
-pub use train::{GpuGradients, GpuTrainer};
+pub use train::{GpuGradients, GpuTrainer, BACKWARD_MAX_ROWS};
 pub use variant::{
     DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION,
     STEP_MAX_QUADS, STEP_MAX_ROWS,

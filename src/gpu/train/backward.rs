@@ -172,13 +172,9 @@ impl<'a> Backward<'a> {
         let dx = storage_nan(device, "dx", rows * cfg.input_size);
         let dh0 = storage_nan(device, "dh0", layers * d * batch * h_out);
         let dc0 = storage_nan(device, "dc0", layers * d * batch * h);
-        let back_groups = |units: usize| -> Result<[u32; 3]> {
-            Ok([
-                u("units", units)?.div_ceil(WORKGROUP_SIZE),
-                u("batch", batch)?.div_ceil(BACKWARD_BATCH_TILE),
-                d as u32,
-            ])
-        };
+        let tiles = BackwardTiles::for_shape(h, batch, &limits)?;
+        let constants = tiles.constants();
+        let back_groups = |units: usize| tiles.workgroups(units, batch, d);
         for layer in (0..layers).rev() {
             let offsets = &t.layout.layers[layer];
             let in_size = cfg.layer_input_size(layer);
@@ -237,15 +233,16 @@ impl<'a> Backward<'a> {
             for s in (0..seq_len).rev() {
                 let p = params(s + 1, true, s + 1 < seq_len)?;
                 if proj {
-                    plan.dispatch(layer, dh_group, &p, back_groups(h_out)?)?;
+                    plan.dispatch_with(layer, dh_group, &constants, &p, back_groups(h_out))?;
                 }
-                plan.dispatch(layer, step_group, &p, back_groups(h)?)?;
+                plan.dispatch_with(layer, step_group, &constants, &p, back_groups(h))?;
             }
-            plan.dispatch(
+            plan.dispatch_with(
                 layer,
                 dh_group,
+                &constants,
                 &params(0, false, true)?,
-                back_groups(h_out)?,
+                back_groups(h_out),
             )?;
             let (h_bytes, c_bytes) = ((d * batch * h_out * 4) as u64, (d * batch * h * 4) as u64);
             plan.copy(&carry, 0, &dh0, layer as u64 * h_bytes, h_bytes);

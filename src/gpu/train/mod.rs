@@ -10,7 +10,7 @@ use super::builder::PlanBuilder;
 use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
-use super::kernels::{Kernel, BACKWARD_BATCH_TILE, WORKGROUP_SIZE};
+use super::kernels::{Kernel, WORKGROUP_SIZE};
 use super::model::GpuLstm;
 use super::params::{
     BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
@@ -474,5 +474,9 @@ impl Trainer for GpuTrainer {
 
 mod backward;
 mod losses;
+mod tiles;
+
+use tiles::BackwardTiles;
+pub use tiles::BACKWARD_MAX_ROWS;
 
 mod relayout;
