@@ -192,4 +192,3 @@ fn gpu_gradients_match_cpu_f64_on_the_size_sweep() {
         run(case, 3000 + 10 * i as u64, KernelChoice::Auto);
     }
 }
-

@@ -136,3 +136,54 @@ fn pipelined_steps_match_waited_steps_bitwise() {
         flat(&four.weights().unwrap())
     );
 }
+
+/// Long sums take two passes (blocks of 16,384 items, then their partial sums): the loss over
+/// T·B·O = 20,480 items and the clipped gradient norm over 38,000 parameters still give what
+/// the CPU trainer gives.
+#[test]
+fn two_pass_sums_match_the_cpu() {
+    use common::{assert_close, Tolerance};
+    let config = LstmConfig::new(2, 96);
+    let weights = LstmWeights::init(&config, 3)
+        .unwrap()
+        .with_head(Linear::init(96, 16, 4).unwrap())
+        .unwrap();
+    let x = common::random_tensor(&[40, 32, 2], 5);
+    let target = Target::Values(common::random_tensor(&[40, 32, 16], 6));
+    let mut options = TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::Sgd, 0.5));
+    options.clip_norm = Some(0.01); // small enough that every step clips
+    let mut gpu_trainer = GpuTrainer::new(gpu(), &weights, options).unwrap();
+    let mut cpu_trainer = CpuTrainer::new(&weights, options).unwrap();
+    for _ in 0..2 {
+        let (g, c) = (
+            gpu_trainer.step(&x, &target).unwrap(),
+            cpu_trainer.step(&x, &target).unwrap(),
+        );
+        assert_close(
+            "loss",
+            &[g],
+            &[c as f64],
+            Tolerance {
+                abs: 1e-6,
+                rel: 1e-5,
+            },
+        );
+    }
+    let flat = |w: &LstmWeights| lstm_wgpu::train::ParamLayout::new(w).flatten(w);
+    let want: Vec<f64> = flat(&cpu_trainer.weights().unwrap())
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    assert!(want.len() > 32_768, "{} parameters", want.len());
+    let got = flat(&gpu_trainer.weights().unwrap());
+    assert_close(
+        "weights",
+        &got,
+        &want,
+        Tolerance {
+            abs: 1e-6,
+            rel: 1e-5,
+        },
+    );
+    assert_ne!(got, flat(&weights), "the steps changed the weights");
+}

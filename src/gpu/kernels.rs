@@ -74,13 +74,14 @@ pub enum Kernel {
     MseGrad,
     CrossEntropyGrad,
     ReduceSum,
+    ReduceBlocks,
     Sgd,
     Adam,
     Permute,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Gemm,
         Kernel::LstmStep,
         Kernel::LstmStepSubgroup,
@@ -92,6 +93,7 @@ impl Kernel {
         Kernel::MseGrad,
         Kernel::CrossEntropyGrad,
         Kernel::ReduceSum,
+        Kernel::ReduceBlocks,
         Kernel::Sgd,
         Kernel::Adam,
         Kernel::Permute,
@@ -109,6 +111,7 @@ impl Kernel {
             Kernel::MseGrad => "mse_grad",
             Kernel::CrossEntropyGrad => "cross_entropy_grad",
             Kernel::ReduceSum => "reduce_sum",
+            Kernel::ReduceBlocks => "reduce_blocks",
             Kernel::Sgd => "sgd",
             Kernel::Adam => "adam",
             Kernel::Permute => "permute",
@@ -126,7 +129,7 @@ impl Kernel {
             Kernel::LstmProj => "lstm_proj",
             Kernel::LstmBackwardDh | Kernel::LstmBackwardStep => "lstm_backward",
             Kernel::MseGrad | Kernel::CrossEntropyGrad => "loss",
-            Kernel::ReduceSum => "reduce",
+            Kernel::ReduceSum | Kernel::ReduceBlocks => "reduce",
             Kernel::Sgd | Kernel::Adam => "optimizer",
             Kernel::Permute => "permute",
         }
@@ -202,7 +205,7 @@ impl Kernel {
                 StorageReadWrite,
                 StorageReadWrite,
             ],
-            Kernel::ReduceSum => &[Params, StorageRead, StorageReadWrite],
+            Kernel::ReduceSum | Kernel::ReduceBlocks => &[Params, StorageRead, StorageReadWrite],
             Kernel::Sgd | Kernel::Adam => &[
                 Params,
                 StorageReadWrite,
@@ -221,6 +224,7 @@ impl Kernel {
         match self {
             Kernel::Gemm
             | Kernel::ReduceSum
+            | Kernel::ReduceBlocks
             | Kernel::LstmBackwardDh
             | Kernel::LstmBackwardStep
             | Kernel::LstmStep

@@ -172,8 +172,11 @@ pub struct ReduceParams {
     pub out_index: u32,
     pub square: u32,
     pub scale: f32,
+    /// reduce_blocks: items per workgroup
+    pub block: u32,
+    pub _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<ReduceParams>() == 16);
+const _: () = assert!(std::mem::size_of::<ReduceParams>() == 32);
 
 /// `OptParams` in shaders/optimizer.wgsl.
 #[repr(C)]

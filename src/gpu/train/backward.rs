@@ -88,17 +88,15 @@ impl<'a> Backward<'a> {
             },
             elementwise_groups(n)?,
         )?;
-        let group = plan.group(Kernel::ReduceSum, "loss sum", &[&terms, &t.scalars]);
-        plan.dispatch(
+        super::reduce::record_sum(
+            plan,
             layers - 1,
-            group,
-            &ReduceParams {
-                n: u("loss items", n)?,
-                out_index: 0,
-                square: 0,
-                scale,
-            },
-            [1, 1, 1],
+            "loss sum",
+            (&terms, n),
+            false,
+            scale,
+            (&t.scalars, 0),
+            &t.partials,
         )?;
 
         let ones = storage_init(device, "ones", &[1.0f32]);

@@ -72,6 +72,8 @@ pub struct GpuTrainer {
     moment2: wgpu::Buffer,
     /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ)]
     scalars: wgpu::Buffer,
+    /// the first pass of long sums (reduce.rs)
+    partials: wgpu::Buffer,
     options: TrainOptions,
     /// the forward pass's recurrent kernel
     kernel: KernelChoice,
@@ -98,6 +100,7 @@ impl GpuTrainer {
             moment1: storage_init(device, "optimizer moment 1", &zeros),
             moment2: storage_init(device, "optimizer moment 2", &zeros),
             scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
+            partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
             model,
             like: weights.clone(),
             layout,
@@ -340,21 +343,15 @@ impl GpuTrainer {
         let opt = &self.options.optimizer;
         let groups = elementwise_groups(n)?;
         if self.options.clip_norm.is_some() {
-            let group = plan.group(
-                Kernel::ReduceSum,
-                "grad norm",
-                &[&self.grads, &self.scalars],
-            );
-            plan.dispatch(
+            reduce::record_sum(
+                plan,
                 0,
-                group,
-                &ReduceParams {
-                    n: to_u32("parameters", n)?,
-                    out_index: 1,
-                    square: 1,
-                    scale: 1.0,
-                },
-                [1, 1, 1],
+                "grad norm",
+                (&self.grads, n),
+                true,
+                1.0,
+                (&self.scalars, 1),
+                &self.partials,
             )?;
         }
         let kernel = if opt.kind == OptimizerKind::Sgd {
@@ -474,6 +471,7 @@ impl Trainer for GpuTrainer {
 
 mod backward;
 mod losses;
+mod reduce;
 mod tiles;
 
 use tiles::BackwardTiles;
