@@ -26,10 +26,11 @@ pub const LOSS_WGSL: &str = wgsl!("loss");
 pub const REDUCE_WGSL: &str = wgsl!("reduce");
 pub const OPTIMIZER_WGSL: &str = wgsl!("optimizer");
 pub const PERMUTE_WGSL: &str = wgsl!("permute");
+pub const COLUMN_SUM_WGSL: &str = wgsl!("column_sum");
 
 /// Every source a pipeline is built from, preludes included, and the common prelude alone:
 /// (name, source). Each file in shaders/ is part of at least one.
-pub const SHADER_FILES: [(&str, &str); 12] = [
+pub const SHADER_FILES: [(&str, &str); 13] = [
     ("lstm_common", LSTM_COMMON_WGSL),
     ("gemm", GEMM_WGSL),
     ("lstm_step", LSTM_STEP_WGSL),
@@ -42,6 +43,7 @@ pub const SHADER_FILES: [(&str, &str); 12] = [
     ("reduce", REDUCE_WGSL),
     ("optimizer", OPTIMIZER_WGSL),
     ("permute", PERMUTE_WGSL),
+    ("column_sum", COLUMN_SUM_WGSL),
 ];
 
 /// Invocations per workgroup of the 1-D kernels; passed to their `override WG`.
@@ -78,10 +80,12 @@ pub enum Kernel {
     Sgd,
     Adam,
     Permute,
+    ColumnPartial,
+    ColumnFinish,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Gemm,
         Kernel::LstmStep,
         Kernel::LstmStepSubgroup,
@@ -97,6 +101,8 @@ impl Kernel {
         Kernel::Sgd,
         Kernel::Adam,
         Kernel::Permute,
+        Kernel::ColumnPartial,
+        Kernel::ColumnFinish,
     ];
 
     /// The entry point.
@@ -115,6 +121,8 @@ impl Kernel {
             Kernel::Sgd => "sgd",
             Kernel::Adam => "adam",
             Kernel::Permute => "permute",
+            Kernel::ColumnPartial => "column_partial",
+            Kernel::ColumnFinish => "column_finish",
         }
     }
 
@@ -132,6 +140,7 @@ impl Kernel {
             Kernel::ReduceSum | Kernel::ReduceBlocks => "reduce",
             Kernel::Sgd | Kernel::Adam => "optimizer",
             Kernel::Permute => "permute",
+            Kernel::ColumnPartial | Kernel::ColumnFinish => "column_sum",
         }
     }
 
@@ -215,6 +224,9 @@ impl Kernel {
                 StorageRead,
             ],
             Kernel::Permute => &[Params, StorageRead, StorageReadWrite],
+            Kernel::ColumnPartial | Kernel::ColumnFinish => {
+                &[Params, StorageRead, StorageReadWrite, StorageReadWrite]
+            }
         }
     }
 
@@ -225,6 +237,8 @@ impl Kernel {
             Kernel::Gemm
             | Kernel::ReduceSum
             | Kernel::ReduceBlocks
+            | Kernel::ColumnPartial
+            | Kernel::ColumnFinish
             | Kernel::LstmBackwardDh
             | Kernel::LstmBackwardStep
             | Kernel::LstmStep

@@ -54,15 +54,6 @@ impl View {
             col_stride: width,
         }
     }
-
-    /// Every row is the same single element (a vector of ones, for column sums).
-    pub fn broadcast(offset: usize) -> Self {
-        Self {
-            offset,
-            row_stride: 0,
-            col_stride: 0,
-        }
-    }
 }
 
 impl GemmParams {
@@ -212,6 +203,22 @@ pub struct PermuteParams {
 }
 const _: () = assert!(std::mem::size_of::<PermuteParams>() == 64);
 
+/// `ColumnParams` in shaders/column_sum.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ColumnParams {
+    pub m: u32,
+    pub n: u32,
+    pub row_stride: u32,
+    pub x_offset: u32,
+    pub out_offset: u32,
+    pub block: u32,
+    pub splits: u32,
+    /// also write the sums here (u32::MAX: nowhere)
+    pub copy_offset: u32,
+}
+const _: () = assert!(std::mem::size_of::<ColumnParams>() == 32);
+
 /// Bytes of the largest params struct: the binding size of every params uniform.
 pub const PARAMS_BINDING_SIZE: u64 = 64;
 
@@ -258,5 +265,6 @@ pub fn params_sizes() -> Vec<(&'static str, usize)> {
         ("ReduceParams", size_of::<ReduceParams>()),
         ("OptParams", size_of::<OptParams>()),
         ("PermuteParams", size_of::<PermuteParams>()),
+        ("ColumnParams", size_of::<ColumnParams>()),
     ]
 }

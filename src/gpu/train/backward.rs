@@ -112,17 +112,11 @@ impl<'a> Backward<'a> {
             plan.dispatch(layer, group, &p, gemm_groups(p.m as usize, p.n as usize)?)?;
             Ok(())
         };
-        // Σ over the rows of a [rows, n] matrix at `src`: ones[1, rows] · it.
-        let column_sums = |n: usize, src: View, dst_offset: usize| {
-            GemmParams::product(
-                1,
-                n,
-                rows,
-                View::broadcast(0),
-                src,
-                View::rows(dst_offset, n),
-            )
-        };
+        let column_partials = storage_nan(
+            device,
+            "column partial sums",
+            super::columns::MAX_SPLITS * g4.max(out_width),
+        );
 
         // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
         let mut dy = d_output.clone();
@@ -138,14 +132,14 @@ impl<'a> Backward<'a> {
             )?;
             gemm(plan, last, "head dW", &d_output, &fwd.y[last], &t.grads, p)?;
             if let Some(b_at) = t.layout.head_bias {
-                gemm(
+                super::columns::record_column_sums(
                     plan,
                     last,
                     "head db",
-                    &ones,
-                    &d_output,
-                    &t.grads,
-                    column_sums(o, View::rows(0, o), b_at)?,
+                    (&d_output, 0, o),
+                    (rows, o),
+                    (&t.grads, b_at, None),
+                    &column_partials,
                 )?;
             }
             dy = storage_nan(device, "d lstm output", rows * width);
@@ -258,15 +252,16 @@ impl<'a> Backward<'a> {
                 View::rows(offsets.w_ih, in_size),
             )?;
             gemm(plan, layer, "dW_ih", &dgates, input, &t.grads, p)?;
-            for bias in [offsets.b_ih, offsets.b_hh].into_iter().flatten() {
-                gemm(
+            // db_ih = db_hh = Σ dgates over every (t, b)
+            if let (Some(b_ih), b_hh) = (offsets.b_ih, offsets.b_hh) {
+                super::columns::record_column_sums(
                     plan,
                     layer,
                     "db",
-                    &ones,
-                    &dgates,
-                    &t.grads,
-                    column_sums(g4, View::rows(0, g4), bias)?,
+                    (&dgates, 0, g4),
+                    (rows, g4),
+                    (&t.grads, b_ih, b_hh),
+                    &column_partials,
                 )?;
             }
             for dir in 0..d {

@@ -13,7 +13,7 @@ use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
 use super::kernels::{Kernel, WORKGROUP_SIZE};
 use super::model::GpuLstm;
 use super::params::{
-    BackParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
+    BackParams, ColumnParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
 };
 use super::plan::Plan;
 use super::sizes::{check_size, gemm_groups, to_u32};
@@ -470,6 +470,7 @@ impl Trainer for GpuTrainer {
 }
 
 mod backward;
+mod columns;
 mod losses;
 mod reduce;
 mod tiles;
