@@ -1,11 +1,12 @@
 // column_sum: out[out_offset + n] = Σ_m x[x_offset + m * row_stride + n], n < N, over M rows
 // (the bias gradients: Σ over every (t, b) of the gate or output gradients). Two passes in a
 // fixed order, so results are bitwise reproducible:
-//   column_partial, grid (ceil(N / 64), S): workgroup (c, s) takes the rows
+//   (a column tile is c = wid.x + wid.z * num_workgroups.x, so N may pass 65,535 tiles)
+//   column_partial, grid (tiles, S, ·): workgroup (c, s) takes the rows
 //     [s * block, (s + 1) * block); invocation (x, y) of its 64 × 4 sums rows y, y + 4, ... of
 //     column c * 64 + x (64 consecutive columns read together), the 4 sums of a column are
 //     added in workgroup memory, and the result goes to partials[s * N + n];
-//   column_finish, grid (ceil(N / 64), 1): out[out_offset + n] = Σ_s partials[s * N + n],
+//   column_finish, grid (tiles, 1, ·): out[out_offset + n] = Σ_s partials[s * N + n],
 //     and the same at out[copy_offset + n] unless copy_offset is 0xffffffff (b_ih and b_hh
 //     have the same gradient).
 //
@@ -37,8 +38,12 @@ const LANES: u32 = 4u;
 var<workgroup> lane_sums: array<array<f32, COLUMNS>, LANES>;
 
 @compute @workgroup_size(64, 4)
-fn column_partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let n = wid.x * COLUMNS + lid.x;
+fn column_partial(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let n = (wid.z * groups.x + wid.x) * COLUMNS + lid.x;
     let start = wid.y * params.block;
     let end = min(start + params.block, params.m);
     var sum = 0.0;
@@ -56,8 +61,12 @@ fn column_partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 }
 
 @compute @workgroup_size(64)
-fn column_finish(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let n = wid.x * COLUMNS + lid.x;
+fn column_finish(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let n = (wid.z * groups.x + wid.x) * COLUMNS + lid.x;
     if (n >= params.n) {
         return;
     }

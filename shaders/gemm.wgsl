@@ -5,6 +5,9 @@
 //   B(k, n) = b[b_offset + k * b_k_stride + n * b_n_stride]
 //   C(m, n) = c[c_offset + m * c_row_stride + n], bias(n) = bias[bias_offset + n]
 // (grouped rows let a batch-first [B, T, I] input be read as time-major rows m = t * B + b.)
+// Split K (k_split > 0): workgroup z of the grid sums k in [z * k_split, (z + 1) * k_split)
+// only and writes its C at c_offset + z * c_split_stride; a fixed-order sum of the splits
+// (column_sum.wgsl) finishes. Long reductions (k = T * B) then fill the GPU.
 //
 // A workgroup of 16 x 16 invocations computes a 64 x 64 tile of C. Invocation (tx, ty) keeps
 // a 4 x 4 register tile: rows ty + 16 i (i < 4) and the four columns 4 tx .. 4 tx + 3, one
@@ -41,6 +44,10 @@ struct GemmParams {
     c_row_stride: u32,
     accumulate: u32,
     bias_offset: u32,
+    k_split: u32,
+    c_split_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -63,7 +70,9 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let l = lid.y * THREADS + lid.x;
     let M = params.m;
     let N = params.n;
-    let K = params.k;
+    let k_begin = wid.z * params.k_split;
+    let K = select(params.k, min(k_begin + params.k_split, params.k), params.k_split > 0u);
+    let c_base = params.c_offset + wid.z * params.c_split_stride;
 
     // What this invocation loads: A row a_m (from quad a_q), B row b_kk (columns from b_n).
     let a_m = row0 + l / 4u;
@@ -74,7 +83,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let b_n = col0 + 4u * (l % 16u);
 
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < K; k0 += TILE_K) {
+    for (var k0 = k_begin; k0 < K; k0 += TILE_K) {
         var av = vec4<f32>(0.0);
         let ak = k0 + 4u * a_q;
         if (a_m < M) {
@@ -121,7 +130,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         for (var e = 0u; e < 4u; e++) {
             if (col + e < N) {
-                let at = params.c_offset + row * params.c_row_stride + col + e;
+                let at = c_base + row * params.c_row_stride + col + e;
                 var value = acc[i][e];
                 if (params.has_bias == 1u) {
                     value += bias[params.bias_offset + col + e];

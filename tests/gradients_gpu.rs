@@ -184,6 +184,9 @@ const SWEEP: &[Case] = &[
     Case { hidden: 129, input: 2, batch: 64, seq_len: 2, layers: 1, bidirectional: false, bias: true, proj: 0, head: 4, state: true, lengths: true, batch_first: false, loss: Loss::CrossEntropy },
     Case { hidden: 255, input: 3, batch: 1, seq_len: 3, layers: 1, bidirectional: true, bias: true, proj: 65, head: 0, state: false, lengths: false, batch_first: false, loss: Loss::Mse },
     Case { hidden: 1024, input: 2, batch: 3, seq_len: 2, layers: 1, bidirectional: false, bias: true, proj: 0, head: 2, state: true, lengths: true, batch_first: false, loss: Loss::Mse },
+    // T·B = 2,560: the weight-gradient products (4H x I, 4H x H) split K, the bias sums take
+    // ten splits of 256 rows
+    Case { hidden: 32, input: 2, batch: 64, seq_len: 40, layers: 1, bidirectional: true, bias: true, proj: 0, head: 4, state: true, lengths: true, batch_first: false, loss: Loss::Mse },
 ];
 
 #[test]

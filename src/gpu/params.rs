@@ -24,8 +24,13 @@ pub struct GemmParams {
     pub accumulate: u32,
     /// bias[bias_offset + n] is added to column n
     pub bias_offset: u32,
+    /// split K: k per workgroup layer z of the grid (0: no split), and where each split's C
+    /// goes (see gemm.wgsl)
+    pub k_split: u32,
+    pub c_split_stride: u32,
+    pub _pad: [u32; 2],
 }
-const _: () = assert!(std::mem::size_of::<GemmParams>() == 64);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 80);
 
 /// A matrix inside a buffer, read through strides: element (r, c) is at
 /// `offset + r * row_stride + c * col_stride` (in f32 elements).
@@ -220,7 +225,7 @@ pub struct ColumnParams {
 const _: () = assert!(std::mem::size_of::<ColumnParams>() == 32);
 
 /// Bytes of the largest params struct: the binding size of every params uniform.
-pub const PARAMS_BINDING_SIZE: u64 = 64;
+pub const PARAMS_BINDING_SIZE: u64 = 80;
 
 /// A host-side image of the params buffer: one aligned slot per dispatch.
 pub struct ParamArena {
@@ -231,7 +236,8 @@ pub struct ParamArena {
 impl ParamArena {
     /// `alignment` is the device's `min_uniform_buffer_offset_alignment`.
     pub fn new(alignment: u32) -> Self {
-        let slot = (alignment as usize).max(PARAMS_BINDING_SIZE as usize);
+        // a multiple of the alignment that holds the largest params struct
+        let slot = (PARAMS_BINDING_SIZE as usize).next_multiple_of(alignment.max(1) as usize);
         Self {
             slot,
             bytes: Vec::new(),

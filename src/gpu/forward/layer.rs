@@ -162,6 +162,7 @@ impl LayerPass<'_> {
                 c_row_stride: u("D*4H", d * g4)?,
                 accumulate: 0,
                 bias_offset: u("offset", dir * g4)?,
+                ..Default::default()
             };
             plan.dispatch(layer, group, &params, gemm_groups(m, n)?)?;
         }

@@ -99,24 +99,29 @@ impl<'a> Backward<'a> {
             &t.partials,
         )?;
 
-        let ones = storage_init(device, "ones", &[1.0f32]);
-        let gemm = |plan: &mut PlanBuilder<'_>,
-                    layer: usize,
-                    label: &str,
-                    a: &wgpu::Buffer,
-                    b: &wgpu::Buffer,
-                    c: &wgpu::Buffer,
-                    p: GemmParams|
-         -> Result<()> {
-            let group = plan.group(Kernel::Gemm, label, &[a, b, &ones, c]);
-            plan.dispatch(layer, group, &p, gemm_groups(p.m as usize, p.n as usize)?)?;
-            Ok(())
-        };
-        let column_partials = storage_nan(
-            device,
-            "column partial sums",
-            super::columns::MAX_SPLITS * g4.max(out_width),
-        );
+        // every product this backward pass records, (m, n, k), to size the shared buffers
+        let mut products = vec![(out_width, width, rows), (rows, width, out_width)];
+        for layer in 0..layers {
+            let in_size = cfg.layer_input_size(layer);
+            products.extend([
+                (g4, in_size, rows),
+                (4 * h, h_out, rows),
+                (rows, in_size, g4),
+            ]);
+            if proj {
+                products.push((h_out, h, rows));
+            }
+        }
+        let products = WeightGrads::new(device, &products, g4.max(out_width));
+        let gemm =
+            |plan: &mut PlanBuilder<'_>,
+             layer: usize,
+             label: &str,
+             a: &wgpu::Buffer,
+             b: &wgpu::Buffer,
+             c: &wgpu::Buffer,
+             p: GemmParams| products.record(plan, layer, label, a, b, c, p);
+        let column_partials = &products.partials;
 
         // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
         let mut dy = d_output.clone();
@@ -139,7 +144,7 @@ impl<'a> Backward<'a> {
                     (&d_output, 0, o),
                     (rows, o),
                     (&t.grads, b_at, None),
-                    &column_partials,
+                    column_partials,
                 )?;
             }
             dy = storage_nan(device, "d lstm output", rows * width);
@@ -261,7 +266,7 @@ impl<'a> Backward<'a> {
                     (&dgates, 0, g4),
                     (rows, g4),
                     (&t.grads, b_ih, b_hh),
-                    &column_partials,
+                    column_partials,
                 )?;
             }
             for dir in 0..d {

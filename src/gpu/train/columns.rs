@@ -36,9 +36,11 @@ pub(super) fn record_column_sums(
         splits: u(splits)?,
         copy_offset: copy_offset.map_or(Ok(u32::MAX), u)?,
     };
-    let column_tiles = u(columns.div_ceil(64))?;
+    // column tiles on x, and on z past 65,535
+    let tiles = u(columns.div_ceil(64))?;
+    let (tx, tz) = (tiles.min(65_535), tiles.div_ceil(65_535));
     let group = plan.group(Kernel::ColumnPartial, label, &[x, partials, out]);
-    plan.dispatch(layer, group, &params, [column_tiles, u(splits)?, 1])?;
+    plan.dispatch(layer, group, &params, [tx, u(splits)?, tz])?;
     let group = plan.group(Kernel::ColumnFinish, label, &[x, partials, out]);
-    plan.dispatch(layer, group, &params, [column_tiles, 1, 1])
+    plan.dispatch(layer, group, &params, [tx, 1, tz])
 }

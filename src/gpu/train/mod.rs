@@ -10,7 +10,7 @@ use super::builder::PlanBuilder;
 use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
-use super::kernels::{Kernel, WORKGROUP_SIZE};
+use super::kernels::{Kernel, GEMM_TILE, WORKGROUP_SIZE};
 use super::model::GpuLstm;
 use super::params::{
     BackParams, ColumnParams, GemmParams, LossParams, OptParams, PermuteParams, ReduceParams, View,
@@ -472,6 +472,9 @@ impl Trainer for GpuTrainer {
 mod backward;
 mod columns;
 mod losses;
+mod weight_grads;
+
+use weight_grads::WeightGrads;
 mod reduce;
 mod tiles;
 
