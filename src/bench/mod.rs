@@ -70,6 +70,8 @@ pub struct BenchResult {
     pub min_ms: f64,
     /// Median GPU time of a pass (timestamp queries), when the device has them.
     pub gpu_ms: Option<f64>,
+    /// GPU: device memory in use after the timed runs, MiB (where the backend reports it).
+    pub gpu_memory_mib: Option<f64>,
     /// GPU: dispatches per pass, and the host time to record them all into an encoder.
     pub dispatches: usize,
     pub record_ms: f64,
@@ -109,6 +111,7 @@ impl BenchResult {
             "us_per_step": self.us_per_step(spec),
             "gpu_ms": self.gpu_ms,
             "gpu_us_per_step": self.gpu_us_per_step(spec),
+            "gpu_memory_mib": self.gpu_memory_mib,
             "dispatches": self.dispatches,
             "record_ms": self.record_ms,
             "gflops": self.gflops,
@@ -152,6 +155,11 @@ pub fn time_runs(
     }
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     Ok((median(&mut times), min))
+}
+
+/// The device memory `ctx` has allocated, MiB.
+pub(crate) fn memory_mib(ctx: &GpuContext) -> Option<f64> {
+    ctx.memory_in_use().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
 pub(crate) fn median(values: &mut [f64]) -> f64 {
@@ -199,6 +207,7 @@ pub fn bench_gpu(
         median_ms,
         min_ms,
         gpu_ms,
+        gpu_memory_mib: memory_mib(ctx),
         dispatches: model.plan()?.dispatch_count(),
         record_ms: median(&mut records),
         gflops: spec.flops() / median_ms / 1e6,
@@ -221,6 +230,7 @@ pub fn bench_cpu(
         median_ms,
         min_ms,
         gpu_ms: None,
+        gpu_memory_mib: None,
         dispatches: 0,
         record_ms: 0.0,
         gflops: spec.flops() / median_ms / 1e6,

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{bench_input, median, BenchResult, BenchSpec};
+use super::{bench_input, median, memory_mib, BenchResult, BenchSpec};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTrainer};
 use crate::loss::{Loss, Target};
@@ -53,7 +53,8 @@ impl TrainSpec {
 }
 
 /// Times `iters` steps after `warmup`, each `submit` timed on its own; the GPU trainer
-/// returns the previous step's loss from `submit`, so each interval is a steady-state step.
+/// returns the previous step's loss from `submit`, so each interval is a steady-state step
+/// (the final flush counts in the last).
 fn time_steps(
     spec: &BenchSpec,
     trainer: &mut dyn Trainer,
@@ -72,7 +73,12 @@ fn time_steps(
         times.push(start.elapsed().as_secs_f64() * 1e3);
         tick();
     }
+    // the last step's own wait belongs to the last interval
+    let start = Instant::now();
     trainer.flush()?;
+    if let Some(last) = times.last_mut() {
+        *last += start.elapsed().as_secs_f64() * 1e3;
+    }
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     Ok((median(&mut times), min))
 }
@@ -101,6 +107,7 @@ pub fn bench_gpu_train(
         median_ms,
         min_ms,
         gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),
+        gpu_memory_mib: memory_mib(ctx),
         dispatches: 0,
         record_ms: 0.0,
         gflops: 3.0 * spec.flops() / median_ms / 1e6,
@@ -123,6 +130,7 @@ pub fn bench_cpu_train(
         median_ms,
         min_ms,
         gpu_ms: None,
+        gpu_memory_mib: None,
         dispatches: 0,
         record_ms: 0.0,
         gflops: 3.0 * spec.flops() / median_ms / 1e6,

@@ -155,6 +155,14 @@ impl GpuContext {
         }
     }
 
+    /// Bytes of device memory this context's device has allocated (buffers, staging), where
+    /// the backend reports it (Vulkan, DX12).
+    pub fn memory_in_use(&self) -> Option<u64> {
+        self.device()
+            .generate_allocator_report()
+            .map(|r| r.total_allocated_bytes)
+    }
+
     /// Waits until the GPU has finished all submitted work.
     pub fn wait_idle(&self) -> Result<()> {
         self.device()

@@ -145,18 +145,22 @@ fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult
         spec.warmup
     );
     println!(
-        "{:<6} {:<48} {:>11} {:>9} {:>15}",
-        "device", "adapter", "ms/step", "steps/s", "GPU ms/step"
+        "{:<6} {:<48} {:>11} {:>9} {:>15} {:>12}",
+        "device", "adapter", "ms/step", "steps/s", "GPU ms/step", "GPU MiB"
     );
     for r in results {
         let gpu = r.gpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"));
+        let mib = r
+            .gpu_memory_mib
+            .map_or("-".to_string(), |m| format!("{m:.1}"));
         println!(
-            "{:<6} {:<48} {:>11.3} {:>9.1} {:>15}",
+            "{:<6} {:<48} {:>11.3} {:>9.1} {:>15} {:>12}",
             r.device,
             r.adapter,
             r.median_ms,
             1e3 / r.median_ms,
-            gpu
+            gpu,
+            mib
         );
     }
 }
