@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 
+use super::sizes::{prev_power_of_two, shrink_tiles};
 use super::variant::{
     DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, STEP_MAX_QUADS,
 };
@@ -71,25 +72,12 @@ impl StepVariant {
         };
         while StepVariant::Step(tiles).check(shape, caps).is_err() {
             let t = &mut tiles;
-            if t.quads > 1 {
-                t.quads = t.quads.div_ceil(2);
-            } else if t.splits > 1 {
-                t.splits /= 2;
-            } else if t.units > 1 {
-                t.units /= 2;
-            } else if t.rows > 1 {
-                t.rows /= 2;
-            } else {
+            if !shrink_tiles(&mut t.quads, &mut t.splits, &mut t.units, &mut t.rows) {
                 break;
             }
         }
         StepVariant::Step(tiles)
     }
-}
-
-/// The largest power of two <= n (1 for n = 0).
-fn prev_power_of_two(n: u32) -> u32 {
-    1 << (31 - n.max(1).leading_zeros())
 }
 
 /// A kernel choice as the user writes it: `auto`, `sequence` or `step` (tiles from the

@@ -35,6 +35,30 @@ pub(crate) fn check_size(limits: &wgpu::Limits, what: &str, len: usize) -> Resul
     Ok(())
 }
 
+/// The largest power of two <= n (1 for n = 0).
+pub(crate) fn prev_power_of_two(n: u32) -> u32 {
+    1 << (31 - n.max(1).leading_zeros())
+}
+
+/// One step of shrinking a workgroup's tiles until it fits a device, in the order the
+/// recurrent kernels use: the depth of a staging round first (halved, rounded up), then the
+/// splits of the sum, the units, the batch rows. False when all are 1.
+pub(crate) fn shrink_tiles(
+    depth: &mut u32,
+    splits: &mut u32,
+    units: &mut u32,
+    rows: &mut u32,
+) -> bool {
+    if *depth > 1 {
+        *depth = depth.div_ceil(2);
+    } else if let Some(t) = [splits, units, rows].into_iter().find(|t| **t > 1) {
+        *t /= 2;
+    } else {
+        return false;
+    }
+    true
+}
+
 /// gemm workgroups for an `m x n` output.
 pub(crate) fn gemm_groups(m: usize, n: usize) -> Result<[u32; 3]> {
     let tile = GEMM_TILE as usize;

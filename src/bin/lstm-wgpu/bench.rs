@@ -93,7 +93,13 @@ pub fn main(args: Args) -> Result<()> {
         },
     });
     let results = match &train {
-        Some(t) => run_train(&spec, t, args.device, args.gpu)?,
+        Some(t) => on_devices(
+            &spec,
+            args.device,
+            "bench train",
+            |tick| bench_gpu_train(&args.gpu.context()?, &spec, t, tick),
+            |tick| bench_cpu_train(&spec, t, tick),
+        )?,
         None => run(&spec, args.device, args.gpu)?,
     };
     if args.json {
@@ -106,28 +112,6 @@ pub fn main(args: Args) -> Result<()> {
         print_table(&spec, &results);
     }
     Ok(())
-}
-
-/// Benchmarks training steps on the chosen devices.
-fn run_train(
-    spec: &BenchSpec,
-    train: &TrainSpec,
-    device: BenchDevice,
-    gpu: GpuArgs,
-) -> Result<Vec<BenchResult>> {
-    let runs = (spec.warmup + spec.iters) as u64;
-    let devices = if device == BenchDevice::Both { 2 } else { 1 };
-    let mut progress = Progress::new(runs * devices, "bench train");
-    let mut results = Vec::new();
-    if device != BenchDevice::Cpu {
-        let ctx = gpu.context()?;
-        results.push(bench_gpu_train(&ctx, spec, train, || progress.tick())?);
-    }
-    if device != BenchDevice::Gpu {
-        results.push(bench_cpu_train(spec, train, || progress.tick())?);
-    }
-    progress.finish();
-    Ok(results)
 }
 
 fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult]) {
@@ -165,21 +149,37 @@ fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult
     }
 }
 
-/// Benchmarks the chosen devices, with a progress bar for long runs.
+/// Benchmarks forward inference on the chosen devices, with a progress bar for long runs.
 pub fn run(spec: &BenchSpec, device: BenchDevice, gpu: GpuArgs) -> Result<Vec<BenchResult>> {
     let weights = LstmWeights::init(&spec.config(), 0)?;
+    on_devices(
+        spec,
+        device,
+        "bench",
+        |tick| bench_gpu(&gpu.context()?, spec, &weights, tick),
+        |tick| bench_cpu(spec, &weights, tick),
+    )
+}
+
+/// Runs the GPU and/or the CPU benchmark, each told to `tick` the shared progress bar.
+fn on_devices(
+    spec: &BenchSpec,
+    device: BenchDevice,
+    label: &str,
+    gpu: impl FnOnce(&mut dyn FnMut()) -> Result<BenchResult>,
+    cpu: impl FnOnce(&mut dyn FnMut()) -> Result<BenchResult>,
+) -> Result<Vec<BenchResult>> {
     let runs = (spec.warmup + spec.iters) as u64;
     let devices = if device == BenchDevice::Both { 2 } else { 1 };
-    let mut progress = Progress::new(runs * devices, "bench");
+    let mut progress = Progress::new(runs * devices, label);
     let mut results = Vec::new();
     if device != BenchDevice::Cpu {
-        progress.set_label("bench gpu");
-        let ctx = gpu.context()?;
-        results.push(bench_gpu(&ctx, spec, &weights, || progress.tick())?);
+        progress.set_label(&format!("{label} gpu"));
+        results.push(gpu(&mut || progress.tick())?);
     }
     if device != BenchDevice::Gpu {
-        progress.set_label("bench cpu");
-        results.push(bench_cpu(spec, &weights, || progress.tick())?);
+        progress.set_label(&format!("{label} cpu"));
+        results.push(cpu(&mut || progress.tick())?);
     }
     progress.finish();
     Ok(results)

@@ -3,6 +3,7 @@
 //! tiles of 8 rows split 8 ways beyond; shrunk until the workgroup fits the device.
 
 use crate::error::{Error, Result};
+use crate::gpu::sizes::{prev_power_of_two, shrink_tiles};
 
 /// `MAX_BT` in lstm_backward.wgsl.
 pub const BACKWARD_MAX_ROWS: u32 = 16;
@@ -37,15 +38,12 @@ impl BackwardTiles {
         };
         while !tiles.fits(limits) {
             let t = &mut tiles;
-            if t.rows_per_split > 1 {
-                t.rows_per_split = t.rows_per_split.div_ceil(2);
-            } else if t.splits > 1 {
-                t.splits /= 2;
-            } else if t.units > 1 {
-                t.units /= 2;
-            } else if t.rows > 1 {
-                t.rows /= 2;
-            } else {
+            if !shrink_tiles(
+                &mut t.rows_per_split,
+                &mut t.splits,
+                &mut t.units,
+                &mut t.rows,
+            ) {
                 return Err(Error::Limit {
                     what: "the backward step's smallest workgroup".into(),
                     limit: "max_compute_workgroup_storage_size",
@@ -87,9 +85,4 @@ impl BackwardTiles {
             dirs,
         ]
     }
-}
-
-/// The largest power of two <= n (1 for n = 0).
-fn prev_power_of_two(n: u32) -> u32 {
-    1 << (31 - n.max(1).leading_zeros())
 }
