@@ -51,8 +51,8 @@ impl WeightGrads {
         }
     }
 
-    /// Records `C = A · B` as `p` describes (a contiguous `[m, n]` C, written, no bias), split
-    /// over K when [`k_splits`] says so.
+    /// Records `C = A · B` as `p` describes, split over K when [`k_splits`] says so and C is
+    /// a contiguous `[m, n]` block written without bias or accumulation.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -65,7 +65,9 @@ impl WeightGrads {
         p: GemmParams,
     ) -> Result<()> {
         let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
-        let splits = k_splits(m, n, k);
+        // the sum of the splits writes a contiguous [m, n] C, without bias or accumulation
+        let plain = p.c_row_stride as usize == n && p.has_bias == 0 && p.accumulate == 0;
+        let splits = if plain { k_splits(m, n, k) } else { 1 };
         let [gx, gy, _] = gemm_groups(m, n)?;
         if splits == 1 {
             let group = plan.group(Kernel::Gemm, label, &[a, b, &self.unused, c]);
