@@ -65,20 +65,28 @@ def main():
     times = timed(a, host_in_out, sync)
     device_times = timed(a, on_device, sync)
 
-    d = 2 if a.bidirectional else 1
-    per_row = sum(2 * 4 * a.hidden * ((a.input if l == 0 else d * a.hidden) + a.hidden) for l in range(a.layers))
-    flops = per_row * d * a.seq * a.batch
+    flops = forward_flops(a)
     median = statistics.median(times)
     device_ms = statistics.median(device_times)
-    if a.device == "cuda":
-        adapter = torch.cuda.get_device_name() + " (cuDNN)"
-    else:
-        adapter = f"CPU (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    adapter = adapter_name(a)
     print(json.dumps(dict(device=f"torch-{a.device}", adapter=adapter, seq=a.seq, batch=a.batch, input=a.input,
                           hidden=a.hidden, layers=a.layers, bidirectional=a.bidirectional,
                           median_ms=median, min_ms=min(times), us_per_step=median * 1e3 / a.seq,
                           device_ms=device_ms, device_us_per_step=device_ms * 1e3 / a.seq,
                           gflops=flops / median / 1e6)))
+
+
+def forward_flops(a):
+    """2 * 4H * (in + H) per step, layer, direction and batch row, as `lstm-wgpu bench`."""
+    d = 2 if a.bidirectional else 1
+    per_row = sum(2 * 4 * a.hidden * ((a.input if l == 0 else d * a.hidden) + a.hidden) for l in range(a.layers))
+    return per_row * d * a.seq * a.batch
+
+
+def adapter_name(a):
+    if a.device == "cuda":
+        return torch.cuda.get_device_name() + " (cuDNN)"
+    return f"CPU (torch {torch.__version__}, {torch.get_num_threads()} threads)"
 
 
 def timed(a, run, sync):
@@ -112,13 +120,9 @@ def train(a, lstm, x, device, sync):
         return loss.item()
 
     times = timed(a, step, sync)
-    per_row = sum(2 * 4 * a.hidden * ((a.input if l == 0 else d * a.hidden) + a.hidden) for l in range(a.layers))
-    flops = 3 * per_row * d * a.seq * a.batch
+    flops = 3 * forward_flops(a)
     median = statistics.median(times)
-    if a.device == "cuda":
-        adapter = torch.cuda.get_device_name() + " (cuDNN)"
-    else:
-        adapter = f"CPU (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    adapter = adapter_name(a)
     print(json.dumps(dict(device=f"torch-{a.device}", adapter=adapter, seq=a.seq, batch=a.batch, input=a.input,
                           hidden=a.hidden, layers=a.layers, bidirectional=a.bidirectional, train=True,
                           out_features=a.out_features, optimizer=a.optimizer, median_ms=median,

@@ -81,6 +81,22 @@ pub struct BenchResult {
 }
 
 impl BenchResult {
+    /// A CPU-path result: (median, min) in ms, `flops` per timed run.
+    pub(crate) fn cpu(kernel: &str, (median_ms, min_ms): (f64, f64), flops: f64) -> Self {
+        Self {
+            device: "cpu",
+            adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),
+            kernel: kernel.into(),
+            median_ms,
+            min_ms,
+            gpu_ms: None,
+            gpu_memory_mib: None,
+            dispatches: 0,
+            record_ms: 0.0,
+            gflops: flops / median_ms / 1e6,
+        }
+    }
+
     /// Microseconds per timestep, host in/out.
     pub fn us_per_step(&self, spec: &BenchSpec) -> f64 {
         self.median_ms * 1e3 / spec.seq_len as f64
@@ -223,16 +239,9 @@ pub fn bench_cpu(
     let x = bench_input(spec)?;
     let model = CpuLstm::<f32>::new(weights);
     let (median_ms, min_ms) = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
-    Ok(BenchResult {
-        device: "cpu",
-        adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),
-        kernel: "cpu reference".into(),
-        median_ms,
-        min_ms,
-        gpu_ms: None,
-        gpu_memory_mib: None,
-        dispatches: 0,
-        record_ms: 0.0,
-        gflops: spec.flops() / median_ms / 1e6,
-    })
+    Ok(BenchResult::cpu(
+        "cpu reference",
+        (median_ms, min_ms),
+        spec.flops(),
+    ))
 }

@@ -122,17 +122,6 @@ pub fn bench_cpu_train(
 ) -> Result<BenchResult> {
     let (x, target) = (bench_input(spec)?, train.target(spec)?);
     let mut trainer = CpuTrainer::new(&train.weights(spec)?, train.options())?;
-    let (median_ms, min_ms) = time_steps(spec, &mut trainer, &x, &target, tick)?;
-    Ok(BenchResult {
-        device: "cpu",
-        adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),
-        kernel: "training step".into(),
-        median_ms,
-        min_ms,
-        gpu_ms: None,
-        gpu_memory_mib: None,
-        dispatches: 0,
-        record_ms: 0.0,
-        gflops: 3.0 * spec.flops() / median_ms / 1e6,
-    })
+    let times = time_steps(spec, &mut trainer, &x, &target, tick)?;
+    Ok(BenchResult::cpu("training step", times, 3.0 * spec.flops()))
 }
