@@ -1,7 +1,7 @@
 //! The CPU backward pass (BPTT), written plainly: the reference every GPU gradient is checked
 //! against, and (in f64) the one checked against finite differences.
 
-use super::forward::{CpuHead, CpuLayer, CpuLstm, Trace};
+use super::forward::{CpuHead, CpuLayer, CpuLstm, DirectionPass, Trace};
 use super::real::{gemm, Op, Real};
 use crate::error::{Error, Result};
 use crate::loss::{check_target, loss_and_grad, Loss, Target};
@@ -30,12 +30,41 @@ impl<T: Real> CpuLstm<T> {
         loss: Loss,
         target: &Target,
     ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
-        let out = self.forward_with(inputs)?;
+        self.loss_gradients_with(
+            inputs,
+            loss,
+            target,
+            &mut |pass| self.run_direction(pass),
+            &mut |pass| self.backward_direction(pass),
+        )
+    }
+
+    /// [`CpuLstm::loss_gradients`] with the recurrences of the forward and backward passes
+    /// computed by `forward` and `backward` (one layer and direction each).
+    pub(crate) fn loss_gradients_with(
+        &self,
+        inputs: &Inputs<'_, T>,
+        loss: Loss,
+        target: &Target,
+        forward: &mut dyn FnMut(DirectionPass<'_, T>),
+        backward: &mut dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, Vec<T>),
+    ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
+        let batched = Batched::new(&self.config, inputs)?;
+        let mut trace = Trace::default();
+        let out = self.forward_each_direction(&batched, Some(&mut trace), forward)?;
+        let out = batched.finish(out)?;
         check_target(loss, out.output.shape(), target)?;
         let width = *out.output.shape().last().unwrap_or(&1);
         let (value, grad) = loss_and_grad(loss, out.output.data(), width, target);
         let d_output = Tensor::new(out.output.shape().to_vec(), grad)?;
-        let (_, grads) = self.backward(inputs, &d_output)?;
+        let grads = self.backward_traced(
+            inputs.x.shape(),
+            &batched,
+            &trace,
+            &out,
+            &d_output,
+            backward,
+        )?;
         Ok((value, out, grads))
     }
 
@@ -46,10 +75,32 @@ impl<T: Real> CpuLstm<T> {
         inputs: &Inputs<'_, T>,
         d_output: &Tensor<T>,
     ) -> Result<(LstmOutput<T>, Gradients<T>)> {
-        let cfg = &self.config;
-        let batched = Batched::new(cfg, inputs)?;
+        let batched = Batched::new(&self.config, inputs)?;
         let (out, trace) = self.forward_traced(&batched)?;
         let out = batched.finish(out)?;
+        let grads = self.backward_traced(
+            inputs.x.shape(),
+            &batched,
+            &trace,
+            &out,
+            d_output,
+            &mut |pass| self.backward_direction(pass),
+        )?;
+        Ok((out, grads))
+    }
+
+    /// The backward pass from a traced forward pass; `run` computes one layer and direction.
+    /// `x_shape` is the caller's input shape (the shape of `dx`).
+    fn backward_traced(
+        &self,
+        x_shape: &[usize],
+        batched: &Batched<'_, T>,
+        trace: &Trace<T>,
+        out: &LstmOutput<T>,
+        d_output: &Tensor<T>,
+        run: &mut dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, Vec<T>),
+    ) -> Result<Gradients<T>> {
+        let cfg = &self.config;
         d_output.expect_shape("d_output (the output's shape)", out.output.shape())?;
         let Dims { seq_len, batch } = batched.dims;
         let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
@@ -113,15 +164,15 @@ impl<T: Real> CpuLstm<T> {
             let mut d_input = vec![T::ZERO; rows * in_size];
             for dir in 0..d {
                 let s = layer * d + dir;
-                let (dh, dc) = self.backward_direction(
+                let (dh, dc) = run(BackwardPass {
                     layer,
                     dir,
-                    batched.dims,
-                    &trace,
-                    &dy,
-                    &mut layers[s],
-                    &mut d_input,
-                );
+                    dims: batched.dims,
+                    trace,
+                    dy: &dy,
+                    grad: &mut layers[s],
+                    d_input: &mut d_input,
+                });
                 dh0[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&dh);
                 dc0[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&dc);
             }
@@ -133,30 +184,26 @@ impl<T: Real> CpuLstm<T> {
         } else {
             dy
         };
-        let grads = Gradients {
+        Ok(Gradients {
             layers,
             head: head_grad,
-            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
+            dx: Tensor::new(x_shape.to_vec(), dx)?,
             dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
             dc0: Tensor::new(batched.state_shape(states, hidden), dc0)?,
-        };
-        Ok((out, grads))
+        })
     }
 
-    /// BPTT through one layer and direction. `dy` is the gradient of this layer's output
-    /// (time-major `[T, B, D*H_out]`); adds this direction's input gradient to `d_input`
-    /// and its parameter gradients to `grad`; returns the gradients of (h0, c0).
-    #[allow(clippy::too_many_arguments)]
-    fn backward_direction(
-        &self,
-        layer: usize,
-        dir: usize,
-        Dims { seq_len, batch }: Dims,
-        trace: &Trace<T>,
-        dy: &[T],
-        grad: &mut CpuLayer<T>,
-        d_input: &mut [T],
-    ) -> (Vec<T>, Vec<T>) {
+    /// BPTT through one layer and direction (see [`BackwardPass`]).
+    fn backward_direction(&self, pass: BackwardPass<'_, T>) -> (Vec<T>, Vec<T>) {
+        let BackwardPass {
+            layer,
+            dir,
+            dims: Dims { seq_len, batch },
+            trace,
+            dy,
+            grad,
+            d_input,
+        } = pass;
         let cfg = &self.config;
         let d = cfg.num_directions();
         let p = &self.layers[layer * d + dir];
@@ -294,6 +341,19 @@ impl<T: Real> CpuLstm<T> {
         );
         (dh, dc)
     }
+}
+
+/// BPTT through one layer and direction. `dy` is the gradient of this layer's output
+/// (time-major `[T, B, D*H_out]`); the pass adds this direction's input gradient to
+/// `d_input` and its parameter gradients to `grad`, and returns the gradients of (h0, c0).
+pub(crate) struct BackwardPass<'a, T> {
+    pub layer: usize,
+    pub dir: usize,
+    pub dims: Dims,
+    pub trace: &'a Trace<T>,
+    pub dy: &'a [T],
+    pub grad: &'a mut CpuLayer<T>,
+    pub d_input: &'a mut [T],
 }
 
 fn zeros_like<T: Real>(l: &CpuLayer<T>) -> CpuLayer<T> {

@@ -36,7 +36,7 @@ pub(crate) struct DirCache<T> {
 }
 
 impl<T: Real> DirCache<T> {
-    fn new(cfg: &LstmConfig, Dims { seq_len, batch }: Dims) -> Self {
+    pub(crate) fn new(cfg: &LstmConfig, Dims { seq_len, batch }: Dims) -> Self {
         let rows = seq_len * batch;
         Self {
             gates: vec![T::ZERO; rows * 4 * cfg.hidden_size],
@@ -45,6 +45,24 @@ impl<T: Real> DirCache<T> {
             h_full: vec![T::ZERO; rows * cfg.hidden_size],
         }
     }
+}
+
+/// One layer in one direction over all timesteps. `input` is time-major `[T, B, in]`;
+/// `h`/`c` hold the initial state and end as the final state; this direction's slice of
+/// `output` (`[T, B, D*H_out]`) is written. Row `b` only advances while `t < lengths[b]`;
+/// past that its state holds and its output is zero. `cache` records what backward needs.
+pub(crate) struct DirectionPass<'a, T> {
+    pub layer: usize,
+    pub direction: usize,
+    pub dims: Dims,
+    pub lengths: &'a [usize],
+    pub input: &'a [T],
+    /// `[B, H_out]`
+    pub h: &'a mut [T],
+    /// `[B, H]`
+    pub c: &'a mut [T],
+    pub output: &'a mut [T],
+    pub cache: Option<&'a mut DirCache<T>>,
 }
 
 /// Everything a forward pass records for backward.
@@ -148,7 +166,18 @@ impl<T: Real> CpuLstm<T> {
     fn forward_impl(
         &self,
         inputs: &Batched<'_, T>,
+        trace: Option<&mut Trace<T>>,
+    ) -> Result<LstmOutput<T>> {
+        self.forward_each_direction(inputs, trace, &mut |pass| self.run_direction(pass))
+    }
+
+    /// The forward pass around its recurrence: layout (`batch_first`), initial and final
+    /// states, layers in turn, the head; `run` computes one layer and direction.
+    pub(crate) fn forward_each_direction(
+        &self,
+        inputs: &Batched<'_, T>,
         mut trace: Option<&mut Trace<T>>,
+        run: &mut dyn FnMut(DirectionPass<'_, T>),
     ) -> Result<LstmOutput<T>> {
         let cfg = &self.config;
         let (x, h0, c0) = (&*inputs.x, inputs.h0.as_deref(), inputs.c0.as_deref());
@@ -179,17 +208,17 @@ impl<T: Real> CpuLstm<T> {
                 let mut c = c0.map_or(vec![T::ZERO; batch * hidden], |t| {
                     t.data()[s * batch * hidden..(s + 1) * batch * hidden].to_vec()
                 });
-                self.run_direction(
+                run(DirectionPass {
                     layer,
                     direction,
                     dims,
-                    &inputs.lengths,
-                    &input,
-                    &mut h,
-                    &mut c,
-                    &mut output,
-                    cache.as_mut(),
-                );
+                    lengths: &inputs.lengths,
+                    input: &input,
+                    h: &mut h,
+                    c: &mut c,
+                    output: &mut output,
+                    cache: cache.as_mut(),
+                });
                 if let (Some(trace), Some(cache)) = (trace.as_deref_mut(), cache) {
                     trace.dirs.push(cache);
                 }
@@ -244,23 +273,19 @@ impl<T: Real> CpuLstm<T> {
         out
     }
 
-    /// One layer in one direction over all timesteps. `input` is time-major `[T, B, in]`;
-    /// `h`/`c` hold the initial state and end as the final state; this direction's slice
-    /// of `output` (`[T, B, D*H_out]`) is written. Row `b` only advances while
-    /// `t < lengths[b]`; past that its state holds and its output is zero.
-    #[allow(clippy::too_many_arguments)]
-    fn run_direction(
-        &self,
-        layer: usize,
-        direction: usize,
-        Dims { seq_len, batch }: Dims,
-        lengths: &[usize],
-        input: &[T],
-        h: &mut [T],
-        c: &mut [T],
-        output: &mut [T],
-        mut cache: Option<&mut DirCache<T>>,
-    ) {
+    /// One layer in one direction over all timesteps (see [`DirectionPass`]).
+    pub(crate) fn run_direction(&self, pass: DirectionPass<'_, T>) {
+        let DirectionPass {
+            layer,
+            direction,
+            dims: Dims { seq_len, batch },
+            lengths,
+            input,
+            h,
+            c,
+            output,
+            mut cache,
+        } = pass;
         let cfg = &self.config;
         let p = &self.layers[layer * cfg.num_directions() + direction];
         let (hidden, h_out) = (cfg.hidden_size, cfg.output_size());

@@ -1,10 +1,13 @@
-//! The CPU path: the executable specification every GPU result is checked against, and a
-//! real baseline (GEMMs from `matrixmultiply`). Generic over [`Real`] (f32 or f64).
+//! The CPU path: [`CpuLstm`], the executable specification every GPU result is checked
+//! against (generic over [`Real`]: f32, or f64 as the exact reference), and [`FastCpuLstm`],
+//! the fast f32 engine checked against it (packed weights, SIMD, threads).
 
 mod backward;
-mod forward;
+mod fast;
+pub(crate) mod forward;
 mod real;
 
 pub use backward::Gradients;
+pub use fast::{check_threads, default_threads, FastCpuLstm};
 pub use forward::{CpuHead, CpuLayer, CpuLstm};
 pub use real::{gemm, sigmoid, Op, Real};

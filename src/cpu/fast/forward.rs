@@ -1,0 +1,340 @@
+//! One layer and direction of the fast forward pass: the input projection as one GEMM over
+//! all timesteps, then per step the recurrent product fused with the cell update, split over
+//! the team by unit blocks (and by projection panels with `proj_size`).
+
+use pulp::{Simd, WithSimd};
+
+use super::kernel::{load, panel_product, store, store_partial, Acc, MR};
+use super::math::{sigmoid, tanh};
+use super::pack::{PackedDirection, PANEL_VECTORS};
+use super::team::{Shared, Worker};
+use crate::cpu::forward::{DirCache, DirectionPass};
+use crate::cpu::{gemm, Op};
+
+/// Everything the team shares while running one direction.
+pub struct DirectionJob<'a> {
+    pub packed: &'a PackedDirection,
+    pub direction: usize,
+    pub seq_len: usize,
+    pub batch: usize,
+    pub lengths: &'a [usize],
+    pub input: &'a [f32],
+    /// `[T, B, D*H_out]`
+    pub out_width: usize,
+    output: Shared<'a, f32>,
+    /// `[T·B, 4Hp]`: bias + x · W_ihᵀ, packed columns
+    pre: Shared<'a, f32>,
+    /// h_{t-1} and h_t in turn, `[B, stride]`
+    h: [Shared<'a, f32>; 2],
+    h_stride: usize,
+    /// `[B, Hp]`
+    c: Shared<'a, f32>,
+    /// `[B, Hp]`: o ⊙ tanh(c) before the projection
+    h_full: Shared<'a, f32>,
+    trace: Option<TraceParts<'a>>,
+}
+
+struct TraceParts<'a> {
+    gates: Shared<'a, f32>,
+    c_before: Shared<'a, f32>,
+    h_before: Shared<'a, f32>,
+    h_full: Shared<'a, f32>,
+}
+
+/// The buffers a [`DirectionJob`] borrows.
+pub struct Scratch {
+    pre: Vec<f32>,
+    h: [Vec<f32>; 2],
+    c: Vec<f32>,
+    h_full: Vec<f32>,
+}
+
+impl Scratch {
+    /// Buffers for `packed` at `rows` = T·B and `batch`, holding the initial state of `pass`.
+    pub fn new(packed: &PackedDirection, pass: &DirectionPass<'_, f32>) -> Self {
+        let (batch, rows) = (pass.dims.batch, pass.dims.seq_len * pass.dims.batch);
+        let hp = packed.gates.padded();
+        let stride = h_stride(packed);
+        let mut h = vec![0.0; batch * stride];
+        let mut c = vec![0.0; batch * hp];
+        let (hidden, h_out) = (packed.gates.hidden, packed.h_out);
+        for b in 0..batch {
+            h[b * stride..][..h_out].copy_from_slice(&pass.h[b * h_out..][..h_out]);
+            c[b * hp..][..hidden].copy_from_slice(&pass.c[b * hidden..][..hidden]);
+        }
+        Self {
+            pre: vec![0.0; rows * 4 * hp],
+            h: [h, vec![0.0; batch * stride]],
+            c,
+            h_full: vec![0.0; batch * hp],
+        }
+    }
+}
+
+/// The row stride of h: whole panels of the projection, else whole unit blocks.
+fn h_stride(packed: &PackedDirection) -> usize {
+    let width = PANEL_VECTORS * packed.gates.lanes;
+    match packed.w_hr {
+        Some(_) => packed.h_out.div_ceil(width) * width,
+        None => packed.gates.padded(),
+    }
+}
+
+impl<'a> DirectionJob<'a> {
+    pub fn new(
+        packed: &'a PackedDirection,
+        scratch: &'a mut Scratch,
+        pass: DirectionPass<'a, f32>,
+        out_width: usize,
+    ) -> (Self, &'a mut [f32], &'a mut [f32]) {
+        let [h0, h1] = &mut scratch.h;
+        let trace = pass.cache.map(|cache: &'a mut DirCache<f32>| TraceParts {
+            gates: Shared::new(&mut cache.gates),
+            c_before: Shared::new(&mut cache.c_before),
+            h_before: Shared::new(&mut cache.h_before),
+            h_full: Shared::new(&mut cache.h_full),
+        });
+        let job = Self {
+            packed,
+            direction: pass.direction,
+            seq_len: pass.dims.seq_len,
+            batch: pass.dims.batch,
+            lengths: pass.lengths,
+            input: pass.input,
+            out_width,
+            output: Shared::new(pass.output),
+            pre: Shared::new(&mut scratch.pre),
+            h: [Shared::new(h0), Shared::new(h1)],
+            h_stride: h_stride(packed),
+            c: Shared::new(&mut scratch.c),
+            h_full: Shared::new(&mut scratch.h_full),
+            trace,
+        };
+        (job, pass.h, pass.c)
+    }
+
+    /// Copies the final state into the caller's `h` `[B, H_out]` and `c` `[B, H]`.
+    pub fn finish(self, h: &mut [f32], c: &mut [f32]) {
+        let last = &self.h[self.seq_len % 2];
+        let (hidden, h_out, hp) = (
+            self.packed.gates.hidden,
+            self.packed.h_out,
+            self.packed.gates.padded(),
+        );
+        // SAFETY: the team has finished; nothing else touches these buffers.
+        let (last, state) = unsafe { (last.read(), self.c.read()) };
+        for b in 0..self.batch {
+            h[b * h_out..][..h_out].copy_from_slice(&last[b * self.h_stride..][..h_out]);
+            c[b * hidden..][..hidden].copy_from_slice(&state[b * hp..][..hidden]);
+        }
+    }
+
+    /// This worker's part of the whole direction.
+    pub fn run<S: Simd>(&self, simd: S, worker: &Worker<'_>) {
+        self.project_inputs(worker);
+        worker.sync();
+        for step in 0..self.seq_len {
+            let t = if self.direction == 0 {
+                step
+            } else {
+                self.seq_len - 1 - step
+            };
+            let (prev, next) = (&self.h[step % 2], &self.h[(step + 1) % 2]);
+            if worker.id == 0 {
+                self.trace_h_before(t, prev);
+            }
+            for block in worker.share(self.packed.gates.blocks()) {
+                self.gate_block(simd, t, block, prev, next);
+            }
+            worker.sync();
+            if let Some(w_hr) = &self.packed.w_hr {
+                let width = PANEL_VECTORS * S::F32_LANES;
+                for panel in worker.share(self.h_stride / width) {
+                    self.projection_panel(simd, t, panel, w_hr, prev, next);
+                }
+                worker.sync();
+            }
+        }
+    }
+
+    /// pre = bias + x · W_ihᵀ for this worker's rows of `[T·B, 4Hp]`.
+    fn project_inputs(&self, worker: &Worker<'_>) {
+        let p = self.packed;
+        let (columns, in_size) = (p.bias.len(), p.input_size);
+        let rows = worker.share(self.seq_len * self.batch);
+        if rows.is_empty() {
+            return;
+        }
+        // SAFETY: worker row ranges are disjoint.
+        let pre = unsafe { self.pre.part(rows.start * columns, rows.len() * columns) };
+        for row in pre.chunks_mut(columns) {
+            row.copy_from_slice(&p.bias);
+        }
+        let x = &self.input[rows.start * in_size..rows.end * in_size];
+        gemm(
+            rows.len(),
+            columns,
+            in_size,
+            x,
+            Op::N,
+            &p.w_ih,
+            Op::T,
+            1.0,
+            pre,
+        );
+    }
+
+    fn trace_h_before(&self, t: usize, prev: &Shared<'_, f32>) {
+        let Some(trace) = &self.trace else { return };
+        let (batch, h_out) = (self.batch, self.packed.h_out);
+        // SAFETY: only worker 0 writes h_before; `prev` is read-only this step.
+        let (out, prev) = unsafe {
+            (
+                trace.h_before.part(t * batch * h_out, batch * h_out),
+                prev.read(),
+            )
+        };
+        for b in 0..batch {
+            out[b * h_out..][..h_out].copy_from_slice(&prev[b * self.h_stride..][..h_out]);
+        }
+    }
+
+    /// Gates and cell update of one unit block for every row at step `t`.
+    fn gate_block<S: Simd>(
+        &self,
+        simd: S,
+        t: usize,
+        block: usize,
+        prev: &Shared<'_, f32>,
+        next: &Shared<'_, f32>,
+    ) {
+        let p = self.packed;
+        let lanes = S::F32_LANES;
+        let (hidden, hp, k_len) = (p.gates.hidden, p.gates.padded(), p.h_out);
+        let (columns, width) = (4 * hp, PANEL_VECTORS * lanes);
+        let panel = &p.w_hh[block * k_len * width..][..k_len * width];
+        let j0 = block * lanes;
+        let units = lanes.min(hidden - j0);
+        // SAFETY: between the barriers of this step, `pre` and `prev` are only read, and
+        // this worker alone writes columns j0..j0+L of `c`, `next`, `h_full`, the output
+        // and the trace.
+        let (pre, prev_h) = unsafe { (self.pre.read(), prev.read()) };
+        for r0 in (0..self.batch).step_by(MR) {
+            let rows = MR.min(self.batch - r0);
+            let zero = simd.splat_f32s(0.0);
+            let mut acc: [Acc<S>; MR] = [[zero; PANEL_VECTORS]; MR];
+            for (r, regs) in acc.iter_mut().enumerate().take(rows) {
+                let at = (t * self.batch + r0 + r) * columns + block * width;
+                *regs = core::array::from_fn(|v| load::<S>(pre, at + v * lanes));
+            }
+            let a = &prev_h[r0 * self.h_stride..];
+            panel_product(simd, a, self.h_stride, rows, k_len, panel, &mut acc);
+            for (r, z) in acc.iter().enumerate().take(rows) {
+                let b = r0 + r;
+                let valid = t < self.lengths[b];
+                let row = t * self.batch + b;
+                // SAFETY: this worker's columns (see above).
+                unsafe {
+                    let c = self.c.part(b * hp + j0, lanes);
+                    let c_old = load::<S>(c, 0);
+                    if let Some(trace) = &self.trace {
+                        let before = trace.c_before.part(row * hidden + j0, units);
+                        store_partial(simd, before, 0, c_old);
+                    }
+                    let [i, f, g, o] = [
+                        sigmoid(simd, z[0]),
+                        sigmoid(simd, z[1]),
+                        tanh(simd, z[2]),
+                        sigmoid(simd, z[3]),
+                    ];
+                    let out_at = row * self.out_width + self.direction * p.h_out + j0;
+                    if !valid {
+                        if p.w_hr.is_none() {
+                            let held = load::<S>(prev_h, b * self.h_stride + j0);
+                            store::<S>(next.part(b * self.h_stride + j0, lanes), 0, held);
+                            self.output.part(out_at, units).fill(0.0);
+                        }
+                        continue;
+                    }
+                    let c_new = simd.mul_add_f32s(f, c_old, simd.mul_f32s(i, g));
+                    store::<S>(c, 0, c_new);
+                    let h = simd.mul_f32s(o, tanh(simd, c_new));
+                    if p.w_hr.is_some() {
+                        store::<S>(self.h_full.part(b * hp + j0, lanes), 0, h);
+                    } else {
+                        store::<S>(next.part(b * self.h_stride + j0, lanes), 0, h);
+                        store_partial(simd, self.output.part(out_at, units), 0, h);
+                    }
+                    if let Some(trace) = &self.trace {
+                        for (gate, value) in [i, f, g, o].into_iter().enumerate() {
+                            let at = row * 4 * hidden + gate * hidden + j0;
+                            store_partial(simd, trace.gates.part(at, units), 0, value);
+                        }
+                        store_partial(simd, trace.h_full.part(row * hidden + j0, units), 0, h);
+                    }
+                }
+            }
+        }
+    }
+
+    /// h_t = h_full · W_hrᵀ for one panel of outputs and every row at step `t`.
+    fn projection_panel<S: Simd>(
+        &self,
+        simd: S,
+        t: usize,
+        panel_index: usize,
+        w_hr: &[f32],
+        prev: &Shared<'_, f32>,
+        next: &Shared<'_, f32>,
+    ) {
+        let p = self.packed;
+        let lanes = S::F32_LANES;
+        let (hidden, hp, width) = (p.gates.hidden, p.gates.padded(), PANEL_VECTORS * lanes);
+        let panel = &w_hr[panel_index * hidden * width..][..hidden * width];
+        let p0 = panel_index * width;
+        let outputs = width.min(p.h_out - p0);
+        // SAFETY: `h_full` and `prev` are only read between these barriers; this worker
+        // alone writes outputs p0..p0+width of `next` and of the output.
+        let (h_full, prev_h) = unsafe { (self.h_full.read(), prev.read()) };
+        for r0 in (0..self.batch).step_by(MR) {
+            let rows = MR.min(self.batch - r0);
+            let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
+            panel_product(simd, &h_full[r0 * hp..], hp, rows, hidden, panel, &mut acc);
+            for (r, h) in acc.iter().enumerate().take(rows) {
+                let b = r0 + r;
+                let row = t * self.batch + b;
+                let at = b * self.h_stride + p0;
+                // SAFETY: this worker's outputs (see above).
+                unsafe {
+                    let next = next.part(at, width);
+                    let out = self.output.part(
+                        row * self.out_width + self.direction * p.h_out + p0,
+                        outputs,
+                    );
+                    if t < self.lengths[b] {
+                        for (v, value) in h.iter().enumerate() {
+                            store::<S>(next, v * lanes, *value);
+                            if v * lanes < outputs {
+                                store_partial(simd, out, v * lanes, *value);
+                            }
+                        }
+                    } else {
+                        next.copy_from_slice(&prev_h[at..at + width]);
+                        out.fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A worker's part of a [`DirectionJob`] on the machine's SIMD.
+pub struct RunJob<'a, 'b>(pub &'a DirectionJob<'b>, pub &'a Worker<'a>);
+
+impl WithSimd for RunJob<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        self.0.run(simd, self.1)
+    }
+}

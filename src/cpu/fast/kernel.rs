@@ -1,0 +1,95 @@
+//! The register-blocked product at the heart of every fast CPU step: MR rows of A times one
+//! panel (`[K, 4L]`, see [`super::pack`]), accumulated in MR × 4 vector registers.
+//!
+//! Per k: MR broadcasts of A, 4 panel loads, 4·MR fused multiply-adds. MR = 3 keeps the 12
+//! accumulators, 3 broadcasts and one panel vector within AVX2's 16 registers. Each
+//! accumulator sums k in order, whatever MR or the thread split, so every output element
+//! is computed the same way in every configuration.
+
+use pulp::Simd;
+
+use super::pack::PANEL_VECTORS;
+
+/// Rows per register tile.
+pub const MR: usize = 3;
+
+/// One row's accumulators: the 4 vectors of a panel's width.
+pub type Acc<S> = [<S as Simd>::f32s; PANEL_VECTORS];
+
+/// `L` lanes from `slice[at..]` (which must hold them).
+#[inline(always)]
+pub fn load<S: Simd>(slice: &[f32], at: usize) -> S::f32s {
+    let lanes = &slice[at..at + S::F32_LANES];
+    // SAFETY: `lanes` holds exactly one vector's floats; f32s is plain floats.
+    unsafe { core::ptr::read_unaligned(lanes.as_ptr() as *const S::f32s) }
+}
+
+/// Stores `v` to `slice[at..at + L]`.
+#[inline(always)]
+pub fn store<S: Simd>(slice: &mut [f32], at: usize, v: S::f32s) {
+    let lanes = &mut slice[at..at + S::F32_LANES];
+    // SAFETY: as in `load`.
+    unsafe { core::ptr::write_unaligned(lanes.as_mut_ptr() as *mut S::f32s, v) }
+}
+
+/// Stores the first `min(L, slice.len() - at)` lanes of `v` at `slice[at..]`.
+#[inline(always)]
+pub fn store_partial<S: Simd>(simd: S, slice: &mut [f32], at: usize, v: S::f32s) {
+    let end = (at + S::F32_LANES).min(slice.len());
+    if end - at == S::F32_LANES {
+        store::<S>(slice, at, v);
+    } else {
+        simd.partial_store_f32s(&mut slice[at..end], v);
+    }
+}
+
+/// `acc[r] += Σ_k a[r·lda + k] · panel[k]` for `R` rows of `a` and k in `0..k_len`.
+#[inline(always)]
+fn tile<S: Simd, const R: usize>(
+    simd: S,
+    a: &[f32],
+    lda: usize,
+    k_len: usize,
+    panel: &[f32],
+    acc: &mut [Acc<S>],
+) {
+    let lanes = S::F32_LANES;
+    let width = PANEL_VECTORS * lanes;
+    assert!(acc.len() >= R && panel.len() >= k_len * width);
+    assert!(R == 0 || a.len() >= (R - 1) * lda + k_len);
+    let mut regs: [Acc<S>; R] = core::array::from_fn(|r| acc[r]);
+    let (a, panel) = (a.as_ptr(), panel.as_ptr());
+    for k in 0..k_len {
+        // SAFETY: r·lda + k < a.len() and k·width + v·lanes + lanes ≤ panel.len() by the
+        // asserts above.
+        unsafe {
+            let b: [S::f32s; R] = core::array::from_fn(|r| simd.splat_f32s(*a.add(r * lda + k)));
+            let row = panel.add(k * width);
+            for v in 0..PANEL_VECTORS {
+                let w = core::ptr::read_unaligned(row.add(v * lanes) as *const S::f32s);
+                for r in 0..R {
+                    regs[r][v] = simd.mul_add_f32s(b[r], w, regs[r][v]);
+                }
+            }
+        }
+    }
+    acc[..R].copy_from_slice(&regs);
+}
+
+/// `acc[r] += Σ_k a[r·lda + k] · panel[k]` for the first `rows` (≤ MR) rows of `a`.
+#[inline(always)]
+pub fn panel_product<S: Simd>(
+    simd: S,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    k_len: usize,
+    panel: &[f32],
+    acc: &mut [Acc<S>; MR],
+) {
+    match rows {
+        1 => tile::<S, 1>(simd, a, lda, k_len, panel, acc),
+        2 => tile::<S, 2>(simd, a, lda, k_len, panel, acc),
+        _ => tile::<S, MR>(simd, a, lda, k_len, panel, acc),
+    }
+}

@@ -1,0 +1,138 @@
+//! The fast f32 CPU path: weights packed once, the recurrent product fused with the gate
+//! math in SIMD registers (`pulp`, which picks AVX2/AVX-512/NEON at run time), and a team of
+//! threads split by hidden-unit blocks. The generic [`CpuLstm`] stays the readable
+//! specification this path is checked against.
+//!
+//! Results are bitwise reproducible for a given thread count, and also equal across thread
+//! counts: every output element is summed in the same order whichever thread computes it
+//! (the input projection splits rows, the recurrence splits unit blocks).
+
+mod forward;
+mod kernel;
+mod math;
+mod pack;
+mod team;
+
+use pulp::{Arch, Simd, WithSimd};
+
+use self::forward::{DirectionJob, RunJob, Scratch};
+use self::pack::PackedDirection;
+pub use self::team::default_threads;
+use super::forward::DirectionPass;
+use super::CpuLstm;
+use crate::error::{Error, Result};
+use crate::shape::{Batched, Inputs, LstmOutput};
+use crate::tensor::Tensor;
+use crate::weights::LstmWeights;
+
+/// An LSTM (and its optional head) on the CPU in f32, fast: what `run`, `bench` and training
+/// use on `--device cpu`.
+///
+/// ```
+/// use lstm_wgpu::{cpu::FastCpuLstm, LstmConfig, LstmWeights, Tensor};
+/// # fn main() -> lstm_wgpu::Result<()> {
+/// let weights = LstmWeights::init(&LstmConfig::new(8, 32), 0)?;
+/// let model = FastCpuLstm::new(&weights).with_threads(2)?;
+/// let out = model.forward(&Tensor::full([10, 4, 8], 0.5f32), None, None)?; // [T, B, I]
+/// assert_eq!(out.output.shape(), &[10, 4, 32]);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FastCpuLstm {
+    model: CpuLstm<f32>,
+    /// `packed[layer * D + direction]`
+    packed: Vec<PackedDirection>,
+    threads: usize,
+    arch: Arch,
+}
+
+impl FastCpuLstm {
+    /// The model with its weights packed, using every core ([`default_threads`]).
+    pub fn new(weights: &LstmWeights) -> Self {
+        Self::from_model(CpuLstm::new(weights))
+    }
+
+    /// Packs an f32 model.
+    pub fn from_model(model: CpuLstm<f32>) -> Self {
+        let arch = Arch::new();
+        let lanes = arch.dispatch(Lanes);
+        let hidden = model.config.hidden_size;
+        let packed = model
+            .layers
+            .iter()
+            .map(|layer| PackedDirection::new(layer, hidden, lanes))
+            .collect();
+        Self {
+            model,
+            packed,
+            threads: default_threads(),
+            arch,
+        }
+    }
+
+    /// Uses `threads` threads (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.threads = check_threads(threads)?;
+        Ok(self)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The model in its readable form (weights in PyTorch layout).
+    pub fn model(&self) -> &CpuLstm<f32> {
+        &self.model
+    }
+
+    /// Runs the model on `x` with optional `h0`/`c0`; see [`FastCpuLstm::forward_with`].
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<LstmOutput<f32>> {
+        self.forward_with(&Inputs::new(x).state(h0, c0))
+    }
+
+    /// Runs the model; shapes as in [`Inputs`], results as [`CpuLstm::forward_with`].
+    pub fn forward_with(&self, inputs: &Inputs<'_, f32>) -> Result<LstmOutput<f32>> {
+        let batched = Batched::new(&self.model.config, inputs)?;
+        let out = self
+            .model
+            .forward_each_direction(&batched, None, &mut |pass| self.run_direction(pass))?;
+        batched.finish(out)
+    }
+
+    /// One layer and direction, on the team.
+    pub(crate) fn run_direction(&self, pass: DirectionPass<'_, f32>) {
+        let cfg = &self.model.config;
+        let packed = &self.packed[pass.layer * cfg.num_directions() + pass.direction];
+        let out_width = cfg.num_directions() * cfg.output_size();
+        let mut scratch = Scratch::new(packed, &pass);
+        let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width);
+        // no more threads than there is work for in the widest phase
+        let threads = self.threads.min(packed.gates.blocks().max(1));
+        team::run_team(threads, |worker| self.arch.dispatch(RunJob(&job, worker)));
+        job.finish(h, c);
+    }
+}
+
+/// `threads` when it is a usable thread count.
+pub fn check_threads(threads: usize) -> Result<usize> {
+    if threads == 0 {
+        return Err(Error::Config(
+            "threads must be at least 1 (leave it out to use every core)".into(),
+        ));
+    }
+    Ok(threads)
+}
+
+struct Lanes;
+
+impl WithSimd for Lanes {
+    type Output = usize;
+    fn with_simd<S: Simd>(self, _: S) -> usize {
+        S::F32_LANES
+    }
+}

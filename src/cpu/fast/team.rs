@@ -1,0 +1,181 @@
+//! A team of scoped threads that meet at a barrier once per phase of a timestep, and a slice
+//! they write in disjoint parts.
+//!
+//! A recurrence needs every thread to see the whole of h_{t-1} before step t starts, so the
+//! threads meet at least once per step. A spin barrier keeps that meeting to well under a
+//! microsecond (a futex wake takes tens); after a long spin it yields, so an oversubscribed
+//! machine still makes progress.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How many threads the CPU path uses: at least one.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `work(worker)` on `threads` threads (the caller's thread is worker 0) and returns
+/// when all have finished.
+pub fn run_team<F: Fn(&Worker<'_>) + Sync>(threads: usize, work: F) {
+    let barrier = SpinBarrier::new(threads);
+    let worker = |id| Worker {
+        id,
+        threads,
+        barrier: &barrier,
+    };
+    if threads <= 1 {
+        return work(&worker(0));
+    }
+    std::thread::scope(|scope| {
+        for id in 1..threads {
+            let (work, worker) = (&work, &worker);
+            scope.spawn(move || work(&worker(id)));
+        }
+        work(&worker(0));
+    });
+}
+
+/// One thread of a team.
+pub struct Worker<'a> {
+    pub id: usize,
+    pub threads: usize,
+    barrier: &'a SpinBarrier,
+}
+
+impl Worker<'_> {
+    /// Waits until every thread of the team has called `sync` as often as this one. Writes
+    /// made before it are visible to every thread after it.
+    pub fn sync(&self) {
+        self.barrier.wait();
+    }
+
+    /// This thread's share of `0..n`: contiguous, the sizes differing by at most one, the
+    /// same split on every call.
+    pub fn share(&self, n: usize) -> std::ops::Range<usize> {
+        (self.id * n / self.threads)..((self.id + 1) * n / self.threads)
+    }
+}
+
+struct SpinBarrier {
+    threads: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    fn wait(&self) {
+        if self.threads == 1 {
+            return;
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if spins < 1 << 16 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// A mutable slice shared by a team, each thread writing its own disjoint parts between
+/// barriers.
+pub struct Shared<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _slice: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: access goes through `part`, whose contract keeps writes disjoint between
+// barriers; T itself must be shareable.
+unsafe impl<T: Send + Sync> Sync for Shared<'_, T> {}
+unsafe impl<T: Send + Sync> Send for Shared<'_, T> {}
+
+impl<'a, T> Shared<'a, T> {
+    pub fn new(slice: &'a mut [T]) -> Self {
+        Self {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _slice: PhantomData,
+        }
+    }
+
+    /// `len` elements from `start`. Panics when out of bounds.
+    ///
+    /// # Safety
+    /// Between two barriers no other thread may touch these elements while this thread
+    /// writes them.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn part(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start <= self.len && len <= self.len - start);
+        // SAFETY: in bounds (asserted); exclusive per the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+
+    /// The whole slice to read.
+    ///
+    /// # Safety
+    /// No thread may write it until the next barrier.
+    pub unsafe fn read(&self) -> &[T] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_the_range_once() {
+        for threads in 1..6 {
+            let barrier = SpinBarrier::new(threads);
+            let mut seen = vec![0; 23];
+            for id in 0..threads {
+                let w = Worker {
+                    id,
+                    threads,
+                    barrier: &barrier,
+                };
+                w.share(23).for_each(|i| seen[i] += 1);
+            }
+            assert_eq!(seen, vec![1; 23]);
+        }
+    }
+
+    #[test]
+    fn barrier_orders_the_phases() {
+        // each thread writes its own slot, then after the barrier reads everyone's
+        let mut slots = vec![0usize; 4];
+        let shared = Shared::new(&mut slots);
+        let sums = std::sync::Mutex::new(Vec::new());
+        run_team(4, |w| {
+            for round in 1..=100 {
+                // SAFETY: slot `w.id` is this thread's only.
+                unsafe { shared.part(w.id, 1)[0] = round * (w.id + 1) };
+                w.sync();
+                // SAFETY: nobody writes until the next barrier.
+                let total: usize = unsafe { shared.read() }.iter().sum();
+                assert_eq!(total, round * 10);
+                w.sync();
+            }
+            sums.lock().unwrap().push(w.id);
+        });
+        assert_eq!(sums.lock().unwrap().len(), 4);
+    }
+}

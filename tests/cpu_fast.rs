@@ -1,0 +1,179 @@
+//! The fast CPU path (packed weights, SIMD, threads) against the readable CPU reference in
+//! f64, on a sweep of awkward shapes with every option, and its determinism: bitwise the
+//! same run after run and across thread counts.
+
+mod common;
+
+use common::{assert_close, random_tensor, to_f64, GPU_VS_F64};
+use lstm_wgpu::cpu::{CpuLstm, FastCpuLstm};
+use lstm_wgpu::{Inputs, Linear, LstmConfig, LstmOutput, LstmWeights, Tensor};
+
+/// (hidden, input, batch, T, layers, bidirectional, bias, proj, state, batch_first, head)
+type Shape = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    bool,
+    bool,
+    usize,
+    bool,
+    bool,
+    bool,
+);
+
+#[rustfmt::skip]
+const SHAPES: &[Shape] = &[
+    (  1,   1, 1,  1, 1, false, true,    0, false, false, false),
+    (  2,   3, 3,  2, 1, true,  true,    0, true,  false, true),
+    (  7,   5, 4,  9, 2, false, true,    0, true,  false, false),
+    ( 17,   3, 8, 17, 2, true,  false,   0, false, true,  false),
+    ( 63, 130, 3, 17, 1, false, true,    0, true,  false, true),
+    ( 64,   1, 8,  2, 3, true,  true,    0, true,  true,  false),
+    ( 65, 130, 1, 17, 2, false, true,    0, false, false, false),
+    (256, 130, 7, 5,  2, true,  true,    0, false, false, false),
+    (600,   3, 1, 6,  1, true,  true,  300, true,  false, false),
+    ( 17,   3, 3, 17, 3, true,  true,    5, true,  true,  true),
+    ( 65,   1, 8,  1, 2, false, false,  64, false, true,  false),
+    (  2,   1, 1, 17, 3, false, true,    1, true,  false, false),
+    ( 45,  16, 37, 4, 1, false, true,   40, false, false, false),
+];
+
+struct Case {
+    weights: LstmWeights,
+    x: Tensor,
+    h0: Option<Tensor>,
+    c0: Option<Tensor>,
+    lengths: Option<Vec<usize>>,
+}
+
+fn case(shape: &Shape, seed: u64, with_lengths: bool) -> Case {
+    let &(hidden, input, batch, seq, layers, bidir, bias, proj, state, batch_first, head) = shape;
+    let config = LstmConfig::new(input, hidden)
+        .num_layers(layers)
+        .bidirectional(bidir)
+        .bias(bias)
+        .proj_size(proj)
+        .batch_first(batch_first);
+    let mut weights = LstmWeights::init(&config, seed).unwrap();
+    if head {
+        let width = config.num_directions() * config.output_size();
+        weights = weights
+            .with_head(Linear::init(width, 3, seed).unwrap())
+            .unwrap();
+    }
+    let x_shape = if batch_first {
+        [batch, seq, input]
+    } else {
+        [seq, batch, input]
+    };
+    let states = layers * config.num_directions();
+    Case {
+        weights,
+        x: random_tensor(&x_shape, seed + 1),
+        h0: state.then(|| random_tensor(&[states, batch, config.output_size()], seed + 2)),
+        c0: state.then(|| random_tensor(&[states, batch, hidden], seed + 3)),
+        lengths: with_lengths.then(|| (0..batch).map(|b| 1 + (b * 5 + 2) % seq).collect()),
+    }
+}
+
+fn fast(case: &Case, threads: usize) -> LstmOutput<f32> {
+    FastCpuLstm::new(&case.weights)
+        .with_threads(threads)
+        .unwrap()
+        .forward_with(
+            &Inputs::new(&case.x)
+                .state(case.h0.as_ref(), case.c0.as_ref())
+                .lengths(case.lengths.as_deref()),
+        )
+        .unwrap()
+}
+
+fn reference(case: &Case) -> LstmOutput<f64> {
+    let (x, h0, c0) = (
+        to_f64(&case.x),
+        case.h0.as_ref().map(to_f64),
+        case.c0.as_ref().map(to_f64),
+    );
+    CpuLstm::<f64>::new(&case.weights)
+        .forward_with(
+            &Inputs::new(&x)
+                .state(h0.as_ref(), c0.as_ref())
+                .lengths(case.lengths.as_deref()),
+        )
+        .unwrap()
+}
+
+#[test]
+fn fast_cpu_matches_f64_reference_on_shape_sweep() {
+    for (i, shape) in SHAPES.iter().enumerate() {
+        for with_lengths in [false, true] {
+            let case = case(shape, 10 * i as u64, with_lengths);
+            let want = reference(&case);
+            for threads in [1, 2, 3] {
+                let got = fast(&case, threads);
+                let what =
+                    |name| format!("{name} {shape:?} lengths {with_lengths} threads {threads}");
+                assert_eq!(got.output.shape(), want.output.shape(), "{}", what("shape"));
+                assert_close(
+                    &what("output"),
+                    got.output.data(),
+                    want.output.data(),
+                    GPU_VS_F64,
+                );
+                assert_close(&what("h_n"), got.h_n.data(), want.h_n.data(), GPU_VS_F64);
+                assert_close(&what("c_n"), got.c_n.data(), want.c_n.data(), GPU_VS_F64);
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_cpu_is_bitwise_reproducible_and_equal_across_thread_counts() {
+    let shape: Shape = (96, 40, 13, 9, 2, true, true, 24, true, false, true);
+    let case = case(&shape, 7, true);
+    let bits = |out: &LstmOutput<f32>| -> Vec<u32> {
+        [out.output.data(), out.h_n.data(), out.c_n.data()]
+            .concat()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    let first = bits(&fast(&case, 1));
+    assert_eq!(first, bits(&fast(&case, 1)), "threads 1, run twice");
+    for threads in [2, 3, 5] {
+        assert_eq!(first, bits(&fast(&case, threads)), "threads {threads} vs 1");
+    }
+}
+
+#[test]
+fn zero_threads_is_an_error() {
+    let weights = LstmWeights::init(&LstmConfig::new(2, 3), 0).unwrap();
+    let msg = FastCpuLstm::new(&weights)
+        .with_threads(0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("threads must be at least 1"), "{msg}");
+}
+
+/// Non-finite input reaches the output as it does in the reference, rather than being
+/// clamped away by the vector exp.
+#[test]
+fn nan_and_infinity_propagate() {
+    let weights = LstmWeights::init(&LstmConfig::new(2, 9), 3).unwrap();
+    let mut data = vec![0.5f32; 3 * 2 * 2];
+    data[0] = f32::NAN;
+    data[6] = f32::INFINITY;
+    let x = Tensor::new([3, 2, 2], data).unwrap();
+    let got = FastCpuLstm::new(&weights).forward(&x, None, None).unwrap();
+    let want = CpuLstm::<f32>::new(&weights)
+        .forward(&x, None, None)
+        .unwrap();
+    for (g, w) in got.output.data().iter().zip(want.output.data()) {
+        assert_eq!(g.is_nan(), w.is_nan(), "got {g} want {w}");
+        if !w.is_nan() {
+            assert!((g - w).abs() < 1e-5, "got {g} want {w}");
+        }
+    }
+}
