@@ -9,7 +9,7 @@ mod train;
 
 pub use train::{bench_cpu_train, bench_gpu_train, TrainSpec};
 
-use crate::cpu::CpuLstm;
+use crate::cpu::FastCpuLstm;
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuLstm, KernelChoice};
 use crate::shape::Inputs;
@@ -29,6 +29,8 @@ pub struct BenchSpec {
     pub warmup: usize,
     /// The GPU path's recurrent kernel (the table's choice by default).
     pub kernel: KernelChoice,
+    /// The CPU path's threads.
+    pub threads: usize,
 }
 
 impl BenchSpec {
@@ -72,6 +74,8 @@ pub struct BenchResult {
     pub gpu_ms: Option<f64>,
     /// GPU: device memory in use after the timed runs, MiB (where the backend reports it).
     pub gpu_memory_mib: Option<f64>,
+    /// CPU: the threads it ran on.
+    pub threads: Option<usize>,
     /// GPU: dispatches per pass, and the host time to record them all into an encoder.
     pub dispatches: usize,
     pub record_ms: f64,
@@ -82,10 +86,20 @@ pub struct BenchResult {
 
 impl BenchResult {
     /// A CPU-path result: (median, min) in ms, `flops` per timed run.
-    pub(crate) fn cpu(kernel: &str, (median_ms, min_ms): (f64, f64), flops: f64) -> Self {
+    pub(crate) fn cpu(
+        kernel: &str,
+        threads: usize,
+        (median_ms, min_ms): (f64, f64),
+        flops: f64,
+    ) -> Self {
+        let plural = if threads == 1 { "" } else { "s" };
         Self {
             device: "cpu",
-            adapter: "CPU f32 (matrixmultiply, 1 thread)".into(),
+            adapter: format!(
+                "CPU f32, {threads} thread{plural}, {}-lane SIMD",
+                crate::cpu::simd_lanes()
+            ),
+            threads: Some(threads),
             kernel: kernel.into(),
             median_ms,
             min_ms,
@@ -128,6 +142,7 @@ impl BenchResult {
             "gpu_ms": self.gpu_ms,
             "gpu_us_per_step": self.gpu_us_per_step(spec),
             "gpu_memory_mib": self.gpu_memory_mib,
+            "threads": self.threads,
             "dispatches": self.dispatches,
             "record_ms": self.record_ms,
             "gflops": self.gflops,
@@ -224,24 +239,26 @@ pub fn bench_gpu(
         min_ms,
         gpu_ms,
         gpu_memory_mib: memory_mib(ctx),
+        threads: None,
         dispatches: model.plan()?.dispatch_count(),
         record_ms: median(&mut records),
         gflops: spec.flops() / median_ms / 1e6,
     })
 }
 
-/// Benchmarks the CPU path (f32, matrixmultiply GEMMs, one thread).
+/// Benchmarks the fast CPU path ([`FastCpuLstm`], f32) on `spec.threads` threads.
 pub fn bench_cpu(
     spec: &BenchSpec,
     weights: &LstmWeights,
     tick: impl FnMut(),
 ) -> Result<BenchResult> {
     let x = bench_input(spec)?;
-    let model = CpuLstm::<f32>::new(weights);
-    let (median_ms, min_ms) = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
+    let model = FastCpuLstm::new(weights).with_threads(spec.threads)?;
+    let times = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
     Ok(BenchResult::cpu(
-        "cpu reference",
-        (median_ms, min_ms),
+        "fused step (packed panels)",
+        spec.threads,
+        times,
         spec.flops(),
     ))
 }

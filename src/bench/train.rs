@@ -108,20 +108,27 @@ pub fn bench_gpu_train(
         min_ms,
         gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),
         gpu_memory_mib: memory_mib(ctx),
+        threads: None,
         dispatches: 0,
         record_ms: 0.0,
         gflops: 3.0 * spec.flops() / median_ms / 1e6,
     })
 }
 
-/// Benchmarks CPU training (f32, one thread).
+/// Benchmarks CPU training (f32, the fast path on `spec.threads` threads).
 pub fn bench_cpu_train(
     spec: &BenchSpec,
     train: &TrainSpec,
     tick: impl FnMut(),
 ) -> Result<BenchResult> {
     let (x, target) = (bench_input(spec)?, train.target(spec)?);
-    let mut trainer = CpuTrainer::new(&train.weights(spec)?, train.options())?;
+    let mut trainer =
+        CpuTrainer::new(&train.weights(spec)?, train.options())?.with_threads(spec.threads)?;
     let times = time_steps(spec, &mut trainer, &x, &target, tick)?;
-    Ok(BenchResult::cpu("training step", times, 3.0 * spec.flops()))
+    Ok(BenchResult::cpu(
+        "training step",
+        spec.threads,
+        times,
+        3.0 * spec.flops(),
+    ))
 }

@@ -8,6 +8,6 @@ pub(crate) mod forward;
 mod real;
 
 pub use backward::Gradients;
-pub use fast::{check_threads, default_threads, FastCpuLstm};
+pub use fast::{check_threads, default_threads, simd_lanes, FastCpuLstm};
 pub use forward::{CpuHead, CpuLayer, CpuLstm};
 pub use real::{gemm, sigmoid, Op, Real};

@@ -100,6 +100,7 @@ pub struct CpuTrainer {
     steps: u64,
     state: OptimizerState,
     options: TrainOptions,
+    threads: usize,
 }
 
 impl CpuTrainer {
@@ -114,7 +115,14 @@ impl CpuTrainer {
             like: weights.clone(),
             state: OptimizerState::default(),
             options,
+            threads: crate::cpu::default_threads(),
         })
+    }
+
+    /// Uses `threads` threads (at least 1; every core by default).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.threads = crate::cpu::check_threads(threads)?;
+        Ok(self)
     }
 }
 

@@ -9,6 +9,7 @@ use lstm_wgpu::gpu::KernelChoice;
 use lstm_wgpu::train::OptimizerKind;
 use lstm_wgpu::{Error, LstmWeights, Result};
 
+use crate::cpu_args::CpuArgs;
 use crate::gpu_args::GpuArgs;
 use crate::progress::Progress;
 use crate::train::OptimizerArg;
@@ -64,6 +65,8 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     gpu: GpuArgs,
+    #[command(flatten)]
+    cpu: CpuArgs,
 }
 
 pub fn main(args: Args) -> Result<()> {
@@ -80,6 +83,7 @@ pub fn main(args: Args) -> Result<()> {
         iters: args.iters,
         warmup: args.warmup,
         kernel: args.kernel,
+        threads: args.cpu.threads()?,
     };
     if args.train && args.out_features == 0 {
         return Err(Error::Input("--out-features must be at least 1".into()));

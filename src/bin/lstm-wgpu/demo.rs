@@ -20,6 +20,7 @@ pub fn main(gpu_args: GpuArgs) -> Result<()> {
         iters: 5,
         warmup: 1,
         kernel: KernelChoice::Auto,
+        threads: lstm_wgpu::cpu::default_threads(),
     };
     let config = spec.config();
     let weights = LstmWeights::init(&config, 0)?;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod cpu_args;
 mod demo;
 mod gpu_args;
 mod info;

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use lstm_wgpu::cpu::CpuLstm;
+use lstm_wgpu::cpu::FastCpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::io::atomic::write_all_atomic;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::{Inputs, Result};
 
+use crate::cpu_args::CpuArgs;
 use crate::gpu_args::GpuArgs;
 use crate::Device;
 
@@ -44,6 +45,8 @@ pub struct Args {
     device: Device,
     #[command(flatten)]
     gpu: GpuArgs,
+    #[command(flatten)]
+    cpu: CpuArgs,
 }
 
 pub fn main(args: Args) -> Result<()> {
@@ -58,7 +61,9 @@ pub fn main(args: Args) -> Result<()> {
         .lengths(lengths.as_deref());
     let out = match args.device {
         Device::Gpu => GpuLstm::new(&args.gpu.context()?, &weights)?.forward_with(&inputs)?,
-        Device::Cpu => CpuLstm::<f32>::new(&weights).forward_with(&inputs)?,
+        Device::Cpu => FastCpuLstm::new(&weights)
+            .with_threads(args.cpu.threads()?)?
+            .forward_with(&inputs)?,
     };
     // All outputs are written or none is.
     let mut files = vec![(args.output.as_path(), npy::encode_f32(&out.output)?)];

@@ -13,6 +13,7 @@ use lstm_wgpu::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions,
 use lstm_wgpu::{Error, Result, Tensor};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
+use crate::cpu_args::CpuArgs;
 use crate::gpu_args::GpuArgs;
 use crate::Device;
 
@@ -71,6 +72,8 @@ pub struct Args {
     device: Device,
     #[command(flatten)]
     gpu: GpuArgs,
+    #[command(flatten)]
+    cpu: CpuArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Write step,loss rows here (CSV)
@@ -166,10 +169,13 @@ pub fn main(args: Args) -> Result<()> {
             let name = ctx.adapter_name();
             (Box::new(GpuTrainer::new(&ctx, &weights, options)?), name)
         }
-        Device::Cpu => (
-            Box::new(CpuTrainer::new(&weights, options)?),
-            "CPU f32".into(),
-        ),
+        Device::Cpu => {
+            let threads = args.cpu.threads()?;
+            (
+                Box::new(CpuTrainer::new(&weights, options)?.with_threads(threads)?),
+                format!("CPU f32, {threads} threads"),
+            )
+        }
     };
 
     let bar = ProgressBar::new(steps as u64);

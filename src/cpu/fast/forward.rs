@@ -4,10 +4,10 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::kernel::{load, panel_product, store, store_partial, Acc, MR};
+use super::kernel::{load, panel_product, row_tiles, store, store_partial, Acc, KC, MR};
 use super::math::{sigmoid, tanh};
 use super::pack::{PackedDirection, PANEL_VECTORS};
-use super::team::{Shared, Worker};
+use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::forward::{DirCache, DirectionPass};
 use crate::cpu::{gemm, Op};
 
@@ -32,6 +32,9 @@ pub struct DirectionJob<'a> {
     /// `[B, Hp]`: o ⊙ tanh(c) before the projection
     h_full: Shared<'a, f32>,
     trace: Option<TraceParts<'a>>,
+    /// the unit blocks, and the projection's panels, of each step
+    blocks: StealQueue,
+    panels: StealQueue,
 }
 
 struct TraceParts<'a> {
@@ -86,7 +89,9 @@ impl<'a> DirectionJob<'a> {
         scratch: &'a mut Scratch,
         pass: DirectionPass<'a, f32>,
         out_width: usize,
+        threads: usize,
     ) -> (Self, &'a mut [f32], &'a mut [f32]) {
+        let width = PANEL_VECTORS * packed.gates.lanes;
         let [h0, h1] = &mut scratch.h;
         let trace = pass.cache.map(|cache: &'a mut DirCache<f32>| TraceParts {
             gates: Shared::new(&mut cache.gates),
@@ -109,6 +114,8 @@ impl<'a> DirectionJob<'a> {
             c: Shared::new(&mut scratch.c),
             h_full: Shared::new(&mut scratch.h_full),
             trace,
+            blocks: StealQueue::new(threads, packed.gates.blocks()),
+            panels: StealQueue::new(threads, h_stride(packed) / width),
         };
         (job, pass.h, pass.c)
     }
@@ -130,8 +137,10 @@ impl<'a> DirectionJob<'a> {
     }
 
     /// This worker's part of the whole direction.
+    #[inline(always)]
     pub fn run<S: Simd>(&self, simd: S, worker: &Worker<'_>) {
         self.project_inputs(worker);
+        let mut partial = vec![[simd.splat_f32s(0.0); PANEL_VECTORS]; self.batch];
         worker.sync();
         for step in 0..self.seq_len {
             let t = if self.direction == 0 {
@@ -143,13 +152,12 @@ impl<'a> DirectionJob<'a> {
             if worker.id == 0 {
                 self.trace_h_before(t, prev);
             }
-            for block in worker.share(self.packed.gates.blocks()) {
-                self.gate_block(simd, t, block, prev, next);
+            for block in self.blocks.claims(worker, step) {
+                self.gate_block(simd, t, block, (prev, next), &mut partial);
             }
             worker.sync();
             if let Some(w_hr) = &self.packed.w_hr {
-                let width = PANEL_VECTORS * S::F32_LANES;
-                for panel in worker.share(self.h_stride / width) {
+                for panel in self.panels.claims(worker, step) {
                     self.projection_panel(simd, t, panel, w_hr, prev, next);
                 }
                 worker.sync();
@@ -199,85 +207,117 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
-    /// Gates and cell update of one unit block for every row at step `t`.
+    /// Gates and cell update of one unit block for every row at step `t`. The sum over k
+    /// runs in chunks of [`KC`] so that a chunk of the panel stays in L1 while every row
+    /// tile uses it; `partial` holds the rows' sums between chunks.
+    #[inline(always)]
     fn gate_block<S: Simd>(
         &self,
         simd: S,
         t: usize,
         block: usize,
-        prev: &Shared<'_, f32>,
-        next: &Shared<'_, f32>,
+        (prev, next): (&Shared<'_, f32>, &Shared<'_, f32>),
+        partial: &mut [Acc<S>],
     ) {
         let p = self.packed;
         let lanes = S::F32_LANES;
-        let (hidden, hp, k_len) = (p.gates.hidden, p.gates.padded(), p.h_out);
-        let (columns, width) = (4 * hp, PANEL_VECTORS * lanes);
+        let (k_len, width) = (p.h_out, PANEL_VECTORS * lanes);
+        let columns = 4 * p.gates.padded();
         let panel = &p.w_hh[block * k_len * width..][..k_len * width];
-        let j0 = block * lanes;
-        let units = lanes.min(hidden - j0);
-        // SAFETY: between the barriers of this step, `pre` and `prev` are only read, and
-        // this worker alone writes columns j0..j0+L of `c`, `next`, `h_full`, the output
-        // and the trace.
+        // SAFETY: between the barriers of this step, `pre` and `prev` are only read.
         let (pre, prev_h) = unsafe { (self.pre.read(), prev.read()) };
-        for r0 in (0..self.batch).step_by(MR) {
-            let rows = MR.min(self.batch - r0);
-            let zero = simd.splat_f32s(0.0);
-            let mut acc: [Acc<S>; MR] = [[zero; PANEL_VECTORS]; MR];
-            for (r, regs) in acc.iter_mut().enumerate().take(rows) {
-                let at = (t * self.batch + r0 + r) * columns + block * width;
-                *regs = core::array::from_fn(|v| load::<S>(pre, at + v * lanes));
-            }
-            let a = &prev_h[r0 * self.h_stride..];
-            panel_product(simd, a, self.h_stride, rows, k_len, panel, &mut acc);
-            for (r, z) in acc.iter().enumerate().take(rows) {
-                let b = r0 + r;
-                let valid = t < self.lengths[b];
-                let row = t * self.batch + b;
-                // SAFETY: this worker's columns (see above).
-                unsafe {
-                    let c = self.c.part(b * hp + j0, lanes);
-                    let c_old = load::<S>(c, 0);
-                    if let Some(trace) = &self.trace {
-                        let before = trace.c_before.part(row * hidden + j0, units);
-                        store_partial(simd, before, 0, c_old);
-                    }
-                    let [i, f, g, o] = [
-                        sigmoid(simd, z[0]),
-                        sigmoid(simd, z[1]),
-                        tanh(simd, z[2]),
-                        sigmoid(simd, z[3]),
-                    ];
-                    let out_at = row * self.out_width + self.direction * p.h_out + j0;
-                    if !valid {
-                        if p.w_hr.is_none() {
-                            let held = load::<S>(prev_h, b * self.h_stride + j0);
-                            store::<S>(next.part(b * self.h_stride + j0, lanes), 0, held);
-                            self.output.part(out_at, units).fill(0.0);
-                        }
-                        continue;
-                    }
-                    let c_new = simd.mul_add_f32s(f, c_old, simd.mul_f32s(i, g));
-                    store::<S>(c, 0, c_new);
-                    let h = simd.mul_f32s(o, tanh(simd, c_new));
-                    if p.w_hr.is_some() {
-                        store::<S>(self.h_full.part(b * hp + j0, lanes), 0, h);
+        for k0 in (0..k_len).step_by(KC) {
+            let kc = KC.min(k_len - k0);
+            for (r0, rows) in row_tiles(self.batch) {
+                let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
+                for (r, regs) in acc.iter_mut().enumerate().take(rows) {
+                    *regs = if k0 == 0 {
+                        let at = (t * self.batch + r0 + r) * columns + block * width;
+                        core::array::from_fn(|v| load::<S>(pre, at + v * lanes))
                     } else {
-                        store::<S>(next.part(b * self.h_stride + j0, lanes), 0, h);
-                        store_partial(simd, self.output.part(out_at, units), 0, h);
-                    }
-                    if let Some(trace) = &self.trace {
-                        for (gate, value) in [i, f, g, o].into_iter().enumerate() {
-                            let at = row * 4 * hidden + gate * hidden + j0;
-                            store_partial(simd, trace.gates.part(at, units), 0, value);
-                        }
-                        store_partial(simd, trace.h_full.part(row * hidden + j0, units), 0, h);
+                        partial[r0 + r]
+                    };
+                }
+                let a = &prev_h[r0 * self.h_stride + k0..];
+                let chunk = &panel[k0 * width..(k0 + kc) * width];
+                panel_product(simd, a, self.h_stride, rows, kc, chunk, &mut acc);
+                if k0 + kc < k_len {
+                    partial[r0..r0 + rows].copy_from_slice(&acc[..rows]);
+                } else {
+                    for (r, z) in acc.iter().enumerate().take(rows) {
+                        self.cell_update(simd, t, block, r0 + r, z, prev_h, next);
                     }
                 }
             }
         }
     }
 
+    /// The gates' nonlinearities and the cell update for row `b` of unit block `block`,
+    /// from its pre-activations `z` (i, f, g, o): writes c, h (or h_full before a
+    /// projection), the output and the trace.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn cell_update<S: Simd>(
+        &self,
+        simd: S,
+        t: usize,
+        block: usize,
+        b: usize,
+        z: &Acc<S>,
+        prev_h: &[f32],
+        next: &Shared<'_, f32>,
+    ) {
+        let p = self.packed;
+        let lanes = S::F32_LANES;
+        let (hidden, hp) = (p.gates.hidden, p.gates.padded());
+        let j0 = block * lanes;
+        let units = lanes.min(hidden - j0);
+        let row = t * self.batch + b;
+        // SAFETY: this worker alone writes columns j0..j0+L of `c`, `next`, `h_full`, the
+        // output and the trace during this step.
+        unsafe {
+            let c = self.c.part(b * hp + j0, lanes);
+            let c_old = load::<S>(c, 0);
+            if let Some(trace) = &self.trace {
+                let before = trace.c_before.part(row * hidden + j0, units);
+                store_partial(simd, before, 0, c_old);
+            }
+            let out_at = row * self.out_width + self.direction * p.h_out + j0;
+            if t >= self.lengths[b] {
+                if p.w_hr.is_none() {
+                    let held = load::<S>(prev_h, b * self.h_stride + j0);
+                    store::<S>(next.part(b * self.h_stride + j0, lanes), 0, held);
+                    self.output.part(out_at, units).fill(0.0);
+                }
+                return;
+            }
+            let [i, f, g, o] = [
+                sigmoid(simd, z[0]),
+                sigmoid(simd, z[1]),
+                tanh(simd, z[2]),
+                sigmoid(simd, z[3]),
+            ];
+            let c_new = simd.mul_add_f32s(f, c_old, simd.mul_f32s(i, g));
+            store::<S>(c, 0, c_new);
+            let h = simd.mul_f32s(o, tanh(simd, c_new));
+            if p.w_hr.is_some() {
+                store::<S>(self.h_full.part(b * hp + j0, lanes), 0, h);
+            } else {
+                store::<S>(next.part(b * self.h_stride + j0, lanes), 0, h);
+                store_partial(simd, self.output.part(out_at, units), 0, h);
+            }
+            if let Some(trace) = &self.trace {
+                for (gate, value) in [i, f, g, o].into_iter().enumerate() {
+                    let at = row * 4 * hidden + gate * hidden + j0;
+                    store_partial(simd, trace.gates.part(at, units), 0, value);
+                }
+                store_partial(simd, trace.h_full.part(row * hidden + j0, units), 0, h);
+            }
+        }
+    }
+
     /// h_t = h_full · W_hrᵀ for one panel of outputs and every row at step `t`.
+    #[inline(always)]
     fn projection_panel<S: Simd>(
         &self,
         simd: S,
@@ -296,8 +336,7 @@ impl<'a> DirectionJob<'a> {
         // SAFETY: `h_full` and `prev` are only read between these barriers; this worker
         // alone writes outputs p0..p0+width of `next` and of the output.
         let (h_full, prev_h) = unsafe { (self.h_full.read(), prev.read()) };
-        for r0 in (0..self.batch).step_by(MR) {
-            let rows = MR.min(self.batch - r0);
+        for (r0, rows) in row_tiles(self.batch) {
             let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
             panel_product(simd, &h_full[r0 * hp..], hp, rows, hidden, panel, &mut acc);
             for (r, h) in acc.iter().enumerate().take(rows) {

@@ -13,6 +13,20 @@ use super::pack::PANEL_VECTORS;
 /// Rows per register tile.
 pub const MR: usize = 3;
 
+/// k per chunk of a panel: 128 rows of 4 vectors are 16 KiB with AVX2, half of L1.
+pub const KC: usize = 128;
+
+/// `0..batch` as (first row, rows) tiles of at most [`MR`] rows, as even as possible (16
+/// rows are 2+3+3+2+3+3, not 3+3+3+3+3+1: a one-row tile streams the panel for a third of
+/// the work).
+pub fn row_tiles(batch: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = batch.div_ceil(MR);
+    (0..tiles).map(move |i| {
+        let (start, end) = (i * batch / tiles, (i + 1) * batch / tiles);
+        (start, end - start)
+    })
+}
+
 /// One row's accumulators: the 4 vectors of a panel's width.
 pub type Acc<S> = [<S as Simd>::f32s; PANEL_VECTORS];
 
@@ -91,5 +105,25 @@ pub fn panel_product<S: Simd>(
         1 => tile::<S, 1>(simd, a, lda, k_len, panel, acc),
         2 => tile::<S, 2>(simd, a, lda, k_len, panel, acc),
         _ => tile::<S, MR>(simd, a, lda, k_len, panel, acc),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_tiles_cover_the_batch_evenly() {
+        for batch in 1..40 {
+            let tiles: Vec<_> = row_tiles(batch).collect();
+            assert_eq!(tiles.len(), batch.div_ceil(MR));
+            let mut next = 0;
+            for (start, rows) in tiles {
+                assert_eq!(start, next);
+                assert!((1..=MR).contains(&rows) && (batch < MR || rows >= MR - 1));
+                next = start + rows;
+            }
+            assert_eq!(next, batch);
+        }
     }
 }

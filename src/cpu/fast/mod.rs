@@ -110,9 +110,9 @@ impl FastCpuLstm {
         let packed = &self.packed[pass.layer * cfg.num_directions() + pass.direction];
         let out_width = cfg.num_directions() * cfg.output_size();
         let mut scratch = Scratch::new(packed, &pass);
-        let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width);
         // no more threads than there is work for in the widest phase
         let threads = self.threads.min(packed.gates.blocks().max(1));
+        let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads);
         team::run_team(threads, |worker| self.arch.dispatch(RunJob(&job, worker)));
         job.finish(h, c);
     }
@@ -126,6 +126,12 @@ pub fn check_threads(threads: usize) -> Result<usize> {
         ));
     }
     Ok(threads)
+}
+
+/// f32 lanes per vector of the SIMD the fast path runs on here (8 with AVX2, 16 with
+/// AVX-512, 4 with NEON, 1 without SIMD).
+pub fn simd_lanes() -> usize {
+    Arch::new().dispatch(Lanes)
 }
 
 struct Lanes;

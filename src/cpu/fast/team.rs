@@ -56,6 +56,74 @@ impl Worker<'_> {
     }
 }
 
+/// Items `0..n` handed out afresh each round (a timestep's phase): every worker takes its
+/// own share first, in order, then steals what is left of the others' shares. A thread slowed
+/// by the machine no longer holds everyone at the barrier, and nothing about the results
+/// changes: each item is computed the same way whoever takes it.
+pub struct StealQueue {
+    n: usize,
+    /// `next[round % 2][worker]`: the next unclaimed item of that worker's share
+    next: [Vec<AtomicUsize>; 2],
+}
+
+impl StealQueue {
+    pub fn new(threads: usize, n: usize) -> Self {
+        let starts = || {
+            (0..threads)
+                .map(|id| AtomicUsize::new(id * n / threads))
+                .collect()
+        };
+        Self {
+            n,
+            next: [starts(), starts()],
+        }
+    }
+
+    /// The items `worker` takes in round `round`; across the team each item of `0..n` is
+    /// taken exactly once. Rounds must be separated by a barrier.
+    pub fn claims<'q>(&'q self, worker: &Worker<'_>, round: usize) -> Claims<'q> {
+        // ready this worker's share for the next round: nobody uses that parity until the
+        // barrier after this round
+        let start = worker.id * self.n / worker.threads;
+        self.next[(round + 1) % 2][worker.id].store(start, Ordering::Relaxed);
+        Claims {
+            queue: self,
+            counters: &self.next[round % 2],
+            id: worker.id,
+            threads: worker.threads,
+            offset: 0,
+        }
+    }
+}
+
+/// See [`StealQueue::claims`].
+pub struct Claims<'q> {
+    queue: &'q StealQueue,
+    counters: &'q [AtomicUsize],
+    id: usize,
+    threads: usize,
+    /// which share is being taken: this worker's own (0), then the next ones
+    offset: usize,
+}
+
+impl Iterator for Claims<'_> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.offset < self.threads {
+            let owner = (self.id + self.offset) % self.threads;
+            let end = (owner + 1) * self.queue.n / self.threads;
+            let item = self.counters[owner].fetch_add(1, Ordering::Relaxed);
+            if item < end {
+                return Some(item);
+            }
+            self.offset += 1;
+        }
+        None
+    }
+}
+
 struct SpinBarrier {
     threads: usize,
     arrived: AtomicUsize,
@@ -156,6 +224,24 @@ mod tests {
             }
             assert_eq!(seen, vec![1; 23]);
         }
+    }
+
+    #[test]
+    fn steal_queue_hands_out_each_item_once_per_round() {
+        let queue = StealQueue::new(3, 50);
+        let counts: Vec<AtomicUsize> = (0..50 * 20).map(|_| AtomicUsize::new(0)).collect();
+        run_team(3, |w| {
+            for round in 0..20 {
+                for i in queue.claims(w, round) {
+                    counts[round * 50 + i].fetch_add(1, Ordering::Relaxed);
+                    if w.id == 0 {
+                        std::thread::yield_now(); // a slow worker: the others steal
+                    }
+                }
+                w.sync();
+            }
+        });
+        assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
     }
 
     #[test]
