@@ -177,3 +177,77 @@ fn nan_and_infinity_propagate() {
         }
     }
 }
+
+/// Gradients of every parameter and input from the fast kernels against the f64 reference.
+#[test]
+fn fast_cpu_gradients_match_f64_reference() {
+    use lstm_wgpu::cpu::Gradients;
+    use lstm_wgpu::loss::{Loss, Target};
+    let tol = lstm_wgpu::check::Tolerance {
+        abs: 5e-5,
+        rel: 1e-3,
+    };
+    for (i, shape) in SHAPES.iter().enumerate() {
+        for with_lengths in [false, true] {
+            let case = case(shape, 10 * i as u64 + 5, with_lengths);
+            let out = reference(&case);
+            let target = Target::Values(random_tensor(out.output.shape(), 99));
+            let inputs = Inputs::new(&case.x)
+                .state(case.h0.as_ref(), case.c0.as_ref())
+                .lengths(case.lengths.as_deref());
+            let (x, h0, c0) = (
+                to_f64(&case.x),
+                case.h0.as_ref().map(to_f64),
+                case.c0.as_ref().map(to_f64),
+            );
+            let inputs64 = Inputs::new(&x)
+                .state(h0.as_ref(), c0.as_ref())
+                .lengths(case.lengths.as_deref());
+            let (want_loss, _, want) = CpuLstm::<f64>::new(&case.weights)
+                .loss_gradients(&inputs64, Loss::Mse, &target)
+                .unwrap();
+            for threads in [1, 2] {
+                let (loss, _, got) = FastCpuLstm::new(&case.weights)
+                    .with_threads(threads)
+                    .unwrap()
+                    .loss_gradients(&inputs, Loss::Mse, &target)
+                    .unwrap();
+                let what = |name: &str| {
+                    format!("{name} {shape:?} lengths {with_lengths} threads {threads}")
+                };
+                assert_close(&what("loss"), &[loss], &[want_loss], tol);
+                let flat = |g: &Gradients<f32>| -> Vec<f32> {
+                    let mut v = Vec::new();
+                    for l in &g.layers {
+                        v.extend(l.w_ih.iter().chain(&l.w_hh).chain(&l.b_ih).chain(&l.b_hh));
+                        v.extend(l.w_hr.iter().flatten());
+                    }
+                    if let Some(h) = &g.head {
+                        v.extend(h.weight.iter().chain(&h.bias));
+                    }
+                    v.extend(g.dx.data().iter().chain(g.dh0.data()).chain(g.dc0.data()));
+                    v
+                };
+                let want_flat: Vec<f64> = {
+                    let mut v = Vec::new();
+                    for l in &want.layers {
+                        v.extend(l.w_ih.iter().chain(&l.w_hh).chain(&l.b_ih).chain(&l.b_hh));
+                        v.extend(l.w_hr.iter().flatten());
+                    }
+                    if let Some(h) = &want.head {
+                        v.extend(h.weight.iter().chain(&h.bias));
+                    }
+                    v.extend(
+                        want.dx
+                            .data()
+                            .iter()
+                            .chain(want.dh0.data())
+                            .chain(want.dc0.data()),
+                    );
+                    v
+                };
+                assert_close(&what("gradients"), &flat(&got), &want_flat, tol);
+            }
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! against (generic over [`Real`]: f32, or f64 as the exact reference), and [`FastCpuLstm`],
 //! the fast f32 engine checked against it (packed weights, SIMD, threads).
 
-mod backward;
+pub(crate) mod backward;
 mod fast;
 pub(crate) mod forward;
 mod real;

@@ -22,7 +22,7 @@ pub mod optim;
 pub use flat::ParamLayout;
 pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
 
-use crate::cpu::{CpuLstm, Gradients};
+use crate::cpu::{FastCpuLstm, Gradients};
 use crate::error::{Error, Result};
 use crate::loss::{Loss, Target};
 use crate::shape::Inputs;
@@ -90,7 +90,8 @@ pub trait Trainer {
     fn restore_last_good(&mut self, bad: u64) -> Result<()>;
 }
 
-/// Training on the CPU path (f32 throughout, as the GPU and PyTorch).
+/// Training on the CPU path ([`FastCpuLstm`]'s kernels, f32 throughout as the GPU and
+/// PyTorch), on every core unless [`CpuTrainer::with_threads`] says otherwise.
 pub struct CpuTrainer {
     like: LstmWeights,
     layout: ParamLayout,
@@ -138,7 +139,7 @@ pub fn flatten_gradients<T: crate::cpu::Real>(
 impl Trainer for CpuTrainer {
     fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
         let weights = self.weights()?;
-        let model = CpuLstm::<f32>::new(&weights);
+        let model = FastCpuLstm::new(&weights).with_threads(self.threads)?;
         let (loss, _, grads) = model.loss_gradients(&Inputs::new(x), self.options.loss, target)?;
         let flat = flatten_gradients(&self.layout, &weights, &grads)?;
         if self.history.len() == 2 {

@@ -7,10 +7,12 @@
 //! counts: every output element is summed in the same order whichever thread computes it
 //! (the input projection splits rows, the recurrence splits unit blocks).
 
+mod backward;
 mod forward;
 mod kernel;
 mod math;
 mod pack;
+mod products;
 mod team;
 
 use pulp::{Arch, Simd, WithSimd};
@@ -20,7 +22,9 @@ use self::pack::PackedDirection;
 pub use self::team::default_threads;
 use super::forward::DirectionPass;
 use super::CpuLstm;
+use super::Gradients;
 use crate::error::{Error, Result};
+use crate::loss::{Loss, Target};
 use crate::shape::{Batched, Inputs, LstmOutput};
 use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
@@ -102,6 +106,25 @@ impl FastCpuLstm {
             .model
             .forward_each_direction(&batched, None, &mut |pass| self.run_direction(pass))?;
         batched.finish(out)
+    }
+
+    /// The loss of the model on `inputs` against `target`, and its gradients (as
+    /// [`CpuLstm::loss_gradients`], computed by the fast kernels).
+    pub fn loss_gradients(
+        &self,
+        inputs: &Inputs<'_, f32>,
+        loss: Loss,
+        target: &Target,
+    ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
+        let cfg = &self.model.config;
+        let sizes = (cfg.hidden_size, cfg.output_size(), cfg.num_directions());
+        self.model.loss_gradients_with(
+            inputs,
+            loss,
+            target,
+            &mut |pass| self.run_direction(pass),
+            &mut |pass| backward::backward_direction(&self.model.layers, sizes, self.threads, pass),
+        )
     }
 
     /// One layer and direction, on the team.
