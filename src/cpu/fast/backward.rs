@@ -217,7 +217,7 @@ impl WithSimd for StepWork<'_> {
 impl Steps<'_> {
     /// The step loop on `threads` threads; returns dL/dh0 `[B, H_out]`, dL/dc0 `[B, H]`.
     fn run(self, threads: usize) -> (Vec<f32>, Vec<f32>) {
-        let Dims { seq_len, batch } = self.dims;
+        let batch = self.dims.batch;
         let (hidden, h_out) = (self.hidden, self.h_out);
         let arch = pulp::Arch::new();
         let lanes = super::simd_lanes();

@@ -9,7 +9,6 @@ use super::math::{sigmoid, tanh};
 use super::pack::{PackedDirection, PANEL_VECTORS};
 use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::forward::{DirCache, DirectionPass};
-use crate::cpu::{gemm, Op};
 
 /// Everything the team shares while running one direction.
 pub struct DirectionJob<'a> {
@@ -35,7 +34,12 @@ pub struct DirectionJob<'a> {
     /// the unit blocks, and the projection's panels, of each step
     blocks: StealQueue,
     panels: StealQueue,
+    /// the input projection's (row chunk, unit block) items
+    projection: StealQueue,
 }
+
+/// Rows per item of the input projection.
+const PROJECTION_ROWS: usize = 48;
 
 struct TraceParts<'a> {
     gates: Shared<'a, f32>,
@@ -116,6 +120,11 @@ impl<'a> DirectionJob<'a> {
             trace,
             blocks: StealQueue::new(threads, packed.gates.blocks()),
             panels: StealQueue::new(threads, h_stride(packed) / width),
+            projection: StealQueue::new(
+                threads,
+                (pass.dims.seq_len * pass.dims.batch).div_ceil(PROJECTION_ROWS)
+                    * packed.gates.blocks(),
+            ),
         };
         (job, pass.h, pass.c)
     }
@@ -139,8 +148,9 @@ impl<'a> DirectionJob<'a> {
     /// This worker's part of the whole direction.
     #[inline(always)]
     pub fn run<S: Simd>(&self, simd: S, worker: &Worker<'_>) {
-        self.project_inputs(worker);
-        let mut partial = vec![[simd.splat_f32s(0.0); PANEL_VECTORS]; self.batch];
+        let mut partial = Vec::new();
+        self.project_inputs(simd, worker, &mut partial);
+        partial.resize(self.batch, [simd.splat_f32s(0.0); PANEL_VECTORS]);
         worker.sync();
         for step in 0..self.seq_len {
             let t = if self.direction == 0 {
@@ -165,31 +175,57 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
-    /// pre = bias + x · W_ihᵀ for this worker's rows of `[T·B, 4Hp]`.
-    fn project_inputs(&self, worker: &Worker<'_>) {
+    /// pre = bias + x · W_ihᵀ `[T·B, 4Hp]`, as items of ([`PROJECTION_ROWS`] rows, one unit
+    /// block) handed out over the team, with the same k-chunked panel kernel as the steps.
+    #[inline(always)]
+    fn project_inputs<S: Simd>(&self, simd: S, worker: &Worker<'_>, partial: &mut Vec<Acc<S>>) {
         let p = self.packed;
-        let (columns, in_size) = (p.bias.len(), p.input_size);
-        let rows = worker.share(self.seq_len * self.batch);
-        if rows.is_empty() {
-            return;
+        let lanes = S::F32_LANES;
+        let (in_size, width, blocks) = (p.input_size, PANEL_VECTORS * lanes, p.gates.blocks());
+        let (columns, rows) = (p.bias.len(), self.seq_len * self.batch);
+        partial.resize(PROJECTION_ROWS, [simd.splat_f32s(0.0); PANEL_VECTORS]);
+        for item in self.projection.claims(worker, 0) {
+            let (chunk, block) = (item / blocks, item % blocks);
+            let (row0, chunk_rows) = (
+                chunk * PROJECTION_ROWS,
+                PROJECTION_ROWS.min(rows - chunk * PROJECTION_ROWS),
+            );
+            let panel = &p.w_ih[block * in_size * width..][..in_size * width];
+            let bias: Acc<S> =
+                core::array::from_fn(|v| load::<S>(&p.bias, block * width + v * lanes));
+            let x = &self.input[row0 * in_size..(row0 + chunk_rows) * in_size];
+            for k0 in (0..in_size.max(1)).step_by(KC) {
+                let kc = KC.min(in_size - k0);
+                for (r0, tile_rows) in row_tiles(chunk_rows) {
+                    let mut acc: [Acc<S>; MR] = [bias; MR];
+                    if k0 > 0 {
+                        acc[..tile_rows].copy_from_slice(&partial[r0..r0 + tile_rows]);
+                    }
+                    let chunk_w = &panel[k0 * width..(k0 + kc) * width];
+                    panel_product(
+                        simd,
+                        &x[r0 * in_size + k0..],
+                        in_size,
+                        tile_rows,
+                        kc,
+                        chunk_w,
+                        &mut acc,
+                    );
+                    if k0 + kc < in_size {
+                        partial[r0..r0 + tile_rows].copy_from_slice(&acc[..tile_rows]);
+                        continue;
+                    }
+                    for (r, regs) in acc.iter().enumerate().take(tile_rows) {
+                        let at = (row0 + r0 + r) * columns + block * width;
+                        // SAFETY: this item alone writes these columns of these rows.
+                        let out = unsafe { self.pre.part(at, width) };
+                        for (v, value) in regs.iter().enumerate() {
+                            store::<S>(out, v * lanes, *value);
+                        }
+                    }
+                }
+            }
         }
-        // SAFETY: worker row ranges are disjoint.
-        let pre = unsafe { self.pre.part(rows.start * columns, rows.len() * columns) };
-        for row in pre.chunks_mut(columns) {
-            row.copy_from_slice(&p.bias);
-        }
-        let x = &self.input[rows.start * in_size..rows.end * in_size];
-        gemm(
-            rows.len(),
-            columns,
-            in_size,
-            x,
-            Op::N,
-            &p.w_ih,
-            Op::T,
-            1.0,
-            pre,
-        );
     }
 
     fn trace_h_before(&self, t: usize, prev: &Shared<'_, f32>) {

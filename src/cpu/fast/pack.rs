@@ -70,7 +70,7 @@ pub struct PackedDirection {
     pub input_size: usize,
     /// H_out: the width of h (P with a projection, else H)
     pub h_out: usize,
-    /// `[4Hp, in]`: W_ih with its rows in packed column order (the input projection's B)
+    /// Panels of W_ihᵀ `[in, 4Hp]`, one per unit block (the input projection)
     pub w_ih: Vec<f32>,
     /// `[4Hp]`: b_ih + b_hh in packed column order
     pub bias: Vec<f32>,
@@ -90,16 +90,13 @@ impl PackedDirection {
             let (gate, unit) = gates.gate_unit(n);
             (unit < hidden).then_some(gate * hidden + unit)
         };
-        let mut w_ih = vec![0.0; columns * input_size];
-        let mut bias = vec![0.0; columns];
-        for n in 0..columns {
-            if let Some(row) = source_row(n) {
-                w_ih[n * input_size..(n + 1) * input_size]
-                    .copy_from_slice(&layer.w_ih[row * input_size..(row + 1) * input_size]);
-                bias[n] = layer.b_ih[row] + layer.b_hh[row];
-            }
-        }
+        let bias = (0..columns)
+            .map(|n| source_row(n).map_or(0.0, |row| layer.b_ih[row] + layer.b_hh[row]))
+            .collect();
         let width = PANEL_VECTORS * lanes;
+        let w_ih = pack_panels(input_size, columns, width, |k, n| {
+            source_row(n).map_or(0.0, |row| layer.w_ih[row * input_size + k])
+        });
         let w_hh = pack_panels(h_out, columns, width, |k, n| {
             source_row(n).map_or(0.0, |row| layer.w_hh[row * h_out + k])
         });
