@@ -3,7 +3,7 @@
 //! Run: `cargo bench --bench forward`. On lavapipe the GPU numbers say nothing about real GPUs.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lstm_wgpu::cpu::CpuLstm;
+use lstm_wgpu::cpu::{CpuLstm, FastCpuLstm};
 use lstm_wgpu::gpu::{GpuContext, GpuLstm};
 use lstm_wgpu::{LstmConfig, LstmWeights, Tensor};
 
@@ -14,9 +14,13 @@ fn forward(c: &mut Criterion) {
     let x = Tensor::full([seq_len, batch, input], 0.25f32);
     let name = format!("T{seq_len}_B{batch}_I{input}_H{hidden}");
 
-    let cpu = CpuLstm::<f32>::new(&weights);
-    c.bench_function(&format!("cpu_f32/{name}"), |b| {
-        b.iter(|| cpu.forward(&x, None, None).expect("cpu"))
+    let fast = FastCpuLstm::new(&weights);
+    c.bench_function(&format!("cpu_fast_{}threads/{name}", fast.threads()), |b| {
+        b.iter(|| fast.forward(&x, None, None).expect("cpu"))
+    });
+    let reference = CpuLstm::<f32>::new(&weights);
+    c.bench_function(&format!("cpu_reference_f32/{name}"), |b| {
+        b.iter(|| reference.forward(&x, None, None).expect("cpu"))
     });
 
     match GpuContext::new() {

@@ -206,7 +206,8 @@ fn fast_cpu_gradients_match_f64_reference() {
             let (want_loss, _, want) = CpuLstm::<f64>::new(&case.weights)
                 .loss_gradients(&inputs64, Loss::Mse, &target)
                 .unwrap();
-            for threads in [1, 2] {
+            let mut first_bits: Option<Vec<u32>> = None;
+            for threads in [1, 2, 3] {
                 let (loss, _, got) = FastCpuLstm::new(&case.weights)
                     .with_threads(threads)
                     .unwrap()
@@ -247,6 +248,12 @@ fn fast_cpu_gradients_match_f64_reference() {
                     v
                 };
                 assert_close(&what("gradients"), &flat(&got), &want_flat, tol);
+                // bitwise the same whatever the thread count
+                let bits: Vec<u32> = flat(&got).iter().map(|x| x.to_bits()).collect();
+                match &first_bits {
+                    Some(first) => assert!(first == &bits, "{}", what("bits vs 1 thread")),
+                    None => first_bits = Some(bits),
+                }
             }
         }
     }

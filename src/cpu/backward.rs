@@ -47,7 +47,7 @@ impl<T: Real> CpuLstm<T> {
         loss: Loss,
         target: &Target,
         forward: &mut dyn FnMut(DirectionPass<'_, T>),
-        backward: &mut dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, Vec<T>),
+        backward: &mut BackwardRun<'_, T>,
     ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
         let batched = Batched::new(&self.config, inputs)?;
         let mut trace = Trace::default();
@@ -98,7 +98,7 @@ impl<T: Real> CpuLstm<T> {
         trace: &Trace<T>,
         out: &LstmOutput<T>,
         d_output: &Tensor<T>,
-        run: &mut dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, Vec<T>),
+        run: &mut BackwardRun<'_, T>,
     ) -> Result<Gradients<T>> {
         let cfg = &self.config;
         d_output.expect_shape("d_output (the output's shape)", out.output.shape())?;
@@ -342,6 +342,9 @@ impl<T: Real> CpuLstm<T> {
         (dh, dc)
     }
 }
+
+/// What computes one [`BackwardPass`]: it returns the gradients of (h0, c0).
+pub(crate) type BackwardRun<'r, T> = dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, Vec<T>) + 'r;
 
 /// BPTT through one layer and direction. `dy` is the gradient of this layer's output
 /// (time-major `[T, B, D*H_out]`); the pass adds this direction's input gradient to

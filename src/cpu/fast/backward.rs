@@ -232,32 +232,33 @@ impl Steps<'_> {
         let mut steps = self;
         let dz_all = std::mem::take(&mut steps.dz_all);
         let g_all = steps.g_all.take();
-        let shares = Shares {
-            dh: Shared::new(&mut dh),
-            dc: Shared::new(&mut dc),
-            g: Shared::new(&mut g),
-            dh_full: Shared::new(&mut dh_full),
-            dh_prev: Shared::new(&mut dh_prev),
-            dz_all: Shared::new(dz_all),
-            g_all: g_all.map(Shared::new),
-        };
-        let chunks = hidden.div_ceil(lanes);
-        let threads = threads.min(chunks.max(padded / width)).max(1);
-        let (units, panels) = (
-            StealQueue::new(threads, chunks),
-            StealQueue::new(threads, padded / width),
-        );
-        super::team::run_team(threads, |worker| {
-            arch.dispatch(StepWork {
-                steps: &steps,
-                shares: &shares,
-                w_hh: &w_hh,
-                units: &units,
-                panels: &panels,
-                worker,
-            })
-        });
-        drop(shares);
+        {
+            let shares = Shares {
+                dh: Shared::new(&mut dh),
+                dc: Shared::new(&mut dc),
+                g: Shared::new(&mut g),
+                dh_full: Shared::new(&mut dh_full),
+                dh_prev: Shared::new(&mut dh_prev),
+                dz_all: Shared::new(dz_all),
+                g_all: g_all.map(Shared::new),
+            };
+            let chunks = hidden.div_ceil(lanes);
+            let threads = threads.min(chunks.max(padded / width)).max(1);
+            let (units, panels) = (
+                StealQueue::new(threads, chunks),
+                StealQueue::new(threads, padded / width),
+            );
+            super::team::run_team(threads, |worker| {
+                arch.dispatch(StepWork {
+                    steps: &steps,
+                    shares: &shares,
+                    w_hh: &w_hh,
+                    units: &units,
+                    panels: &panels,
+                    worker,
+                })
+            });
+        }
         (dh, dc)
     }
 

@@ -59,6 +59,7 @@ pub fn store_partial<S: Simd>(simd: S, slice: &mut [f32], at: usize, v: S::f32s)
 
 /// `acc[r] += Σ_k a[r·lda + k] · panel[k]` for `R` rows of `a` and k in `0..k_len`.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // indices keep the register tile's shape visible
 fn tile<S: Simd, const R: usize>(
     simd: S,
     a: &[f32],
