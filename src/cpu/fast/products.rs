@@ -17,6 +17,26 @@ pub fn par_gemm_acc(
     op_b: Op,
     c: &mut [f32],
 ) {
+    // below about a million multiply-adds a thread costs more to start than it saves
+    let threads = if m * n * k < 1 << 20 {
+        1
+    } else {
+        threads.min(m.div_ceil(16)).max(1)
+    };
+    split_gemm_acc(threads, (m, n, k), a, op_a, b, op_b, c);
+}
+
+/// [`par_gemm_acc`] on exactly `threads` threads.
+#[allow(clippy::too_many_arguments)]
+fn split_gemm_acc(
+    threads: usize,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    op_a: Op,
+    b: &[f32],
+    op_b: Op,
+    c: &mut [f32],
+) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     // rows of a: (row stride, column stride)
     let (rsa, csa) = match op_a {
@@ -27,7 +47,6 @@ pub fn par_gemm_acc(
         Op::N => (n as isize, 1),
         Op::T => (1, k as isize),
     };
-    let threads = threads.min(m.div_ceil(16)).max(1);
     let shared = Shared::new(c);
     run_team(threads, |worker| {
         let rows = worker.share(m);
@@ -78,7 +97,7 @@ mod tests {
             crate::cpu::gemm(m, n, k, &a, op_a, &b, op_b, 1.0, &mut want);
             for threads in [1, 2, 3] {
                 let mut got = vec![1.0; m * n];
-                par_gemm_acc(threads, (m, n, k), &a, op_a, &b, op_b, &mut got);
+                split_gemm_acc(threads, (m, n, k), &a, op_a, &b, op_b, &mut got);
                 assert_eq!(got, want, "{op_a:?} {op_b:?} threads {threads}");
             }
         }
