@@ -181,7 +181,6 @@ fn nan_and_infinity_propagate() {
 /// Gradients of every parameter and input from the fast kernels against the f64 reference.
 #[test]
 fn fast_cpu_gradients_match_f64_reference() {
-    use lstm_wgpu::cpu::Gradients;
     use lstm_wgpu::loss::{Loss, Target};
     let tol = lstm_wgpu::check::Tolerance {
         abs: 5e-5,
@@ -217,36 +216,7 @@ fn fast_cpu_gradients_match_f64_reference() {
                     format!("{name} {shape:?} lengths {with_lengths} threads {threads}")
                 };
                 assert_close(&what("loss"), &[loss], &[want_loss], tol);
-                let flat = |g: &Gradients<f32>| -> Vec<f32> {
-                    let mut v = Vec::new();
-                    for l in &g.layers {
-                        v.extend(l.w_ih.iter().chain(&l.w_hh).chain(&l.b_ih).chain(&l.b_hh));
-                        v.extend(l.w_hr.iter().flatten());
-                    }
-                    if let Some(h) = &g.head {
-                        v.extend(h.weight.iter().chain(&h.bias));
-                    }
-                    v.extend(g.dx.data().iter().chain(g.dh0.data()).chain(g.dc0.data()));
-                    v
-                };
-                let want_flat: Vec<f64> = {
-                    let mut v = Vec::new();
-                    for l in &want.layers {
-                        v.extend(l.w_ih.iter().chain(&l.w_hh).chain(&l.b_ih).chain(&l.b_hh));
-                        v.extend(l.w_hr.iter().flatten());
-                    }
-                    if let Some(h) = &want.head {
-                        v.extend(h.weight.iter().chain(&h.bias));
-                    }
-                    v.extend(
-                        want.dx
-                            .data()
-                            .iter()
-                            .chain(want.dh0.data())
-                            .chain(want.dc0.data()),
-                    );
-                    v
-                };
+                let want_flat = flat(&want);
                 assert_close(&what("gradients"), &flat(&got), &want_flat, tol);
                 // bitwise the same whatever the thread count
                 let bits: Vec<u32> = flat(&got).iter().map(|x| x.to_bits()).collect();
@@ -257,4 +227,18 @@ fn fast_cpu_gradients_match_f64_reference() {
             }
         }
     }
+}
+
+/// Every gradient in one vector: each layer's parameters, the head's, then dx, dh0, dc0.
+fn flat<T: lstm_wgpu::cpu::Real>(g: &lstm_wgpu::cpu::Gradients<T>) -> Vec<T> {
+    let mut v = Vec::new();
+    for l in &g.layers {
+        v.extend(l.w_ih.iter().chain(&l.w_hh).chain(&l.b_ih).chain(&l.b_hh));
+        v.extend(l.w_hr.iter().flatten());
+    }
+    if let Some(h) = &g.head {
+        v.extend(h.weight.iter().chain(&h.bias));
+    }
+    v.extend(g.dx.data().iter().chain(g.dh0.data()).chain(g.dc0.data()));
+    v
 }

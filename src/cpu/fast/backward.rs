@@ -26,10 +26,6 @@ struct Steps<'a> {
     h_out: usize,
     out_width: usize,
     dy: &'a [f32],
-    /// dL/d(gate pre-activations), time-major `[T, B, 4H]` (written)
-    dz_all: &'a mut [f32],
-    /// with a projection, dL/dh_t for every step `[T, B, P]` (written)
-    g_all: Option<&'a mut [f32]>,
 }
 
 /// BPTT through one layer and direction on `threads` threads; see [`BackwardPass`].
@@ -64,10 +60,8 @@ pub fn backward_direction(
         h_out,
         out_width: directions * h_out,
         dy,
-        dz_all: &mut dz_all,
-        g_all: g_all.as_deref_mut(),
     };
-    let (dh, dc) = steps.run(threads);
+    let (dh, dc) = steps.run(threads, &mut dz_all, g_all.as_deref_mut());
 
     for row in dz_all.chunks(gw) {
         for (k, &v) in row.iter().enumerate() {
@@ -215,8 +209,15 @@ impl WithSimd for StepWork<'_> {
 }
 
 impl Steps<'_> {
-    /// The step loop on `threads` threads; returns dL/dh0 `[B, H_out]`, dL/dc0 `[B, H]`.
-    fn run(self, threads: usize) -> (Vec<f32>, Vec<f32>) {
+    /// The step loop on `threads` threads: writes dL/d(gate pre-activations) `dz_all`
+    /// (time-major `[T, B, 4H]`) and, with a projection, dL/dh_t `g_all` (`[T, B, P]`);
+    /// returns dL/dh0 `[B, H_out]` and dL/dc0 `[B, H]`.
+    fn run(
+        &self,
+        threads: usize,
+        dz_all: &mut [f32],
+        g_all: Option<&mut [f32]>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let batch = self.dims.batch;
         let (hidden, h_out) = (self.hidden, self.h_out);
         let arch = pulp::Arch::new();
@@ -229,9 +230,6 @@ impl Steps<'_> {
         let mut g = vec![0.0; batch * h_out];
         let mut dh_full = vec![0.0; batch * hidden];
         let mut dh_prev = vec![0.0; batch * padded];
-        let mut steps = self;
-        let dz_all = std::mem::take(&mut steps.dz_all);
-        let g_all = steps.g_all.take();
         {
             let shares = Shares {
                 dh: Shared::new(&mut dh),
@@ -250,7 +248,7 @@ impl Steps<'_> {
             );
             super::team::run_team(threads, |worker| {
                 arch.dispatch(StepWork {
-                    steps: &steps,
+                    steps: self,
                     shares: &shares,
                     w_hh: &w_hh,
                     units: &units,
