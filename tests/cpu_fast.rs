@@ -242,3 +242,65 @@ fn flat<T: lstm_wgpu::cpu::Real>(g: &lstm_wgpu::cpu::Gradients<T>) -> Vec<T> {
     v.extend(g.dx.data().iter().chain(g.dh0.data()).chain(g.dc0.data()));
     v
 }
+
+/// A model keeps its big buffers between calls. Whatever an earlier call left in them (here
+/// NaN everywhere, from a NaN input), a later call gives bitwise what a fresh model gives,
+/// and `loss_parameter_gradients` gives `loss_gradients`' parameter gradients without dx.
+#[test]
+fn reused_buffers_give_the_results_of_a_fresh_model() {
+    use lstm_wgpu::loss::{Loss, Target};
+    for (i, shape) in SHAPES.iter().enumerate() {
+        let case = case(shape, 10 * i as u64 + 7, true);
+        let inputs = Inputs::new(&case.x)
+            .state(case.h0.as_ref(), case.c0.as_ref())
+            .lengths(case.lengths.as_deref());
+        let fresh = || FastCpuLstm::new(&case.weights).with_threads(2).unwrap();
+        let want_out = fresh().forward_with(&inputs).unwrap();
+        let target = Target::Values(random_tensor(want_out.output.shape(), 98));
+        let (want_loss, _, want) = fresh()
+            .loss_gradients(&inputs, Loss::Mse, &target)
+            .unwrap();
+
+        let kept = fresh();
+        let poison = Tensor::full(case.x.shape(), f32::NAN);
+        let (nan_loss, _, _) = kept
+            .loss_gradients(&Inputs::new(&poison), Loss::Mse, &target)
+            .unwrap();
+        assert!(nan_loss.is_nan(), "{shape:?}: the poisoning call saw NaN");
+        let (loss, _, got) = kept
+            .loss_parameter_gradients(&inputs, Loss::Mse, &target)
+            .unwrap();
+        assert_eq!(loss.to_bits(), want_loss.to_bits(), "{shape:?} loss");
+        assert_eq!(got.dx.shape(), &[0], "{shape:?}: no dx");
+        let params = |g: &lstm_wgpu::cpu::Gradients<f32>| {
+            let mut v = flat(g);
+            v.truncate(v.len() - g.dx.data().len() - g.dh0.data().len() - g.dc0.data().len());
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        assert!(params(&got) == params(&want), "{shape:?} parameter gradients");
+        let out = kept.forward_with(&inputs).unwrap();
+        let bits = |t: &Tensor| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&out.output) == bits(&want_out.output), "{shape:?} output");
+    }
+}
+
+#[test]
+fn set_weights_takes_same_shaped_weights_only() {
+    let config = LstmConfig::new(3, 5).num_layers(2);
+    let mut model = FastCpuLstm::new(&LstmWeights::init(&config, 1).unwrap())
+        .with_threads(2)
+        .unwrap();
+    let other = LstmWeights::init(&config, 2).unwrap();
+    model.set_weights(&other).unwrap();
+    assert_eq!(model.threads(), 2);
+    let x = random_tensor(&[4, 2, 3], 3);
+    let got = model.forward(&x, None, None).unwrap();
+    let want = FastCpuLstm::new(&other).forward(&x, None, None).unwrap();
+    assert_eq!(got.output.data(), want.output.data());
+
+    let wider = LstmWeights::init(&LstmConfig::new(3, 6).num_layers(2), 1).unwrap();
+    let err = model.set_weights(&wider).unwrap_err().to_string();
+    assert!(err.contains("differ in shape"), "{err}");
+    let with_head = other.with_head(Linear::init(5, 1, 0).unwrap()).unwrap();
+    assert!(model.set_weights(&with_head).is_err());
+}

@@ -14,7 +14,8 @@ pub struct Gradients<T> {
     /// Same shapes as [`CpuLstm::layers`]; `b_ih` and `b_hh` get the same gradient.
     pub layers: Vec<CpuLayer<T>>,
     pub head: Option<CpuHead<T>>,
-    /// Same shape as the input `x`.
+    /// Same shape as the input `x` (empty, shape `[0]`, from
+    /// [`super::FastCpuLstm::loss_parameter_gradients`], which skips it).
     pub dx: Tensor<T>,
     /// Same shape as `h0` (`[D*L, B, H_out]`, or `[D*L, H_out]` unbatched).
     pub dh0: Tensor<T>,
@@ -34,24 +35,31 @@ impl<T: Real> CpuLstm<T> {
             inputs,
             loss,
             target,
+            true,
+            &mut Trace::default(),
             &mut |pass| self.run_direction(pass),
             &mut |pass| self.backward_direction(pass),
         )
     }
 
     /// [`CpuLstm::loss_gradients`] with the recurrences of the forward and backward passes
-    /// computed by `forward` and `backward` (one layer and direction each).
+    /// computed by `forward` and `backward` (one layer and direction each). Without `want_dx`
+    /// the input gradient is not computed and `dx` is empty (shape `[0]`). `trace` is
+    /// recycled first and holds the forward pass's record afterwards.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn loss_gradients_with(
         &self,
         inputs: &Inputs<'_, T>,
         loss: Loss,
         target: &Target,
+        want_dx: bool,
+        trace: &mut Trace<T>,
         forward: &mut dyn FnMut(DirectionPass<'_, T>),
         backward: &mut BackwardRun<'_, T>,
     ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
         let batched = Batched::new(&self.config, inputs)?;
-        let mut trace = Trace::default();
-        let out = self.forward_each_direction(&batched, Some(&mut trace), forward)?;
+        trace.recycle();
+        let out = self.forward_each_direction(&batched, Some(&mut *trace), forward)?;
         let out = batched.finish(out)?;
         check_target(loss, out.output.shape(), target)?;
         let width = *out.output.shape().last().unwrap_or(&1);
@@ -60,9 +68,10 @@ impl<T: Real> CpuLstm<T> {
         let grads = self.backward_traced(
             inputs.x.shape(),
             &batched,
-            &trace,
+            trace,
             &out,
             &d_output,
+            want_dx,
             backward,
         )?;
         Ok((value, out, grads))
@@ -84,13 +93,15 @@ impl<T: Real> CpuLstm<T> {
             &trace,
             &out,
             d_output,
+            true,
             &mut |pass| self.backward_direction(pass),
         )?;
         Ok((out, grads))
     }
 
     /// The backward pass from a traced forward pass; `run` computes one layer and direction.
-    /// `x_shape` is the caller's input shape (the shape of `dx`).
+    /// `x_shape` is the caller's input shape (the shape of `dx`, empty without `want_dx`).
+    #[allow(clippy::too_many_arguments)]
     fn backward_traced(
         &self,
         x_shape: &[usize],
@@ -98,6 +109,7 @@ impl<T: Real> CpuLstm<T> {
         trace: &Trace<T>,
         out: &LstmOutput<T>,
         d_output: &Tensor<T>,
+        want_dx: bool,
         run: &mut BackwardRun<'_, T>,
     ) -> Result<Gradients<T>> {
         let cfg = &self.config;
@@ -161,7 +173,8 @@ impl<T: Real> CpuLstm<T> {
         let mut layers: Vec<CpuLayer<T>> = self.layers.iter().map(zeros_like).collect();
         for layer in (0..cfg.num_layers).rev() {
             let in_size = cfg.layer_input_size(layer);
-            let mut d_input = vec![T::ZERO; rows * in_size];
+            let wanted = layer > 0 || want_dx;
+            let mut d_input = vec![T::ZERO; if wanted { rows * in_size } else { 0 }];
             for dir in 0..d {
                 let s = layer * d + dir;
                 let (dh, dc) = run(BackwardPass {
@@ -171,7 +184,7 @@ impl<T: Real> CpuLstm<T> {
                     trace,
                     dy: &dy,
                     grad: &mut layers[s],
-                    d_input: &mut d_input,
+                    d_input: wanted.then_some(&mut d_input[..]),
                 });
                 dh0[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&dh);
                 dc0[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&dc);
@@ -179,15 +192,20 @@ impl<T: Real> CpuLstm<T> {
             dy = d_input;
         }
 
-        let dx = if cfg.batch_first {
-            swap_leading_axes(&dy, seq_len, batch, cfg.input_size)
+        let dx = if !want_dx {
+            Tensor::new([0], Vec::new())?
+        } else if cfg.batch_first {
+            Tensor::new(
+                x_shape.to_vec(),
+                swap_leading_axes(&dy, seq_len, batch, cfg.input_size),
+            )?
         } else {
-            dy
+            Tensor::new(x_shape.to_vec(), dy)?
         };
         Ok(Gradients {
             layers,
             head: head_grad,
-            dx: Tensor::new(x_shape.to_vec(), dx)?,
+            dx,
             dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
             dc0: Tensor::new(batched.state_shape(states, hidden), dc0)?,
         })
@@ -328,17 +346,19 @@ impl<T: Real> CpuLstm<T> {
             T::ONE,
             &mut grad.w_ih,
         );
-        gemm(
-            rows,
-            in_size,
-            gw,
-            &dz_all,
-            Op::N,
-            &p.w_ih,
-            Op::N,
-            T::ONE,
-            d_input,
-        );
+        if let Some(d_input) = d_input {
+            gemm(
+                rows,
+                in_size,
+                gw,
+                &dz_all,
+                Op::N,
+                &p.w_ih,
+                Op::N,
+                T::ONE,
+                d_input,
+            );
+        }
         (dh, dc)
     }
 }
@@ -348,7 +368,8 @@ pub(crate) type BackwardRun<'r, T> = dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, 
 
 /// BPTT through one layer and direction. `dy` is the gradient of this layer's output
 /// (time-major `[T, B, D*H_out]`); the pass adds this direction's input gradient to
-/// `d_input` and its parameter gradients to `grad`, and returns the gradients of (h0, c0).
+/// `d_input` (when wanted) and its parameter gradients to `grad`, and returns the gradients
+/// of (h0, c0).
 pub(crate) struct BackwardPass<'a, T> {
     pub layer: usize,
     pub dir: usize,
@@ -356,7 +377,7 @@ pub(crate) struct BackwardPass<'a, T> {
     pub trace: &'a Trace<T>,
     pub dy: &'a [T],
     pub grad: &'a mut CpuLayer<T>,
-    pub d_input: &'a mut [T],
+    pub d_input: Option<&'a mut [T]>,
 }
 
 fn zeros_like<T: Real>(l: &CpuLayer<T>) -> CpuLayer<T> {

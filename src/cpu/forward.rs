@@ -45,6 +45,20 @@ impl<T: Real> DirCache<T> {
             h_full: vec![T::ZERO; rows * cfg.hidden_size],
         }
     }
+
+    fn buffers_mut(&mut self) -> [&mut Vec<T>; 4] {
+        [
+            &mut self.gates,
+            &mut self.c_before,
+            &mut self.h_before,
+            &mut self.h_full,
+        ]
+    }
+
+    fn same_sizes(&self, other: &Self) -> bool {
+        let len = |c: &Self| [&c.gates, &c.c_before, &c.h_before, &c.h_full].map(|b| b.len());
+        len(self) == len(other)
+    }
 }
 
 /// One layer in one direction over all timesteps. `input` is time-major `[T, B, in]`;
@@ -76,6 +90,36 @@ pub(crate) struct Trace<T> {
     pub lstm_output: Vec<T>,
     pub lengths: Vec<usize>,
     pub dims: Option<Dims>,
+    /// The caches of an earlier pass, reused by the next one when their sizes fit.
+    pub spare: Vec<DirCache<T>>,
+}
+
+impl<T: Real> Trace<T> {
+    /// Empties the trace for a new pass, keeping its per-direction buffers for reuse (their
+    /// pages stay mapped, which saves a page fault per 4 KiB on every pass).
+    pub(crate) fn recycle(&mut self) {
+        self.spare.append(&mut self.dirs);
+        self.inputs.clear();
+        self.lstm_output.clear();
+        self.dims = None;
+    }
+
+    /// A cache for one direction at `dims`: a spare one when it fits, zeroed where the pass
+    /// may not write it (rows past their length, when some sequence is shorter than `dims`).
+    fn cache(&mut self, cfg: &LstmConfig, dims: Dims, ragged: bool) -> DirCache<T> {
+        let fresh = DirCache::new(cfg, dims);
+        match self.spare.pop() {
+            Some(mut spare) if spare.same_sizes(&fresh) => {
+                if ragged {
+                    for buffer in spare.buffers_mut() {
+                        buffer.fill(T::ZERO);
+                    }
+                }
+                spare
+            }
+            _ => fresh,
+        }
+    }
 }
 
 /// The Linear head converted to `T`.
@@ -200,7 +244,8 @@ impl<T: Real> CpuLstm<T> {
                 trace.inputs.push(input.clone());
             }
             for direction in 0..d {
-                let mut cache = trace.as_ref().map(|_| DirCache::new(cfg, dims));
+                let ragged = inputs.lengths.iter().any(|&l| l < seq_len);
+                let mut cache = trace.as_deref_mut().map(|t| t.cache(cfg, dims, ragged));
                 let s = layer * d + direction;
                 let mut h = h0.map_or(vec![T::ZERO; batch * h_out], |t| {
                     t.data()[s * batch * h_out..(s + 1) * batch * h_out].to_vec()

@@ -101,7 +101,8 @@ pub struct CpuTrainer {
     steps: u64,
     state: OptimizerState,
     options: TrainOptions,
-    threads: usize,
+    /// the model at the current parameters, its buffers kept from step to step
+    model: FastCpuLstm,
 }
 
 impl CpuTrainer {
@@ -116,13 +117,13 @@ impl CpuTrainer {
             like: weights.clone(),
             state: OptimizerState::default(),
             options,
-            threads: crate::cpu::default_threads(),
+            model: FastCpuLstm::new(weights),
         })
     }
 
     /// Uses `threads` threads (at least 1; every core by default).
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
-        self.threads = crate::cpu::check_threads(threads)?;
+        self.model = self.model.with_threads(threads)?;
         Ok(self)
     }
 }
@@ -139,8 +140,10 @@ pub fn flatten_gradients<T: crate::cpu::Real>(
 impl Trainer for CpuTrainer {
     fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
         let weights = self.weights()?;
-        let model = FastCpuLstm::new(&weights).with_threads(self.threads)?;
-        let (loss, _, grads) = model.loss_gradients(&Inputs::new(x), self.options.loss, target)?;
+        self.model.set_weights(&weights)?;
+        let (loss, _, grads) =
+            self.model
+                .loss_parameter_gradients(&Inputs::new(x), self.options.loss, target)?;
         let flat = flatten_gradients(&self.layout, &weights, &grads)?;
         if self.history.len() == 2 {
             self.history.remove(0);

@@ -5,15 +5,19 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::kernel::{panel_product, row_tiles, store_partial, Acc, MR};
+use super::kernel::{load_partial, panel_product, row_tiles, store_partial, Acc, KC, MR};
 use super::math::tanh;
 use super::pack::{pack_panels, PANEL_VECTORS};
 use super::products::par_gemm_acc;
+use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::backward::BackwardPass;
 use crate::cpu::forward::DirCache;
 use crate::cpu::{gemm, CpuLayer, Op};
 use crate::shape::Dims;
+
+/// Unit chunks (vectors) per item of the gate-gradient phase.
+const GROUP: usize = 8;
 
 /// The parts of one direction's BPTT that run step by step.
 struct Steps<'a> {
@@ -33,6 +37,7 @@ pub fn backward_direction(
     layers: &[CpuLayer<f32>],
     (hidden, h_out, directions): (usize, usize, usize),
     threads: usize,
+    reuse: &Reuse,
     pass: BackwardPass<'_, f32>,
 ) -> (Vec<f32>, Vec<f32>) {
     let BackwardPass {
@@ -48,7 +53,8 @@ pub fn backward_direction(
     let cache = &trace.dirs[layer * directions + dir];
     let (gw, rows) = (4 * hidden, dims.seq_len * dims.batch);
     let in_size = p.w_ih.len() / gw.max(1);
-    let mut dz_all = vec![0.0; rows * gw];
+    // rows past their length keep dz = 0
+    let mut dz_all = reuse.zeros(rows * gw);
     let mut g_all = p.w_hr.as_ref().map(|_| vec![0.0; rows * h_out]);
     let steps = Steps {
         p,
@@ -63,11 +69,15 @@ pub fn backward_direction(
     };
     let (dh, dc) = steps.run(threads, &mut dz_all, g_all.as_deref_mut());
 
+    let mut db = vec![0.0; gw];
     for row in dz_all.chunks(gw) {
-        for (k, &v) in row.iter().enumerate() {
-            grad.b_ih[k] += v;
-            grad.b_hh[k] += v;
+        for (sum, &v) in db.iter_mut().zip(row) {
+            *sum += v;
         }
+    }
+    for ((b_ih, b_hh), &v) in grad.b_ih.iter_mut().zip(&mut grad.b_hh).zip(&db) {
+        *b_ih += v;
+        *b_hh += v;
     }
     // dW_hh += Σ_t dz_tᵀ · h_{t-1}; dW_ih += Σ_t dz_tᵀ · x_t; d_input += dz · W_ih
     let dz = &dz_all;
@@ -90,15 +100,17 @@ pub fn backward_direction(
         Op::N,
         &mut grad.w_ih,
     );
-    par_gemm_acc(
-        threads,
-        (rows, in_size, gw),
-        dz,
-        Op::N,
-        &p.w_ih,
-        Op::N,
-        d_input,
-    );
+    if let Some(d_input) = d_input {
+        par_gemm_acc(
+            threads,
+            (rows, in_size, gw),
+            dz,
+            Op::N,
+            &p.w_ih,
+            Op::N,
+            d_input,
+        );
+    }
     if let (Some(g_all), Some(dw_hr)) = (&g_all, grad.w_hr.as_mut()) {
         // dW_hr += Σ_t g_tᵀ · h_full_t
         par_gemm_acc(
@@ -111,6 +123,7 @@ pub fn backward_direction(
             dw_hr,
         );
     }
+    reuse.give(dz_all);
     (dh, dc)
 }
 
@@ -156,6 +169,10 @@ impl WithSimd for StepWork<'_> {
         let (hidden, h_out, lanes) = (st.hidden, st.h_out, S::F32_LANES);
         let (gw, width) = (4 * hidden, PANEL_VECTORS * lanes);
         let padded = h_out.div_ceil(width) * width;
+        let n_chunks = hidden.div_ceil(lanes);
+        let groups = n_chunks.div_ceil(GROUP);
+        // each row's sums between k chunks
+        let mut partial: Vec<Acc<S>> = vec![[simd.splat_f32s(0.0); PANEL_VECTORS]; batch];
         for step in (0..seq_len).rev() {
             let t = if st.direction == 0 {
                 step
@@ -163,15 +180,30 @@ impl WithSimd for StepWork<'_> {
                 seq_len - 1 - step
             };
             let valid = |b: usize| t < st.lengths[b];
-            if worker.id == 0 {
-                // SAFETY: only worker 0 runs between these barriers.
-                unsafe { st.output_gradient(t, sh) };
+            // with a projection, dL/dh_full needs every output of g: one worker, a barrier
+            let projected = st.p.w_hr.is_some();
+            if projected {
+                if worker.id == 0 {
+                    // SAFETY: only worker 0 runs between these barriers.
+                    unsafe { st.output_gradient(t, sh) };
+                }
+                worker.sync();
             }
-            worker.sync();
-            // SAFETY: workers write disjoint unit chunks of dc and dz; dh_full is read-only.
+            // items are (row, group of unit chunks), so each item reads contiguous memory
+            // SAFETY: items write disjoint units of one row of dh_full, dc and dz, and read
+            // only those units of dh_full.
             unsafe {
-                for chunk in self.units.claims(worker, step) {
-                    for b in (0..batch).filter(|&b| valid(b)) {
+                for item in self.units.claims(worker, step) {
+                    let (b, group) = (item / groups, item % groups);
+                    if !valid(b) {
+                        continue;
+                    }
+                    let first = group * GROUP;
+                    let last = (first + GROUP).min(n_chunks);
+                    if !projected {
+                        st.carried_gradient(t, b, first * lanes, last * lanes, sh);
+                    }
+                    for chunk in first..last {
                         st.gate_gradients(simd, t, b, chunk * lanes, sh);
                     }
                 }
@@ -185,19 +217,31 @@ impl WithSimd for StepWork<'_> {
                     let panel_w = &w_hh[panel * gw * width..(panel + 1) * gw * width];
                     let n0 = panel * width;
                     let outputs = width.min(h_out - n0);
-                    for (r0, rows) in row_tiles(batch) {
-                        let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
-                        panel_product(simd, &dz[r0 * gw..], gw, rows, gw, panel_w, &mut acc);
-                        for (r, regs) in acc.iter().enumerate().take(rows) {
-                            let b = r0 + r;
-                            let out = sh.dh_prev.part(b * padded + n0, width);
-                            for (v, value) in regs.iter().enumerate() {
-                                store_partial(simd, out, v * lanes, *value);
+                    // k in chunks of KC, so a chunk of the panel stays in L1 for every tile
+                    for k0 in (0..gw).step_by(KC) {
+                        let kc = KC.min(gw - k0);
+                        let chunk = &panel_w[k0 * width..(k0 + kc) * width];
+                        for (r0, rows) in row_tiles(batch) {
+                            let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
+                            if k0 > 0 {
+                                acc[..rows].copy_from_slice(&partial[r0..r0 + rows]);
                             }
-                            if valid(b) {
-                                sh.dh
-                                    .part(b * h_out + n0, outputs)
-                                    .copy_from_slice(&out[..outputs]);
+                            panel_product(simd, &dz[r0 * gw + k0..], gw, rows, kc, chunk, &mut acc);
+                            if k0 + kc < gw {
+                                partial[r0..r0 + rows].copy_from_slice(&acc[..rows]);
+                                continue;
+                            }
+                            for (r, regs) in acc.iter().enumerate().take(rows) {
+                                let b = r0 + r;
+                                let out = sh.dh_prev.part(b * padded + n0, width);
+                                for (v, value) in regs.iter().enumerate() {
+                                    store_partial(simd, out, v * lanes, *value);
+                                }
+                                if valid(b) {
+                                    sh.dh
+                                        .part(b * h_out + n0, outputs)
+                                        .copy_from_slice(&out[..outputs]);
+                                }
                             }
                         }
                     }
@@ -206,6 +250,13 @@ impl WithSimd for StepWork<'_> {
             worker.sync();
         }
     }
+}
+
+/// `d · s(1 - s)`: the gradient through a sigmoid whose output was `s`.
+#[inline(always)]
+fn sigmoid_grad<S: Simd>(simd: S, d: S::f32s, s: S::f32s) -> S::f32s {
+    let one = simd.splat_f32s(1.0);
+    simd.mul_f32s(d, simd.mul_f32s(s, simd.sub_f32s(one, s)))
 }
 
 impl Steps<'_> {
@@ -240,10 +291,10 @@ impl Steps<'_> {
                 dz_all: Shared::new(dz_all),
                 g_all: g_all.map(Shared::new),
             };
-            let chunks = hidden.div_ceil(lanes);
-            let threads = threads.min(chunks.max(padded / width)).max(1);
+            let items = batch * hidden.div_ceil(lanes).div_ceil(GROUP);
+            let threads = threads.min(items.max(padded / width)).max(1);
             let (units, panels) = (
-                StealQueue::new(threads, chunks),
+                StealQueue::new(threads, items),
                 StealQueue::new(threads, padded / width),
             );
             super::team::run_team(threads, |worker| {
@@ -300,6 +351,25 @@ impl Steps<'_> {
         }
     }
 
+    /// dL/dh_full = dL/dh_t for units u0..u1 of valid row `b` at step `t`, without a
+    /// projection: the carried part plus this step's output gradient.
+    ///
+    /// # Safety
+    /// No other thread may touch units u0..u1 of row `b` of `sh.dh_full`, or write `sh.dh`,
+    /// meanwhile.
+    #[inline(always)]
+    unsafe fn carried_gradient(&self, t: usize, b: usize, u0: usize, u1: usize, sh: &Shares<'_>) {
+        let (hidden, h_out) = (self.hidden, self.h_out);
+        let u1 = u1.min(hidden);
+        let at = (t * self.dims.batch + b) * self.out_width + self.direction * h_out;
+        // SAFETY: the caller's contract.
+        let (dh, out) = unsafe { (sh.dh.read(), sh.dh_full.part(b * hidden + u0, u1 - u0)) };
+        let carried = &dh[b * h_out + u0..b * h_out + u1];
+        for ((out, &carried), &d) in out.iter_mut().zip(carried).zip(&self.dy[at + u0..at + u1]) {
+            *out = carried + d;
+        }
+    }
+
     /// dz for units j0..j0+L of row `b` at step `t`, from dL/dh_full and the carried dL/dc
     /// (which it advances to dL/dc_{t-1}).
     ///
@@ -319,13 +389,20 @@ impl Steps<'_> {
         let units = S::F32_LANES.min(hidden - j0);
         let row = t * batch + b;
         let gates = &self.cache.gates[row * 4 * hidden..(row + 1) * 4 * hidden];
-        let load = |s: &[f32], at: usize| simd.partial_load_f32s(&s[at + j0..at + j0 + units]);
-        let [i, f, g, o] = [0, 1, 2, 3].map(|gate| load(gates, gate * hidden));
-        let c_prev = load(&self.cache.c_before, row * hidden);
+        // each gate's slice ends where its units end, so a partial block loads partially
+        let i = load_partial(simd, &gates[..hidden], j0);
+        let f = load_partial(simd, &gates[..2 * hidden], hidden + j0);
+        let g = load_partial(simd, &gates[..3 * hidden], 2 * hidden + j0);
+        let o = load_partial(simd, gates, 3 * hidden + j0);
+        let c_prev = load_partial(
+            simd,
+            &self.cache.c_before[..(row + 1) * hidden],
+            row * hidden + j0,
+        );
         // SAFETY: the caller's contract.
         let (dh_full, dc) = unsafe { (sh.dh_full.read(), sh.dc.part(b * hidden + j0, units)) };
-        let dhf = load(dh_full, b * hidden);
-        let dc_next = simd.partial_load_f32s(dc);
+        let dhf = load_partial(simd, &dh_full[..(b + 1) * hidden], b * hidden + j0);
+        let dc_next = load_partial(simd, dc, 0);
         let one = simd.splat_f32s(1.0);
         let tc = tanh(simd, simd.mul_add_f32s(f, c_prev, simd.mul_f32s(i, g)));
         let d_o = simd.mul_f32s(dhf, tc);
@@ -338,17 +415,17 @@ impl Steps<'_> {
         );
         store_partial(simd, dc, 0, simd.mul_f32s(dct, f));
         // σ' = s(1 - s), tanh' = 1 - g²
-        let sigmoid_grad = |d, s| simd.mul_f32s(d, simd.mul_f32s(s, simd.sub_f32s(one, s)));
         let values = [
-            sigmoid_grad(d_i, i),
-            sigmoid_grad(d_f, f),
+            sigmoid_grad(simd, d_i, i),
+            sigmoid_grad(simd, d_f, f),
             simd.mul_f32s(d_g, simd.sub_f32s(one, simd.mul_f32s(g, g))),
-            sigmoid_grad(d_o, o),
+            sigmoid_grad(simd, d_o, o),
         ];
+        let at = row * 4 * hidden + j0;
         for (gate, value) in values.into_iter().enumerate() {
-            let at = row * 4 * hidden + gate * hidden + j0;
             // SAFETY: the caller's contract.
-            store_partial(simd, unsafe { sh.dz_all.part(at, units) }, 0, value);
+            let out = unsafe { sh.dz_all.part(at + gate * hidden, units) };
+            store_partial(simd, out, 0, value);
         }
     }
 }

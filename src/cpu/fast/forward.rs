@@ -7,6 +7,7 @@ use pulp::{Simd, WithSimd};
 use super::kernel::{load, panel_product, row_tiles, store, store_partial, Acc, KC, MR};
 use super::math::{sigmoid, tanh};
 use super::pack::{PackedDirection, PANEL_VECTORS};
+use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::forward::{DirCache, DirectionPass};
 
@@ -58,7 +59,7 @@ pub struct Scratch {
 
 impl Scratch {
     /// Buffers for `packed` at `rows` = T·B and `batch`, holding the initial state of `pass`.
-    pub fn new(packed: &PackedDirection, pass: &DirectionPass<'_, f32>) -> Self {
+    pub fn new(packed: &PackedDirection, pass: &DirectionPass<'_, f32>, reuse: &Reuse) -> Self {
         let (batch, rows) = (pass.dims.batch, pass.dims.seq_len * pass.dims.batch);
         let hp = packed.gates.padded();
         let stride = h_stride(packed);
@@ -70,11 +71,19 @@ impl Scratch {
             c[b * hp..][..hidden].copy_from_slice(&pass.c[b * hidden..][..hidden]);
         }
         Self {
-            pre: vec![0.0; rows * 4 * hp],
+            // every element is written by the input projection
+            pre: reuse.any(rows * 4 * hp),
             h: [h, vec![0.0; batch * stride]],
             c,
             h_full: vec![0.0; batch * hp],
         }
+    }
+}
+
+impl Scratch {
+    /// Hands the big buffer back for the next pass.
+    pub fn give_back(self, reuse: &Reuse) {
+        reuse.give(self.pre);
     }
 }
 

@@ -46,6 +46,17 @@ pub fn store<S: Simd>(slice: &mut [f32], at: usize, v: S::f32s) {
     unsafe { core::ptr::write_unaligned(lanes.as_mut_ptr() as *mut S::f32s, v) }
 }
 
+/// The first `min(L, slice.len() - at)` lanes from `slice[at..]`, the rest zero.
+#[inline(always)]
+pub fn load_partial<S: Simd>(simd: S, slice: &[f32], at: usize) -> S::f32s {
+    let end = (at + S::F32_LANES).min(slice.len());
+    if end - at == S::F32_LANES {
+        load::<S>(slice, at)
+    } else {
+        simd.partial_load_f32s(&slice[at..end])
+    }
+}
+
 /// Stores the first `min(L, slice.len() - at)` lanes of `v` at `slice[at..]`.
 #[inline(always)]
 pub fn store_partial<S: Simd>(simd: S, slice: &mut [f32], at: usize, v: S::f32s) {

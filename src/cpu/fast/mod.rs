@@ -13,12 +13,14 @@ mod kernel;
 mod math;
 mod pack;
 mod products;
+mod reuse;
 mod team;
 
 use pulp::{Arch, Simd, WithSimd};
 
 use self::forward::{DirectionJob, RunJob, Scratch};
 use self::pack::PackedDirection;
+use self::reuse::Reuse;
 pub use self::team::default_threads;
 use super::forward::DirectionPass;
 use super::CpuLstm;
@@ -48,6 +50,7 @@ pub struct FastCpuLstm {
     packed: Vec<PackedDirection>,
     threads: usize,
     arch: Arch,
+    reuse: Reuse,
 }
 
 impl FastCpuLstm {
@@ -71,6 +74,7 @@ impl FastCpuLstm {
             packed,
             threads: default_threads(),
             arch,
+            reuse: Reuse::default(),
         }
     }
 
@@ -78,6 +82,28 @@ impl FastCpuLstm {
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         self.threads = check_threads(threads)?;
         Ok(self)
+    }
+
+    /// Replaces the weights with `weights` of the same configuration (as a training step
+    /// does), keeping the thread count and the buffers kept between calls.
+    pub fn set_weights(&mut self, weights: &LstmWeights) -> Result<()> {
+        let same_head = |w: &LstmWeights| w.head().map(|h| h.out_features());
+        let head = self.model.head.as_ref().map(|h| h.out_features);
+        if weights.config() != &self.model.config || same_head(weights) != head {
+            return Err(Error::Config(format!(
+                "set_weights: the new weights ({:?}, head {:?}) differ in shape from the model's ({:?}, head {:?})",
+                weights.config(),
+                same_head(weights),
+                self.model.config,
+                head
+            )));
+        }
+        let threads = self.threads;
+        let reuse = std::mem::take(&mut self.reuse);
+        *self = Self::new(weights);
+        self.threads = threads;
+        self.reuse = reuse;
+        Ok(())
     }
 
     pub fn threads(&self) -> usize {
@@ -116,15 +142,44 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
+        self.gradients(inputs, loss, target, true)
+    }
+
+    /// [`FastCpuLstm::loss_gradients`] without the input gradient, which training does not
+    /// need: the same loss, output and parameter gradients, with `dx` empty (shape `[0]`).
+    pub fn loss_parameter_gradients(
+        &self,
+        inputs: &Inputs<'_, f32>,
+        loss: Loss,
+        target: &Target,
+    ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
+        self.gradients(inputs, loss, target, false)
+    }
+
+    fn gradients(
+        &self,
+        inputs: &Inputs<'_, f32>,
+        loss: Loss,
+        target: &Target,
+        want_dx: bool,
+    ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
         let cfg = &self.model.config;
         let sizes = (cfg.hidden_size, cfg.output_size(), cfg.num_directions());
-        self.model.loss_gradients_with(
+        let mut trace = self.reuse.take_trace();
+        let result = self.model.loss_gradients_with(
             inputs,
             loss,
             target,
+            want_dx,
+            &mut trace,
             &mut |pass| self.run_direction(pass),
-            &mut |pass| backward::backward_direction(&self.model.layers, sizes, self.threads, pass),
-        )
+            &mut |pass| {
+                let layers = &self.model.layers;
+                backward::backward_direction(layers, sizes, self.threads, &self.reuse, pass)
+            },
+        );
+        self.reuse.keep_trace(trace);
+        result
     }
 
     /// One layer and direction, on the team.
@@ -132,12 +187,13 @@ impl FastCpuLstm {
         let cfg = &self.model.config;
         let packed = &self.packed[pass.layer * cfg.num_directions() + pass.direction];
         let out_width = cfg.num_directions() * cfg.output_size();
-        let mut scratch = Scratch::new(packed, &pass);
+        let mut scratch = Scratch::new(packed, &pass, &self.reuse);
         // no more threads than there is work for in the widest phase
         let threads = self.threads.min(packed.gates.blocks().max(1));
         let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads);
         team::run_team(threads, |worker| self.arch.dispatch(RunJob(&job, worker)));
         job.finish(h, c);
+        scratch.give_back(&self.reuse);
     }
 }
 
