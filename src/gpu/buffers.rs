@@ -47,8 +47,18 @@ pub fn staging(device: &wgpu::Device, label: &str, len: usize) -> wgpu::Buffer {
     })
 }
 
-/// Maps every buffer, waits for the GPU, and returns the first `len` f32 of each.
+/// Maps every buffer, waits for the GPU, and returns the first `len` f32 of each (blocks;
+/// see [`read_f32_async`]).
 pub fn read_f32(
+    device: &wgpu::Device,
+    buffers: &[(&wgpu::Buffer, usize)],
+) -> Result<Vec<Vec<f32>>> {
+    pollster::block_on(read_f32_async(device, buffers))
+}
+
+/// Maps every buffer and returns the first `len` f32 of each once the GPU is done. On native
+/// backends this polls the device until then; on the web the browser drives the mapping.
+pub async fn read_f32_async(
     device: &wgpu::Device,
     buffers: &[(&wgpu::Buffer, usize)],
 ) -> Result<Vec<Vec<f32>>> {
@@ -67,7 +77,7 @@ pub fn read_f32(
         .map_err(|e| Error::Readback(e.to_string()))?;
     let mut out = Vec::new();
     for ((buffer, len), receiver) in buffers.iter().zip(receivers) {
-        match pollster::block_on(receiver.receive()) {
+        match receiver.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
             None => return Err(Error::Readback("map callback dropped".into())),

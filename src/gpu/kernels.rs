@@ -27,10 +27,11 @@ pub const REDUCE_WGSL: &str = wgsl!("reduce");
 pub const OPTIMIZER_WGSL: &str = wgsl!("optimizer");
 pub const PERMUTE_WGSL: &str = wgsl!("permute");
 pub const COLUMN_SUM_WGSL: &str = wgsl!("column_sum");
+pub const ROWS_WGSL: &str = wgsl!("rows");
 
 /// Every source a pipeline is built from, preludes included, and the common prelude alone:
 /// (name, source). Each file in shaders/ is part of at least one.
-pub const SHADER_FILES: [(&str, &str); 13] = [
+pub const SHADER_FILES: [(&str, &str); 14] = [
     ("lstm_common", LSTM_COMMON_WGSL),
     ("gemm", GEMM_WGSL),
     ("lstm_step", LSTM_STEP_WGSL),
@@ -44,6 +45,7 @@ pub const SHADER_FILES: [(&str, &str); 13] = [
     ("optimizer", OPTIMIZER_WGSL),
     ("permute", PERMUTE_WGSL),
     ("column_sum", COLUMN_SUM_WGSL),
+    ("rows", ROWS_WGSL),
 ];
 
 /// Invocations per workgroup of the 1-D kernels; passed to their `override WG`.
@@ -82,10 +84,12 @@ pub enum Kernel {
     Permute,
     ColumnPartial,
     ColumnFinish,
+    /// State rows between a pool of slots and a batch (gather or scatter).
+    Rows,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 17] = [
+    pub const ALL: [Kernel; 18] = [
         Kernel::Gemm,
         Kernel::LstmStep,
         Kernel::LstmStepSubgroup,
@@ -103,6 +107,7 @@ impl Kernel {
         Kernel::Permute,
         Kernel::ColumnPartial,
         Kernel::ColumnFinish,
+        Kernel::Rows,
     ];
 
     /// The entry point.
@@ -123,6 +128,7 @@ impl Kernel {
             Kernel::Permute => "permute",
             Kernel::ColumnPartial => "column_partial",
             Kernel::ColumnFinish => "column_finish",
+            Kernel::Rows => "rows",
         }
     }
 
@@ -141,6 +147,7 @@ impl Kernel {
             Kernel::Sgd | Kernel::Adam => "optimizer",
             Kernel::Permute => "permute",
             Kernel::ColumnPartial | Kernel::ColumnFinish => "column_sum",
+            Kernel::Rows => "rows",
         }
     }
 
@@ -227,6 +234,7 @@ impl Kernel {
             Kernel::ColumnPartial | Kernel::ColumnFinish => {
                 &[Params, StorageRead, StorageReadWrite, StorageReadWrite]
             }
+            Kernel::Rows => &[Params, StorageRead, StorageRead, StorageReadWrite],
         }
     }
 

@@ -22,9 +22,11 @@ mod model;
 mod params;
 mod pipelines;
 mod plan;
+mod pool;
 mod resident;
 mod sizes;
 mod slots;
+mod state;
 mod timer;
 mod train;
 mod variant;
@@ -34,9 +36,12 @@ pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
 pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
 pub use context::{ContextOptions, GpuContext, MAX_CHUNK_STEPS};
 pub use kernels::{Kernel, GEMM_TILE, WORKGROUP_SIZE};
-pub use model::GpuLstm;
+pub use model::{GpuLstm, PREPARED_SHAPES};
 pub use params::params_sizes;
 pub use plan::{Dispatch, Op, Plan};
+pub use pool::{GpuStatePool, SlotState};
+pub use resident::GpuWeights;
+pub use state::GpuState;
 pub use train::{GpuGradients, GpuTrainer, BACKWARD_MAX_ROWS};
 pub use variant::{
     DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION,

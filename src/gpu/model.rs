@@ -1,11 +1,14 @@
 //! `GpuLstm`: an LSTM whose weights live on the GPU, uploaded once, reused by every call.
 
-use super::buffers::read_f32;
+use std::sync::Arc;
+
+use super::buffers::read_f32_async;
 use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::ForwardOptions;
 use super::plan::Plan;
-use super::resident::ResidentWeights;
+use super::resident::{GpuWeights, ResidentWeights};
+use super::state::GpuState;
 use super::timer::GpuTimer;
 use super::variant::StepVariant;
 use super::workspace::Workspace;
@@ -15,8 +18,9 @@ use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
 
 /// An LSTM (and optional head) resident on a GPU. Weights are uploaded once by
-/// [`GpuLstm::new`]; buffers for a given `(T, B)` are allocated on first use of that shape and
-/// reused after.
+/// [`GpuLstm::new`] (or shared with other models and pools through [`GpuWeights`]); buffers
+/// for a given `(T, B)` are allocated on first use of that shape and reused after, for the
+/// last [`PREPARED_SHAPES`] shapes used.
 ///
 /// Host-level use: [`GpuLstm::forward`]. Embedding in a wgpu application:
 /// [`GpuLstm::prepare`], write [`GpuLstm::input_buffer`], [`GpuLstm::encode`] into your
@@ -26,23 +30,38 @@ use crate::weights::LstmWeights;
 /// [`GpuLstm::set_kernel`] forces one.
 pub struct GpuLstm {
     ctx: GpuContext,
-    pub(crate) weights: ResidentWeights,
+    pub(crate) weights: Arc<ResidentWeights>,
     options: ForwardOptions,
-    workspace: Option<Workspace>,
+    /// the prepared shapes, most recently used first
+    workspaces: Vec<Workspace>,
     /// made on the first timed forward
     timer: Option<GpuTimer>,
 }
 
+/// Shapes whose buffers a model keeps prepared at once (least recently used dropped first).
+pub const PREPARED_SHAPES: usize = 4;
+
 impl GpuLstm {
     /// Uploads `weights` (re-laid out for the kernels) to `ctx`'s device.
     pub fn new(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
-        Ok(Self {
+        Ok(Self::with_weights(ctx, &GpuWeights::upload(ctx, weights)?))
+    }
+
+    /// A model on weights already on the GPU, sharing them (no upload). `weights` must have
+    /// been uploaded to `ctx`'s device.
+    pub fn with_weights(ctx: &GpuContext, weights: &GpuWeights) -> Self {
+        Self {
             ctx: ctx.clone(),
-            weights: ResidentWeights::upload(ctx, weights)?,
+            weights: weights.0.clone(),
             options: ForwardOptions::default(),
-            workspace: None,
+            workspaces: Vec::new(),
             timer: None,
-        })
+        }
+    }
+
+    /// This model's weights on the GPU, to share with other models and pools.
+    pub fn gpu_weights(&self) -> GpuWeights {
+        GpuWeights(self.weights.clone())
     }
 
     /// Forces the recurrent kernel (or gives the choice back to the table with
@@ -50,14 +69,14 @@ impl GpuLstm {
     /// [`GpuLstm::prepare`].
     pub fn set_kernel(&mut self, kernel: KernelChoice) {
         self.options.kernel = kernel;
-        self.workspace = None;
+        self.workspaces.clear();
     }
 
     /// Runs at most `steps` timesteps per chunk (`None`: as many as the device's limits
     /// allow). Chunking never changes a result; this is for tests and memory control.
     pub fn set_max_chunk_steps(&mut self, steps: Option<usize>) {
         self.options.max_chunk_steps = steps;
-        self.workspace = None;
+        self.workspaces.clear();
     }
 
     /// The kernel variant and the steps per chunk of the prepared shape.
@@ -88,16 +107,21 @@ impl GpuLstm {
     /// [`crate::cpu::CpuLstm::forward_with`] (shapes in [`Inputs`]). The plan is submitted in
     /// chunks, so the GPU starts while the rest is recorded; one wait, for the readback.
     pub fn forward_with(&mut self, inputs: &Inputs<'_>) -> Result<LstmOutput> {
-        Ok(self.run(inputs, false)?.0)
+        pollster::block_on(self.forward_with_async(inputs))
+    }
+
+    /// The async form of [`GpuLstm::forward_with`].
+    pub async fn forward_with_async(&mut self, inputs: &Inputs<'_>) -> Result<LstmOutput> {
+        Ok(self.run(inputs, false).await?.0)
     }
 
     /// [`GpuLstm::forward_with`], also returning the GPU time of the pass in milliseconds
     /// (from timestamp queries; `None` when the device has no TIMESTAMP_QUERY).
     pub fn forward_timed(&mut self, inputs: &Inputs<'_>) -> Result<(LstmOutput, Option<f64>)> {
-        self.run(inputs, true)
+        pollster::block_on(self.run(inputs, true))
     }
 
-    fn run(&mut self, inputs: &Inputs<'_>, timed: bool) -> Result<(LstmOutput, Option<f64>)> {
+    async fn run(&mut self, inputs: &Inputs<'_>, timed: bool) -> Result<(LstmOutput, Option<f64>)> {
         let batched = Batched::new(&self.weights.config, inputs)?;
         let dims = batched.dims;
         self.prepare(dims)?;
@@ -131,13 +155,14 @@ impl GpuLstm {
                 encoder.copy_buffer_to_buffer(&b.c_n, 0, stage, c_at, (cn_len * 4) as u64);
             },
         );
-        if let Some(source) = pollster::block_on(scope.pop()) {
+        if let Some(source) = scope.pop().await {
             return Err(Error::Gpu {
                 during: "forward",
                 source,
             });
         }
-        let mut y = read_f32(device, &[(stage, y_len + hn_len + cn_len)])?
+        let mut y = read_f32_async(device, &[(stage, y_len + hn_len + cn_len)])
+            .await?
             .pop()
             .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
         let gpu_ms = timer.map(|t| t.read_ms(&self.ctx)).transpose()?;
@@ -145,34 +170,165 @@ impl GpuLstm {
         let h_n = y.split_off(y_len);
         let cfg = &self.weights.config;
         let states = cfg.num_directions() * cfg.num_layers;
-        let width = y_len / (dims.seq_len * dims.batch);
-        let out_shape = if cfg.batch_first {
-            [dims.batch, dims.seq_len, width]
-        } else {
-            [dims.seq_len, dims.batch, width]
-        };
         let out = batched.finish(LstmOutput {
-            output: Tensor::new(out_shape, y)?,
+            output: self.output_tensor(dims, y)?,
             h_n: Tensor::new([states, dims.batch, cfg.output_size()], h_n)?,
             c_n: Tensor::new([states, dims.batch, cfg.hidden_size], c_n)?,
         })?;
         Ok((out, gpu_ms))
     }
 
-    /// Allocates (or keeps) the buffers, bind groups and plan for `dims`. Errors name the
-    /// device limit a shape exceeds.
+    /// The model output `y` of a pass over `dims` as a tensor: `[T, B, W]`, or `[B, T, W]`
+    /// when `batch_first` (W: the head's width, else D*H_out).
+    fn output_tensor(&self, dims: Dims, y: Vec<f32>) -> Result<Tensor> {
+        let width = y.len() / (dims.seq_len * dims.batch).max(1);
+        let shape = if self.weights.config.batch_first {
+            [dims.batch, dims.seq_len, width]
+        } else {
+            [dims.seq_len, dims.batch, width]
+        };
+        Tensor::new(shape, y)
+    }
+
+    /// Runs the model on `x` (`[T, B, I]`, `[B, T, I]` when `batch_first`) starting from
+    /// `state` and leaving the final state in it, on the GPU; returns the output (as
+    /// [`GpuLstm::forward`]'s). Feeding a long sequence in chunks this way gives bitwise the
+    /// output and final state of one forward over the whole sequence (a unidirectional
+    /// model; a bidirectional one runs each chunk in both directions on its own).
+    pub fn forward_state(&mut self, x: &Tensor, state: &GpuState) -> Result<Tensor> {
+        pollster::block_on(self.forward_state_async(x, state))
+    }
+
+    /// The async form of [`GpuLstm::forward_state`].
+    pub async fn forward_state_async(&mut self, x: &Tensor, state: &GpuState) -> Result<Tensor> {
+        if x.shape().len() != 3 {
+            return Err(Error::Input(
+                "forward_state needs a batched input [T, B, I] ([B, T, I] batch_first)".into(),
+            ));
+        }
+        let batched = Batched::new(&self.weights.config, &Inputs::new(x))?;
+        let dims = batched.dims;
+        self.prepare(dims)?;
+        self.write_batched(&batched)?;
+        let ws = self.workspace()?;
+        let device = self.ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder = device.create_command_encoder(&Default::default());
+        self.encode_with_state(&mut encoder, state)?;
+        let y_len = ws.buffers.lens.0;
+        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, (y_len * 4) as u64);
+        self.ctx.queue().submit([encoder.finish()]);
+        if let Some(source) = scope.pop().await {
+            return Err(Error::Gpu {
+                during: "forward with a state",
+                source,
+            });
+        }
+        let y = read_f32_async(device, &[(&ws.readback, y_len)])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        self.output_tensor(dims, y)
+    }
+
+    /// One timestep of a unidirectional model for B streams: `x_t` `[B, I]` in, the step's
+    /// output `[B, O]` out (O: the head's width, else H_out), the state advanced on the GPU.
+    pub fn step(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Tensor> {
+        pollster::block_on(self.step_async(x_t, state))
+    }
+
+    /// The async form of [`GpuLstm::step`].
+    pub async fn step_async(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Tensor> {
+        self.check_streamable()?;
+        let input = self.weights.config.input_size;
+        let batch = x_t.shape().first().copied().unwrap_or(0);
+        x_t.expect_shape("x_t (one step, [B, I])", &[batch, input])?;
+        let x = Tensor::new([1, batch, input], x_t.data().to_vec())?;
+        let y = self.forward_state_async(&x, state).await?;
+        let width = y.data().len() / batch.max(1);
+        Tensor::new([batch, width], y.into_data())
+    }
+
+    /// Records one timestep entirely on the GPU into the caller's `encoder`: reads `input`
+    /// (`[B, I]` f32, COPY_SRC), advances `state`, writes the step's output `[B, O]` into
+    /// `output` (COPY_DST). Prepare the shape once with
+    /// `prepare(Dims { seq_len: 1, batch: B })`; nothing is submitted or read back.
+    pub fn encode_step(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        state: &GpuState,
+    ) -> Result<()> {
+        self.check_streamable()?;
+        let ws = self.workspace()?;
+        let batch = state.batch();
+        if ws.dims != (Dims { seq_len: 1, batch }) {
+            return Err(Error::Input(format!(
+                "encode_step needs the shape (T, B) = (1, {batch}) prepared (prepare(Dims {{ seq_len: 1, batch: {batch} }})); the current one is ({}, {})",
+                ws.dims.seq_len, ws.dims.batch
+            )));
+        }
+        let x_bytes = (batch * self.weights.config.input_size * 4) as u64;
+        let y_bytes = (ws.buffers.lens.0 * 4) as u64;
+        check_buffer("input", input, wgpu::BufferUsages::COPY_SRC, x_bytes)?;
+        check_buffer("output", output, wgpu::BufferUsages::COPY_DST, y_bytes)?;
+        encoder.copy_buffer_to_buffer(input, 0, &ws.buffers.x, 0, x_bytes);
+        self.encode_with_state(encoder, state)?;
+        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, output, 0, y_bytes);
+        Ok(())
+    }
+
+    /// Records the pass of the prepared shape into `encoder`, starting from `state` and
+    /// leaving the final state in it (GPU copies only; the input must already be in
+    /// [`GpuLstm::input_buffer`]).
+    pub fn encode_with_state(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        state: &GpuState,
+    ) -> Result<()> {
+        let ws = self.workspace()?;
+        state.check(&self.weights.config, ws.dims.batch)?;
+        let (h_bytes, c_bytes) = state.bytes();
+        let b = &ws.buffers;
+        encoder.copy_buffer_to_buffer(state.h_buffer(), 0, &b.h0, 0, h_bytes);
+        encoder.copy_buffer_to_buffer(state.c_buffer(), 0, &b.c0, 0, c_bytes);
+        b.state_overwritten();
+        ws.plan.encode(encoder);
+        encoder.copy_buffer_to_buffer(&b.h_n, 0, state.h_buffer(), 0, h_bytes);
+        encoder.copy_buffer_to_buffer(&b.c_n, 0, state.c_buffer(), 0, c_bytes);
+        Ok(())
+    }
+
+    /// Streaming runs forward in time only.
+    fn check_streamable(&self) -> Result<()> {
+        if self.weights.config.bidirectional {
+            return Err(Error::Config(
+                "streaming needs a unidirectional model; a bidirectional one reads the whole sequence backwards too".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Allocates (or keeps) the buffers, bind groups and plan for `dims`, and makes it the
+    /// shape the buffer accessors and [`GpuLstm::encode`] use. Up to [`PREPARED_SHAPES`]
+    /// shapes stay prepared. Errors name the device limit a shape exceeds.
     pub fn prepare(&mut self, dims: Dims) -> Result<()> {
-        if self.workspace.as_ref().is_some_and(|ws| ws.dims == dims) {
+        if let Some(at) = self.workspaces.iter().position(|ws| ws.dims == dims) {
+            let ws = self.workspaces.remove(at);
+            self.workspaces.insert(0, ws);
             return Ok(());
         }
-        self.workspace = None; // free the old shape's buffers first
-        self.workspace = Some(Workspace::new(
-            &self.ctx,
-            &self.weights,
-            dims,
-            self.options,
-        )?);
+        // free the least recently used shape's buffers first
+        self.workspaces.truncate(PREPARED_SHAPES - 1);
+        let ws = Workspace::new(&self.ctx, &self.weights, dims, self.options)?;
+        self.workspaces.insert(0, ws);
         Ok(())
+    }
+
+    /// The prepared shapes, most recently used first.
+    pub fn prepared_shapes(&self) -> Vec<Dims> {
+        self.workspaces.iter().map(|ws| ws.dims).collect()
     }
 
     /// Uploads the inputs (`x`, the initial state, zeros when `None`, and the lengths) into
@@ -234,9 +390,36 @@ impl GpuLstm {
         Ok(&self.workspace()?.buffers.c_n)
     }
 
-    fn workspace(&self) -> Result<&Workspace> {
-        self.workspace.as_ref().ok_or_else(|| {
+    /// The context the model runs on.
+    pub(crate) fn ctx(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    pub(crate) fn workspace(&self) -> Result<&Workspace> {
+        self.workspaces.first().ok_or_else(|| {
             Error::Input("call prepare(dims) before using the model's buffers".into())
         })
     }
+}
+
+/// Whether a caller's `buffer` has `usage` and at least `bytes`; the error names it.
+pub(crate) fn check_buffer(
+    what: &str,
+    buffer: &wgpu::Buffer,
+    usage: wgpu::BufferUsages,
+    bytes: u64,
+) -> Result<()> {
+    if !buffer.usage().contains(usage) {
+        return Err(Error::Input(format!(
+            "the {what} buffer needs {usage:?} usage; it has {:?}",
+            buffer.usage()
+        )));
+    }
+    if buffer.size() < bytes {
+        return Err(Error::Input(format!(
+            "the {what} buffer holds {} bytes; the step needs {bytes}",
+            buffer.size()
+        )));
+    }
+    Ok(())
 }

@@ -224,6 +224,20 @@ pub struct ColumnParams {
 }
 const _: () = assert!(std::mem::size_of::<ColumnParams>() == 32);
 
+/// `RowsParams` in shaders/rows.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RowsParams {
+    pub rows: u32,
+    pub width: u32,
+    pub planes: u32,
+    pub slots: u32,
+    /// 0: gather (pool to batch), 1: scatter (batch to pool)
+    pub mode: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<RowsParams>() == 32);
+
 /// Bytes of the largest params struct: the binding size of every params uniform.
 pub const PARAMS_BINDING_SIZE: u64 = 80;
 
@@ -272,5 +286,6 @@ pub fn params_sizes() -> Vec<(&'static str, usize)> {
         ("OptParams", size_of::<OptParams>()),
         ("PermuteParams", size_of::<PermuteParams>()),
         ("ColumnParams", size_of::<ColumnParams>()),
+        ("RowsParams", size_of::<RowsParams>()),
     ]
 }

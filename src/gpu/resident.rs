@@ -29,6 +29,31 @@ pub(crate) struct HeadBuffers {
     pub out_features: usize,
 }
 
+/// An LSTM's weights uploaded to one device, re-laid out for the kernels: one upload that
+/// any number of [`super::GpuLstm`]s and [`super::GpuStatePool`]s on that device share
+/// (cheap to clone).
+#[derive(Clone)]
+pub struct GpuWeights(pub(crate) std::sync::Arc<ResidentWeights>);
+
+impl GpuWeights {
+    /// Uploads `weights` to `ctx`'s device.
+    pub fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
+        Ok(Self(std::sync::Arc::new(ResidentWeights::upload(
+            ctx, weights,
+        )?)))
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &LstmConfig {
+        &self.0.config
+    }
+
+    /// The head's output width, when the model has a head.
+    pub fn head_width(&self) -> Option<usize> {
+        self.0.head.as_ref().map(|h| h.out_features)
+    }
+}
+
 /// Every layer's weights and the head's, on one device.
 pub(crate) struct ResidentWeights {
     pub config: LstmConfig,

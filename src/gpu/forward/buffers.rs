@@ -168,6 +168,14 @@ impl ForwardBuffers {
         }
     }
 
+    /// Notes that h0 and c0 were overwritten on the GPU (from a state), so the next host
+    /// write of zeros is not skipped.
+    pub fn state_overwritten(&self) {
+        let mut written = self.written.borrow_mut();
+        written.h0_zero = false;
+        written.c0_zero = false;
+    }
+
     /// The model's output: the head's, else the last layer's.
     pub fn output(&self) -> &wgpu::Buffer {
         self.head_out.as_ref().unwrap_or(&self.y[self.y.len() - 1])

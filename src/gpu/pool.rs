@@ -1,0 +1,366 @@
+//! `GpuStatePool`: many independent streams of one model, each in a slot of a state pool on
+//! the GPU, served together one timestep at a time by whichever slots are active.
+
+use super::buffers::{read_f32_async, staging, storage_init};
+use super::builder::PlanBuilder;
+use super::context::GpuContext;
+use super::kernels::Kernel;
+use super::model::{check_buffer, GpuLstm};
+use super::params::RowsParams;
+use super::plan::Plan;
+use super::resident::GpuWeights;
+use super::sizes::{check_size, to_u32};
+use super::train::elementwise_groups;
+use crate::error::{Error, Result};
+use crate::shape::Dims;
+use crate::tensor::Tensor;
+
+/// One slot's state on the host: h `[L, H_out]` and c `[L, H]` (a snapshot).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotState {
+    /// `[L, H_out]`
+    pub h: Tensor,
+    /// `[L, H]`
+    pub c: Tensor,
+}
+
+/// N slots, each the state of one independent stream of a unidirectional model.
+///
+/// A step serves the slots listed for it, in any order and any number up to the capacity:
+/// their states are gathered into a batch (one dispatch for h, one for c), the model steps
+/// the batch in its usual dispatches, and the new states are scattered back. The batch is
+/// rounded up to a power of two (padding rows use a spare slot that no stream owns), so a
+/// few prepared shapes serve every number of active streams.
+///
+/// Each stream's results match the same stream run alone within the forward tolerance. They
+/// are bitwise equal when the same recurrent kernel variant serves both batch sizes: the
+/// variant depends on the batch ([`super::StepVariant::choose`]); every row's sums run in the
+/// same order whatever the batch for a given variant.
+pub struct GpuStatePool {
+    model: GpuLstm,
+    capacity: usize,
+    /// `[L, capacity + 1, H_out]`: the last row of each layer is the padding rows' slot
+    h: wgpu::Buffer,
+    /// `[L, capacity + 1, H]`
+    c: wgpu::Buffer,
+    /// the batch's slot indices, u32
+    slots: wgpu::Buffer,
+    /// (batch, gather plan, scatter plan, the workspace's h0 they bind), last first
+    plans: Vec<(usize, Plan, Plan, wgpu::Buffer)>,
+}
+
+impl GpuStatePool {
+    /// A pool of `capacity` zeroed slots for the model whose weights are `weights` (shared,
+    /// not uploaded again).
+    pub fn new(ctx: &GpuContext, weights: &GpuWeights, capacity: usize) -> Result<Self> {
+        let config = weights.config();
+        if config.bidirectional {
+            return Err(Error::Config(
+                "a state pool streams forward in time; a bidirectional model cannot".into(),
+            ));
+        }
+        if capacity == 0 {
+            return Err(Error::Input("a state pool needs at least 1 slot".into()));
+        }
+        let layers = config.num_layers;
+        let (h_out, hidden) = (config.output_size(), config.hidden_size);
+        let rows = layers * (capacity + 1);
+        let limits = ctx.device().limits();
+        check_size(&limits, "the pool's h [L, slots, H_out]", rows * h_out)?;
+        check_size(&limits, "the pool's c [L, slots, H]", rows * hidden)?;
+        let device = ctx.device();
+        Ok(Self {
+            model: GpuLstm::with_weights(ctx, weights),
+            capacity,
+            h: storage_init(device, "pool h", &vec![0.0f32; rows * h_out]),
+            c: storage_init(device, "pool c", &vec![0.0f32; rows * hidden]),
+            slots: storage_init(device, "pool slot list", &vec![0u32; bucket(capacity)]),
+            plans: Vec::new(),
+        })
+    }
+
+    /// Slots in the pool.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The model the pool steps (for its configuration and kernel choice).
+    pub fn model(&self) -> &GpuLstm {
+        &self.model
+    }
+
+    /// Grows the pool to `capacity` slots; existing slots keep their states, new ones start
+    /// at zero.
+    pub fn grow(&mut self, capacity: usize) -> Result<()> {
+        if capacity <= self.capacity {
+            return Ok(());
+        }
+        let grown = Self::new(self.model.ctx(), &self.model.gpu_weights(), capacity)?;
+        let (h_out, hidden) = self.widths();
+        let ctx = self.model.ctx();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        for layer in 0..self.layers() {
+            for (from, to, width) in [(&self.h, &grown.h, h_out), (&self.c, &grown.c, hidden)] {
+                let bytes = (self.capacity * width * 4) as u64;
+                let (old_at, new_at) = (
+                    (layer * (self.capacity + 1) * width * 4) as u64,
+                    (layer * (capacity + 1) * width * 4) as u64,
+                );
+                encoder.copy_buffer_to_buffer(from, old_at, to, new_at, bytes);
+            }
+        }
+        ctx.queue().submit([encoder.finish()]);
+        self.capacity = capacity;
+        self.h = grown.h;
+        self.c = grown.c;
+        self.slots = grown.slots;
+        self.plans.clear();
+        Ok(())
+    }
+
+    /// Sets slot `slot` back to zeros (a new stream).
+    pub fn reset(&self, slot: usize) -> Result<()> {
+        let (h_out, hidden) = self.widths();
+        let layers = self.layers();
+        self.restore(
+            slot,
+            &SlotState {
+                h: Tensor::new([layers, h_out], vec![0.0; layers * h_out])?,
+                c: Tensor::new([layers, hidden], vec![0.0; layers * hidden])?,
+            },
+        )
+    }
+
+    /// Puts a state (from [`GpuStatePool::snapshot`], or any `[L, H_out]`/`[L, H]`) into
+    /// slot `slot`.
+    pub fn restore(&self, slot: usize, state: &SlotState) -> Result<()> {
+        self.check_slot(slot)?;
+        let (h_out, hidden) = self.widths();
+        let layers = self.layers();
+        state
+            .h
+            .expect_shape("the slot's h [L, H_out]", &[layers, h_out])?;
+        state
+            .c
+            .expect_shape("the slot's c [L, H]", &[layers, hidden])?;
+        let queue = self.model.ctx().queue();
+        for layer in 0..layers {
+            for (buffer, data, width) in [(&self.h, &state.h, h_out), (&self.c, &state.c, hidden)] {
+                let at = ((layer * (self.capacity + 1) + slot) * width * 4) as u64;
+                let row = &data.data()[layer * width..(layer + 1) * width];
+                queue.write_buffer(buffer, at, bytemuck::cast_slice(row));
+            }
+        }
+        Ok(())
+    }
+
+    /// Slot `slot`'s state, copied to the host (blocks; see [`GpuStatePool::snapshot_async`]).
+    pub fn snapshot(&self, slot: usize) -> Result<SlotState> {
+        pollster::block_on(self.snapshot_async(slot))
+    }
+
+    /// The async form of [`GpuStatePool::snapshot`].
+    pub async fn snapshot_async(&self, slot: usize) -> Result<SlotState> {
+        self.check_slot(slot)?;
+        let (h_out, hidden) = self.widths();
+        let layers = self.layers();
+        let ctx = self.model.ctx();
+        let device = ctx.device();
+        let stage = staging(device, "slot snapshot", layers * (h_out + hidden));
+        let mut encoder = device.create_command_encoder(&Default::default());
+        let mut at = 0;
+        for (buffer, width) in [(&self.h, h_out), (&self.c, hidden)] {
+            for layer in 0..layers {
+                let from = ((layer * (self.capacity + 1) + slot) * width * 4) as u64;
+                encoder.copy_buffer_to_buffer(buffer, from, &stage, at, (width * 4) as u64);
+                at += (width * 4) as u64;
+            }
+        }
+        ctx.queue().submit([encoder.finish()]);
+        let mut h = read_f32_async(device, &[(&stage, layers * (h_out + hidden))])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        let c = h.split_off(layers * h_out);
+        Ok(SlotState {
+            h: Tensor::new([layers, h_out], h)?,
+            c: Tensor::new([layers, hidden], c)?,
+        })
+    }
+
+    /// One timestep of the streams in `slots` (distinct, each below the capacity): `x`
+    /// `[B, I]` holds their inputs in the order of `slots` (B = `slots.len()`); returns their
+    /// outputs `[B, O]` in the same order and advances their states (blocks; see
+    /// [`GpuStatePool::step_async`]).
+    pub fn step(&mut self, slots: &[usize], x: &Tensor) -> Result<Tensor> {
+        pollster::block_on(self.step_async(slots, x))
+    }
+
+    /// The async form of [`GpuStatePool::step`].
+    pub async fn step_async(&mut self, slots: &[usize], x: &Tensor) -> Result<Tensor> {
+        let input = self.model.config().input_size;
+        x.expect_shape("the pool step's x [B, I]", &[slots.len(), input])?;
+        let batch = self.select(slots)?;
+        let ctx = self.model.ctx().clone();
+        let ws = self.model.workspace()?;
+        ctx.queue()
+            .write_buffer(&ws.buffers.x, 0, bytemuck::cast_slice(x.data()));
+        let device = ctx.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder = device.create_command_encoder(&Default::default());
+        self.encode_selected(&mut encoder, batch)?;
+        let width = ws.buffers.lens.0 / batch;
+        let y_len = slots.len() * width;
+        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, (y_len * 4) as u64);
+        ctx.queue().submit([encoder.finish()]);
+        if let Some(source) = scope.pop().await {
+            return Err(Error::Gpu {
+                during: "pool step",
+                source,
+            });
+        }
+        let y = read_f32_async(device, &[(&ws.readback, y_len)])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        Tensor::new([slots.len(), width], y)
+    }
+
+    /// Records one timestep of the streams in `slots` into the caller's `encoder`, all on
+    /// the GPU: `input` holds their inputs `[B, I]` (f32, COPY_SRC) in the order of `slots`,
+    /// `output` receives their outputs `[B, O]` (COPY_DST). The slot list itself is written
+    /// through the queue, so it is in place before the encoder's commands run.
+    pub fn encode_step(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        slots: &[usize],
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let batch = self.select(slots)?;
+        let ws = self.model.workspace()?;
+        let x_bytes = (slots.len() * self.model.config().input_size * 4) as u64;
+        let y_bytes = (slots.len() * (ws.buffers.lens.0 / batch) * 4) as u64;
+        check_buffer("input", input, wgpu::BufferUsages::COPY_SRC, x_bytes)?;
+        check_buffer("output", output, wgpu::BufferUsages::COPY_DST, y_bytes)?;
+        encoder.copy_buffer_to_buffer(input, 0, &ws.buffers.x, 0, x_bytes);
+        self.encode_selected(encoder, batch)?;
+        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, output, 0, y_bytes);
+        Ok(())
+    }
+
+    /// Checks `slots`, prepares the padded batch's shape and plans, and writes the slot list;
+    /// returns the padded batch.
+    fn select(&mut self, slots: &[usize]) -> Result<usize> {
+        if slots.is_empty() {
+            return Err(Error::Input("a pool step needs at least one slot".into()));
+        }
+        let mut seen = vec![false; self.capacity];
+        for &slot in slots {
+            self.check_slot(slot)?;
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(Error::Input(format!(
+                    "slot {slot} is listed twice in one step"
+                )));
+            }
+        }
+        let batch = bucket(slots.len()).min(bucket(self.capacity));
+        self.model.prepare(Dims { seq_len: 1, batch })?;
+        self.plans_for(batch)?;
+        let mut list: Vec<u32> = slots.iter().map(|&s| s as u32).collect();
+        list.resize(batch, to_u32("capacity", self.capacity)?);
+        let queue = self.model.ctx().queue();
+        queue.write_buffer(&self.slots, 0, bytemuck::cast_slice(&list));
+        Ok(batch)
+    }
+
+    /// Gather, the model's pass, scatter, for the prepared `batch`.
+    fn encode_selected(&self, encoder: &mut wgpu::CommandEncoder, batch: usize) -> Result<()> {
+        let (_, gather, scatter, _) = self
+            .plans
+            .first()
+            .filter(|p| p.0 == batch)
+            .ok_or_else(|| Error::Input("no plan prepared for this batch".into()))?;
+        gather.encode(encoder);
+        self.model.workspace()?.buffers.state_overwritten();
+        self.model.encode(encoder)?;
+        scatter.encode(encoder);
+        Ok(())
+    }
+
+    /// Makes the gather and scatter plans of `batch` current (built when missing, or when the
+    /// model's workspace for it was rebuilt).
+    fn plans_for(&mut self, batch: usize) -> Result<()> {
+        let h0 = self.model.workspace()?.buffers.h0.clone();
+        if let Some(at) = self.plans.iter().position(|p| p.0 == batch && p.3 == h0) {
+            let plans = self.plans.remove(at);
+            self.plans.insert(0, plans);
+            return Ok(());
+        }
+        let (gather, scatter) = self.build_plans(batch)?;
+        self.plans.truncate(super::PREPARED_SHAPES - 1);
+        self.plans.insert(0, (batch, gather, scatter, h0));
+        Ok(())
+    }
+
+    fn build_plans(&self, batch: usize) -> Result<(Plan, Plan)> {
+        let ws = self.model.workspace()?;
+        let b = &ws.buffers;
+        let (h_out, hidden) = self.widths();
+        let ctx = self.model.ctx();
+        let mut plans = Vec::new();
+        for (mode, moves) in [
+            (0, [(&self.h, &b.h0, h_out), (&self.c, &b.c0, hidden)]),
+            (1, [(&b.h_n, &self.h, h_out), (&b.c_n, &self.c, hidden)]),
+        ] {
+            let mut plan = PlanBuilder::new(ctx);
+            for (src, dst, width) in moves {
+                let label = if mode == 0 { "gather" } else { "scatter" };
+                let group = plan.group(Kernel::Rows, label, &[&self.slots, src, dst]);
+                let params = RowsParams {
+                    rows: to_u32("batch", batch)?,
+                    width: to_u32("width", width)?,
+                    planes: to_u32("layers", self.layers())?,
+                    slots: to_u32("slots", self.capacity + 1)?,
+                    mode,
+                    _pad: [0; 3],
+                };
+                let groups = elementwise_groups(self.layers() * batch * width)?;
+                plan.dispatch(0, group, &params, groups)?;
+            }
+            plans.push(plan.finish()?);
+        }
+        let scatter = plans
+            .pop()
+            .ok_or_else(|| Error::Input("no scatter plan".into()))?;
+        let gather = plans
+            .pop()
+            .ok_or_else(|| Error::Input("no gather plan".into()))?;
+        Ok((gather, scatter))
+    }
+
+    fn check_slot(&self, slot: usize) -> Result<()> {
+        if slot >= self.capacity {
+            return Err(Error::Input(format!(
+                "slot {slot} is out of range: the pool has {} slots (grow it first)",
+                self.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    fn layers(&self) -> usize {
+        self.model.config().num_layers
+    }
+
+    /// (H_out, H)
+    fn widths(&self) -> (usize, usize) {
+        let cfg = self.model.config();
+        (cfg.output_size(), cfg.hidden_size)
+    }
+}
+
+/// The batch a step of `active` streams runs at: the next power of two.
+fn bucket(active: usize) -> usize {
+    active.max(1).next_power_of_two()
+}

@@ -1,0 +1,151 @@
+//! `GpuState`: the recurrent state of a batch of streams, kept on the GPU between calls.
+
+use super::buffers::{read_f32_async, staging, storage_init};
+use super::context::GpuContext;
+use super::sizes::check_size;
+use crate::config::LstmConfig;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// h `[L*D, B, H_out]` and c `[L*D, B, H]` (f32, index `layer * D + direction`) of `B`
+/// independent streams: what h0/c0 are to a forward pass and h_n/c_n come out as. A pass
+/// run with a state ([`super::GpuLstm::forward_state`], [`super::GpuLstm::step`],
+/// [`super::GpuLstm::encode_with_state`]) starts from it and leaves its final state in it,
+/// all on the GPU, so a long sequence can be fed in chunks or one step at a time.
+pub struct GpuState {
+    h: wgpu::Buffer,
+    c: wgpu::Buffer,
+    /// (L*D, B, H_out, H)
+    dims: (usize, usize, usize, usize),
+}
+
+impl GpuState {
+    /// Zeros (PyTorch's default initial state) for `batch` streams of a model with `config`.
+    pub fn zeros(ctx: &GpuContext, config: &LstmConfig, batch: usize) -> Result<Self> {
+        let states = config.num_layers * config.num_directions();
+        let dims = (states, batch, config.output_size(), config.hidden_size);
+        let limits = ctx.device().limits();
+        check_size(
+            &limits,
+            "the state h [L*D, B, H_out]",
+            states * batch * dims.2,
+        )?;
+        check_size(&limits, "the state c [L*D, B, H]", states * batch * dims.3)?;
+        if batch == 0 {
+            return Err(Error::Input("a state needs a batch of at least 1".into()));
+        }
+        let device = ctx.device();
+        Ok(Self {
+            h: storage_init(device, "state h", &vec![0.0f32; states * batch * dims.2]),
+            c: storage_init(device, "state c", &vec![0.0f32; states * batch * dims.3]),
+            dims,
+        })
+    }
+
+    /// A state holding `h0` `[L*D, B, H_out]` and `c0` `[L*D, B, H]`.
+    pub fn from_host(
+        ctx: &GpuContext,
+        config: &LstmConfig,
+        h0: &Tensor,
+        c0: &Tensor,
+    ) -> Result<Self> {
+        let batch = h0.shape().get(1).copied().unwrap_or(0);
+        let state = Self::zeros(ctx, config, batch.max(1))?;
+        state.write(ctx, h0, c0)?;
+        Ok(state)
+    }
+
+    /// Overwrites the state with `h` `[L*D, B, H_out]` and `c` `[L*D, B, H]`.
+    pub fn write(&self, ctx: &GpuContext, h: &Tensor, c: &Tensor) -> Result<()> {
+        let (states, batch, h_out, hidden) = self.dims;
+        h.expect_shape("h (the state's [L*D, B, H_out])", &[states, batch, h_out])?;
+        c.expect_shape("c (the state's [L*D, B, H])", &[states, batch, hidden])?;
+        let queue = ctx.queue();
+        queue.write_buffer(&self.h, 0, bytemuck::cast_slice(h.data()));
+        queue.write_buffer(&self.c, 0, bytemuck::cast_slice(c.data()));
+        Ok(())
+    }
+
+    /// Back to zeros.
+    pub fn reset(&self, ctx: &GpuContext) {
+        let (states, batch, h_out, hidden) = self.dims;
+        let queue = ctx.queue();
+        queue.write_buffer(
+            &self.h,
+            0,
+            bytemuck::cast_slice(&vec![0.0f32; states * batch * h_out]),
+        );
+        queue.write_buffer(
+            &self.c,
+            0,
+            bytemuck::cast_slice(&vec![0.0f32; states * batch * hidden]),
+        );
+    }
+
+    /// Copies the state to the host (blocks; see [`GpuState::read_async`]).
+    pub fn read(&self, ctx: &GpuContext) -> Result<(Tensor, Tensor)> {
+        pollster::block_on(self.read_async(ctx))
+    }
+
+    /// Copies the state to the host: (h `[L*D, B, H_out]`, c `[L*D, B, H]`).
+    pub async fn read_async(&self, ctx: &GpuContext) -> Result<(Tensor, Tensor)> {
+        let (states, batch, h_out, hidden) = self.dims;
+        let (h_len, c_len) = (states * batch * h_out, states * batch * hidden);
+        let device = ctx.device();
+        let stage = staging(device, "state readback", h_len + c_len);
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.h, 0, &stage, 0, (h_len * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.c, 0, &stage, (h_len * 4) as u64, (c_len * 4) as u64);
+        ctx.queue().submit([encoder.finish()]);
+        let mut h = read_f32_async(device, &[(&stage, h_len + c_len)])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        let c = h.split_off(h_len);
+        Ok((
+            Tensor::new([states, batch, h_out], h)?,
+            Tensor::new([states, batch, hidden], c)?,
+        ))
+    }
+
+    /// The h buffer `[L*D, B, H_out]`, f32.
+    pub fn h_buffer(&self) -> &wgpu::Buffer {
+        &self.h
+    }
+
+    /// The c buffer `[L*D, B, H]`, f32.
+    pub fn c_buffer(&self) -> &wgpu::Buffer {
+        &self.c
+    }
+
+    /// B: the streams it holds.
+    pub fn batch(&self) -> usize {
+        self.dims.1
+    }
+
+    /// Whether it fits a pass of `config` over `batch` streams; the error names both shapes.
+    pub(crate) fn check(&self, config: &LstmConfig, batch: usize) -> Result<()> {
+        let want = (
+            config.num_layers * config.num_directions(),
+            batch,
+            config.output_size(),
+            config.hidden_size,
+        );
+        if self.dims != want {
+            return Err(Error::Input(format!(
+                "the state holds (L*D, B, H_out, H) = {:?} but the pass needs {want:?}",
+                self.dims
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes of (h, c).
+    pub(crate) fn bytes(&self) -> (u64, u64) {
+        let (states, batch, h_out, hidden) = self.dims;
+        (
+            (states * batch * h_out * 4) as u64,
+            (states * batch * hidden * 4) as u64,
+        )
+    }
+}
