@@ -346,3 +346,31 @@ fn models_share_one_upload_and_keep_several_shapes() {
         "least recent dropped"
     );
 }
+
+#[test]
+fn a_trainers_weights_become_an_inference_model_on_the_gpu() {
+    use lstm_wgpu::gpu::GpuTrainer;
+    use lstm_wgpu::loss::{Loss, Target};
+    use lstm_wgpu::train::{OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
+    let ctx = gpu();
+    let weights = model(1);
+    let input = weights.config().input_size;
+    let options = TrainOptions::new(Loss::Mse, OptimizerConfig::new(OptimizerKind::Adam, 1e-2));
+    let mut trainer = GpuTrainer::new(ctx, &weights, options).unwrap();
+    let x = random_tensor(&[6, 3, input], 1);
+    let y = Target::Values(random_tensor(&[6, 3, 2], 2));
+    for _ in 0..3 {
+        trainer.submit(&x, &y).unwrap();
+    }
+    let mut inference = trainer.inference_model();
+    let got = inference.forward(&x, None, None).unwrap();
+    let trained = trainer.weights().unwrap();
+    let want = GpuLstm::new(ctx, &trained)
+        .unwrap()
+        .forward(&x, None, None)
+        .unwrap();
+    assert!(bits(&got.output) == bits(&want.output), "the trained weights");
+    trainer.step(&x, &y).unwrap();
+    let later = inference.forward(&x, None, None).unwrap();
+    assert!(bits(&later.output) == bits(&got.output), "a copy, not a view");
+}

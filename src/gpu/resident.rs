@@ -62,6 +62,46 @@ pub(crate) struct ResidentWeights {
 }
 
 impl ResidentWeights {
+    /// A copy of these weights made on the GPU (no host round trip), ordered after the work
+    /// already submitted to `ctx`'s queue.
+    pub fn duplicate(&self, ctx: &GpuContext) -> Self {
+        let device = ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("weights copy"),
+        });
+        let mut copy = |from: &wgpu::Buffer| {
+            let to = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("weights copy"),
+                size: from.size(),
+                usage: from.usage(),
+                mapped_at_creation: false,
+            });
+            encoder.copy_buffer_to_buffer(from, 0, &to, 0, from.size());
+            to
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| LayerBuffers {
+                w_ih_t: copy(&l.w_ih_t),
+                bias: copy(&l.bias),
+                w_hh: copy(&l.w_hh),
+                w_hr_t: copy(&l.w_hr_t),
+            })
+            .collect();
+        let head = self.head.as_ref().map(|h| HeadBuffers {
+            weight_t: copy(&h.weight_t),
+            bias: h.bias.as_ref().map(&mut copy),
+            out_features: h.out_features,
+        });
+        ctx.queue().submit([encoder.finish()]);
+        Self {
+            config: self.config.clone(),
+            layers,
+            head,
+        }
+    }
+
     /// Uploads `weights` to `ctx`'s device.
     pub fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
         let config = weights.config().clone();

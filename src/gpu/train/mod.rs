@@ -420,6 +420,19 @@ fn submit_indexed(
     }
 }
 
+impl GpuTrainer {
+    /// An inference model with the weights of every step submitted so far, copied on the GPU
+    /// (no host round trip, no wait): later training steps do not change it. Its weights can
+    /// be shared further with [`GpuLstm::gpu_weights`].
+    pub fn inference_model(&self) -> GpuLstm {
+        let ctx = self.model.context();
+        let weights = super::resident::GpuWeights(std::sync::Arc::new(
+            self.model.weights.duplicate(ctx),
+        ));
+        GpuLstm::with_weights(ctx, &weights)
+    }
+}
+
 impl Trainer for GpuTrainer {
     /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
     /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
