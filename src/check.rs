@@ -14,7 +14,9 @@ use crate::{LstmConfig, LstmWeights};
 /// `|got - want| <= abs + rel * |want|`, elementwise.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
+    /// Absolute part.
     pub abs: f64,
+    /// Relative part, a multiple of `|want|`.
     pub rel: f64,
 }
 
@@ -27,8 +29,11 @@ pub const GPU_VS_F64: Tolerance = Tolerance {
 /// The first element outside a tolerance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mismatch {
+    /// Its flat (row-major) index.
     pub index: usize,
+    /// The value compared (NaN when the shapes differ).
     pub got: f64,
+    /// The reference value (NaN when the shapes differ).
     pub want: f64,
     /// How many elements are outside the tolerance.
     pub count: usize,
@@ -55,10 +60,15 @@ impl Tolerance {
 
 /// A random model and inputs.
 pub struct Case {
+    /// The model, possibly with a head.
     pub weights: LstmWeights,
+    /// `[T, B, I]` (`[B, T, I]` when `batch_first`), or unbatched `[T, I]`.
     pub x: Tensor,
+    /// `[D*L, B, H_out]` (`[D*L, H_out]` unbatched), when drawn.
     pub h0: Option<Tensor>,
+    /// `[D*L, B, H]` (`[D*L, H]` unbatched), when drawn.
     pub c0: Option<Tensor>,
+    /// `[B]`, each in `1..=T`, when drawn.
     pub lengths: Option<Vec<usize>>,
 }
 

@@ -35,26 +35,31 @@ impl LstmConfig {
         }
     }
 
+    /// Sets the number of stacked layers `L`.
     pub fn num_layers(mut self, num_layers: usize) -> Self {
         self.num_layers = num_layers;
         self
     }
 
+    /// Sets whether a time-reversed second direction runs (`D` = 2).
     pub fn bidirectional(mut self, bidirectional: bool) -> Self {
         self.bidirectional = bidirectional;
         self
     }
 
+    /// Sets whether `bias_ih`/`bias_hh` exist.
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
     }
 
+    /// Sets the projection size `P` (0: none).
     pub fn proj_size(mut self, proj_size: usize) -> Self {
         self.proj_size = proj_size;
         self
     }
 
+    /// Sets whether input and output are `[B, T, F]` instead of `[T, B, F]`.
     pub fn batch_first(mut self, batch_first: bool) -> Self {
         self.batch_first = batch_first;
         self

@@ -15,17 +15,24 @@ pub enum Error {
     /// A tensor has the wrong shape.
     #[error("{what}: expected shape {expected:?}, got {actual:?}")]
     Shape {
+        /// The tensor's name.
         what: String,
+        /// The shape it must have.
         expected: Vec<usize>,
+        /// The shape it has.
         actual: Vec<usize>,
     },
 
     /// A shape's element count does not match the data length.
     #[error("{what}: shape {shape:?} holds {expected} elements but {actual} were given")]
     DataLength {
+        /// The tensor's name.
         what: String,
+        /// The shape given.
         shape: Vec<usize>,
+        /// The shape's element count.
         expected: usize,
+        /// The data's length.
         actual: usize,
     },
 
@@ -47,16 +54,22 @@ pub enum Error {
     /// A shape needs more than a device limit allows.
     #[error("{what} needs {needed} but the device limit `{limit}` is {available}")]
     Limit {
+        /// What needs it (a buffer, a workgroup, with its shape).
         what: String,
+        /// The name of the `wgpu::Limits` field.
         limit: &'static str,
+        /// The amount needed.
         needed: u64,
+        /// The device's limit.
         available: u64,
     },
 
     /// wgpu reported an error (validation, out of memory, device lost).
     #[error("GPU error during {during}: {source}")]
     Gpu {
+        /// The operation that was running.
         during: &'static str,
+        /// wgpu's error.
         #[source]
         source: wgpu::Error,
     },
@@ -64,7 +77,9 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file (or stream, such as `stdout`).
         path: std::path::PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -72,7 +87,9 @@ pub enum Error {
     /// A file's content is not what it must be (format, key, dtype, shape).
     #[error("{path}: {message}")]
     Format {
+        /// The file.
         path: std::path::PathBuf,
+        /// What is wrong with it.
         message: String,
     },
 

@@ -6,6 +6,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// A Linear layer: `weight` `[O, in]`, optional `bias` `[O]`; maps `[..., in]` to `[..., O]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {
     /// `[O, in]`
@@ -43,10 +44,12 @@ impl Linear {
         Self::new(weight, Some(bias))
     }
 
+    /// The input width `in` (`D*H_out` for a head on an LSTM).
     pub fn in_features(&self) -> usize {
         self.weight.shape()[1]
     }
 
+    /// The output width `O`.
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]
     }

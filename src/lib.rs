@@ -24,6 +24,17 @@
 //! [`gpu::GpuTrainer`]): backward through the whole model, [`loss`] functions, and PyTorch's
 //! optimizers, on either path. [`cpu::CpuLstm::backward`] is the reference BPTT.
 //!
+//! ## Features
+//! - `cli` (default): the `lstm-wgpu` binary (clap, indicatif, env_logger); turns on `bench`
+//!   and `plot`.
+//! - `bench`: module `bench`, the benchmarks the binary runs, with JSON output
+//!   (serde_json).
+//! - `plot`: module `plot`, loss curves as PNG (plotters, drawn in pure Rust with
+//!   a bundled DejaVu Sans; no system font library).
+//!
+//! With `default-features = false` the crate is the library alone: the CPU and GPU paths,
+//! training, [`io`] and [`check`], and none of the crates above.
+//!
 //! ## Example
 //! ```no_run
 //! use lstm_wgpu::{cpu::CpuLstm, gpu::{GpuContext, GpuLstm}, LstmConfig, LstmWeights, Tensor};
@@ -39,6 +50,9 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod check;
 pub mod config;
@@ -48,6 +62,7 @@ pub mod gpu;
 pub mod head;
 pub mod io;
 pub mod loss;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod shape;
 pub mod tensor;

@@ -7,9 +7,13 @@ use crate::cpu::Real;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// A training loss, averaged as PyTorch's default `reduction="mean"` does (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
+    /// Mean squared error, `nn.MSELoss()`; targets are [`Target::Values`].
     Mse,
+    /// Softmax cross-entropy over the last axis, `nn.CrossEntropyLoss()`; targets are
+    /// [`Target::Classes`].
     CrossEntropy,
 }
 
@@ -23,6 +27,7 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target tensor's shape.
     pub fn shape(&self) -> &[usize] {
         match self {
             Target::Values(t) => t.shape(),

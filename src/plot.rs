@@ -1,14 +1,38 @@
 //! The loss curve as a PNG (plotters), encoded in memory so the file is written atomically.
+//! Text is drawn in pure Rust (plotters' `ab_glyph` path) with the bundled DejaVu Sans
+//! (assets/DejaVuSans.ttf, license beside it), so no system font library is linked or needed.
+
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use plotters::prelude::*;
+
+/// DejaVu Sans, registered with plotters as its "sans-serif" family.
+const SANS_SERIF: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::Input(format!("drawing the loss plot failed: {e}"))
 }
 
+/// Registers the bundled font once per process; every later call returns the first outcome.
+fn register_sans_serif() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, SANS_SERIF).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        // plotters' InvalidFont carries no detail
+        Err(plot_err(
+            "the bundled font assets/DejaVuSans.ttf is not a valid font",
+        ))
+    }
+}
+
 /// PNG bytes of `losses` (one per step) on a log-scaled y axis.
 pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
+    register_sans_serif()?;
     let (w, h) = (800u32, 500u32);
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {

@@ -25,13 +25,18 @@ pub struct Dims {
 ///   sequence's state at its own last step, the reverse direction starts there. `None` = all `T`.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a, T = f32> {
+    /// The input sequence, `[T, B, I]` (see above).
     pub x: &'a Tensor<T>,
+    /// The initial hidden state, `[D*L, B, H_out]`.
     pub h0: Option<&'a Tensor<T>>,
+    /// The initial cell state, `[D*L, B, H]`.
     pub c0: Option<&'a Tensor<T>>,
+    /// Each sequence's length, `[B]`.
     pub lengths: Option<&'a [usize]>,
 }
 
 impl<'a, T> Inputs<'a, T> {
+    /// Just `x`: zero initial state, every sequence `T` long.
     pub fn new(x: &'a Tensor<T>) -> Self {
         Self {
             x,
@@ -41,12 +46,14 @@ impl<'a, T> Inputs<'a, T> {
         }
     }
 
+    /// Sets the initial states `h0` `[D*L, B, H_out]` and `c0` `[D*L, B, H]`.
     pub fn state(mut self, h0: Option<&'a Tensor<T>>, c0: Option<&'a Tensor<T>>) -> Self {
         self.h0 = h0;
         self.c0 = c0;
         self
     }
 
+    /// Sets the sequence lengths `[B]`, each in `1..=T`.
     pub fn lengths(mut self, lengths: Option<&'a [usize]>) -> Self {
         self.lengths = lengths;
         self

@@ -35,18 +35,22 @@ impl<T: Copy> Tensor<T> {
         }
     }
 
+    /// The size of each dimension, outermost first.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// The elements in row-major order.
     pub fn data(&self) -> &[T] {
         &self.data
     }
 
+    /// The elements in row-major order, writable (the shape stays).
     pub fn data_mut(&mut self) -> &mut [T] {
         &mut self.data
     }
 
+    /// The elements in row-major order, without the shape.
     pub fn into_data(self) -> Vec<T> {
         self.data
     }

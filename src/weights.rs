@@ -37,14 +37,20 @@ pub struct LayerWeights {
 /// Which parameter of a layer a tensor is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamKind {
+    /// `weight_ih`, `[4H, in]`.
     WeightIh,
+    /// `weight_hh`, `[4H, H_out]`.
     WeightHh,
+    /// `bias_ih`, `[4H]`.
     BiasIh,
+    /// `bias_hh`, `[4H]`.
     BiasHh,
+    /// `weight_hr` (projection), `[P, H]`.
     WeightHr,
 }
 
 impl ParamKind {
+    /// Every kind, in PyTorch's state_dict order within a layer.
     pub const ALL: [ParamKind; 5] = [
         ParamKind::WeightIh,
         ParamKind::WeightHh,
@@ -84,6 +90,7 @@ pub fn param_shape(config: &LstmConfig, kind: ParamKind, layer: usize) -> Option
 }
 
 impl LayerWeights {
+    /// The tensor of `kind`, or `None` when this layer has none (no bias, no projection).
     pub fn get(&self, kind: ParamKind) -> Option<&Tensor> {
         match kind {
             ParamKind::WeightIh => Some(&self.w_ih),
@@ -94,6 +101,7 @@ impl LayerWeights {
         }
     }
 
+    /// The tensor of `kind`, writable; `None` when this layer has none.
     pub fn get_mut(&mut self, kind: ParamKind) -> Option<&mut Tensor> {
         match kind {
             ParamKind::WeightIh => Some(&mut self.w_ih),
@@ -205,10 +213,12 @@ impl LstmWeights {
         Ok(self)
     }
 
+    /// The Linear head, if any.
     pub fn head(&self) -> Option<&Linear> {
         self.head.as_ref()
     }
 
+    /// The Linear head, writable, if any.
     pub fn head_mut(&mut self) -> Option<&mut Linear> {
         self.head.as_mut()
     }
@@ -221,6 +231,7 @@ impl LstmWeights {
         }
     }
 
+    /// The sizes and options these weights are for.
     pub fn config(&self) -> &LstmConfig {
         &self.config
     }
@@ -235,6 +246,7 @@ impl LstmWeights {
         &self.layers[layer * self.config.num_directions() + direction]
     }
 
+    /// The parameters of `layer` in `direction` (0 forward, 1 reverse), writable.
     pub fn layer_mut(&mut self, layer: usize, direction: usize) -> &mut LayerWeights {
         let d = self.config.num_directions();
         &mut self.layers[layer * d + direction]

@@ -19,13 +19,21 @@ use crate::{LstmConfig, LstmWeights};
 /// The shape and repetitions of one benchmark.
 #[derive(Clone, Debug)]
 pub struct BenchSpec {
+    /// Sequence length `T`.
     pub seq_len: usize,
+    /// Batch size `B`.
     pub batch: usize,
+    /// Input size `I`.
     pub input: usize,
+    /// Hidden size `H`.
     pub hidden: usize,
+    /// Stacked layers `L`.
     pub layers: usize,
+    /// Two directions (`D` = 2).
     pub bidirectional: bool,
+    /// Timed runs (at least one runs).
     pub iters: usize,
+    /// Untimed runs first.
     pub warmup: usize,
     /// The GPU path's recurrent kernel (the table's choice by default).
     pub kernel: KernelChoice,
@@ -34,6 +42,7 @@ pub struct BenchSpec {
 }
 
 impl BenchSpec {
+    /// The LSTM this benchmark runs (bias, no projection, time-major).
     pub fn config(&self) -> LstmConfig {
         LstmConfig::new(self.input, self.hidden)
             .num_layers(self.layers)
@@ -64,11 +73,13 @@ impl BenchSpec {
 pub struct BenchResult {
     /// "gpu" or "cpu"
     pub device: &'static str,
+    /// The GPU adapter's name, or the CPU path's description (threads, SIMD lanes).
     pub adapter: String,
     /// The recurrent kernel that ran (GPU: its variant and tiles, and the chunk length).
     pub kernel: String,
-    /// Host in, host out.
+    /// Median time of a run, host in, host out (training: of a step).
     pub median_ms: f64,
+    /// Fastest run, as `median_ms`.
     pub min_ms: f64,
     /// Median GPU time of a pass (timestamp queries), when the device has them.
     pub gpu_ms: Option<f64>,
@@ -76,8 +87,10 @@ pub struct BenchResult {
     pub gpu_memory_mib: Option<f64>,
     /// CPU: the threads it ran on.
     pub threads: Option<usize>,
-    /// GPU: dispatches per pass, and the host time to record them all into an encoder.
+    /// GPU: dispatches per forward pass (0 on the CPU and for training).
     pub dispatches: usize,
+    /// GPU: host time to record a forward pass's dispatches into an encoder, ms (0 where
+    /// `dispatches` is 0).
     pub record_ms: f64,
     /// Forward FLOPs (see [`BenchSpec::flops`]) per millisecond / 1e6; for a training step,
     /// three times the forward FLOPs (forward, activation gradients, weight gradients).

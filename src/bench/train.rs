@@ -19,6 +19,7 @@ use crate::{Linear, LstmWeights};
 pub struct TrainSpec {
     /// The head's width `O`.
     pub out_features: usize,
+    /// The optimizer each step applies (PyTorch's defaults; lr 0.01 for SGD, else 0.001).
     pub optimizer: OptimizerKind,
 }
 

@@ -13,6 +13,7 @@ use crate::tensor::{swap_leading_axes, Tensor};
 pub struct Gradients<T> {
     /// Same shapes as [`CpuLstm::layers`]; `b_ih` and `b_hh` get the same gradient.
     pub layers: Vec<CpuLayer<T>>,
+    /// Same shapes as [`CpuLstm::head`]; `None` without a head.
     pub head: Option<CpuHead<T>>,
     /// Same shape as the input `x` (empty, shape `[0]`, from
     /// [`super::FastCpuLstm::loss_parameter_gradients`], which skips it).

@@ -129,6 +129,7 @@ pub struct CpuHead<T> {
     pub weight: Vec<T>,
     /// `[O]` (zeros when the head has no bias)
     pub bias: Vec<T>,
+    /// The head's width `O`.
     pub out_features: usize,
 }
 
@@ -136,13 +137,16 @@ pub struct CpuHead<T> {
 /// reference).
 #[derive(Clone, Debug)]
 pub struct CpuLstm<T> {
+    /// The sizes and options the weights were made for.
     pub config: LstmConfig,
     /// `layers[layer * D + direction]`
     pub layers: Vec<CpuLayer<T>>,
+    /// The Linear head applied to every output row, if any.
     pub head: Option<CpuHead<T>>,
 }
 
 impl<T: Real> CpuLstm<T> {
+    /// The model of `weights`, converted to `T` (absent biases become zeros).
     pub fn new(weights: &LstmWeights) -> Self {
         let config = weights.config().clone();
         let convert = |t: &crate::Tensor| t.data().iter().map(|&x| T::from_f32(x)).collect();

@@ -19,15 +19,25 @@ pub trait Real:
     + Neg<Output = Self>
     + AddAssign
 {
+    /// 0.
     const ZERO: Self;
+    /// 1.
     const ONE: Self;
+    /// Not a number.
     const NAN: Self;
+    /// Converts from f32 (exact for f32 and f64).
     fn from_f32(x: f32) -> Self;
+    /// Converts to f32, rounding to nearest.
     fn to_f32(self) -> f32;
+    /// Converts to f64 (exact).
     fn to_f64(self) -> f64;
+    /// `e^self`.
     fn exp(self) -> Self;
+    /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// Natural logarithm.
     fn ln(self) -> Self;
+    /// Square root.
     fn sqrt(self) -> Self;
 
     /// `c = alpha * a · b + beta * c` for strided row/column views (matrixmultiply).
@@ -160,6 +170,7 @@ pub fn gemm<T: Real>(
     }
 }
 
+/// The logistic function `1 / (1 + e^-x)`.
 pub fn sigmoid<T: Real>(x: T) -> T {
     T::ONE / (T::ONE + (-x).exp())
 }

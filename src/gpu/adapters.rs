@@ -2,8 +2,11 @@
 
 /// One adapter with what matters for this crate.
 pub struct AdapterSummary {
+    /// Name, backend, device type and driver.
     pub info: wgpu::AdapterInfo,
+    /// The adapter's own (maximum) limits.
     pub limits: wgpu::Limits,
+    /// The features the adapter offers.
     pub features: wgpu::Features,
 }
 

@@ -28,21 +28,25 @@ pub const STEP_MAX_QUADS: u32 = 8;
 /// What the choice depends on, besides the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepShape {
+    /// Hidden units per direction `H`.
     pub hidden: usize,
     /// `proj_size`, or `hidden` without a projection
     pub hidden_out: usize,
+    /// Batch rows `B`.
     pub batch: usize,
 }
 
 /// What the table and the checks need to know of a device.
 #[derive(Clone, Debug)]
 pub struct DeviceCaps {
+    /// The device's limits (as requested, not the adapter's maximum).
     pub limits: wgpu::Limits,
     /// The smallest subgroup size, when the device has the SUBGROUP feature.
     pub subgroup_size: Option<u32>,
 }
 
 impl DeviceCaps {
+    /// The limits and subgroup size of `device`.
     pub fn of(device: &wgpu::Device) -> Self {
         Self {
             limits: device.limits(),
@@ -67,8 +71,11 @@ pub enum StepVariant {
 /// `steps` steps at a time (`P`), split sums through subgroup shuffles or workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SequenceTiles {
+    /// Invocations per hidden unit, each summing a slice of k (`KS`).
     pub splits: u32,
+    /// Timesteps of `pre` staged at a time (`P`).
     pub steps: u32,
+    /// Split sums added by subgroup shuffles (true) or in workgroup memory (false).
     pub subgroups: bool,
 }
 
@@ -78,10 +85,15 @@ pub struct SequenceTiles {
 /// meet in workgroup memory (1: none, the portable path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StepTiles {
+    /// Hidden units per workgroup (`U`).
     pub units: u32,
+    /// k-slices per hidden unit (`KS`).
     pub splits: u32,
+    /// Batch rows per workgroup (`BT`).
     pub rows: u32,
+    /// Quads of k per slice per staging round (`QPI`).
     pub quads: u32,
+    /// Split sums added by subgroup shuffles before workgroup memory (`SPAN`, 1: none).
     pub span: u32,
 }
 

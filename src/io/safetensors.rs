@@ -20,7 +20,9 @@ use crate::weights::{param_name, param_shape, LayerWeights, LstmWeights, ParamKi
 
 /// The prefix [`save`] puts before every LSTM key.
 pub const LSTM_PREFIX: &str = "lstm.";
+/// The key of the head's weight `[O, D*H_out]`.
 pub const HEAD_WEIGHT: &str = "head.weight";
+/// The key of the head's bias `[O]`.
 pub const HEAD_BIAS: &str = "head.bias";
 
 /// A key of the LSTM state dict, split into its parts.

@@ -10,22 +10,33 @@ use crate::weights::{LstmWeights, ParamKind};
 /// Offsets (in f32 elements) of one layer's parameters; each spans every direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerOffsets {
+    /// `W_ih`, `[D*4H, in]`.
     pub w_ih: usize,
+    /// `W_hh`, `[D*4H, H_out]`.
     pub w_hh: usize,
+    /// `b_ih`, `[D*4H]`; `None` without biases.
     pub b_ih: Option<usize>,
+    /// `b_hh`, `[D*4H]`; `None` without biases.
     pub b_hh: Option<usize>,
+    /// `W_hr`, `[D*P, H]`; `None` without a projection.
     pub w_hr: Option<usize>,
 }
 
+/// Where every parameter of a model lives in the flat vector (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamLayout {
+    /// One entry per layer.
     pub layers: Vec<LayerOffsets>,
+    /// The head's weight `[O, D*H_out]`; `None` without a head.
     pub head_weight: Option<usize>,
+    /// The head's bias `[O]`; `None` without a head or its bias.
     pub head_bias: Option<usize>,
+    /// The vector's length in f32 elements.
     pub total: usize,
 }
 
 impl ParamLayout {
+    /// The layout of `weights`' parameters.
     pub fn new(weights: &LstmWeights) -> Self {
         let cfg = weights.config();
         let d = cfg.num_directions();

@@ -32,13 +32,16 @@ use crate::weights::LstmWeights;
 /// What to minimise and how.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainOptions {
+    /// The loss minimised.
     pub loss: Loss,
+    /// The optimizer and its hyper-parameters.
     pub optimizer: OptimizerConfig,
     /// Clip the total gradient norm to this before each update (`clip_grad_norm_`).
     pub clip_norm: Option<f32>,
 }
 
 impl TrainOptions {
+    /// `loss` and `optimizer`, no clipping.
     pub fn new(loss: Loss, optimizer: OptimizerConfig) -> Self {
         Self {
             loss,
@@ -47,6 +50,7 @@ impl TrainOptions {
         }
     }
 
+    /// Checks the optimizer's values and that the clip norm, if any, is finite and > 0.
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate()?;
         if let Some(c) = self.clip_norm {
@@ -106,6 +110,7 @@ pub struct CpuTrainer {
 }
 
 impl CpuTrainer {
+    /// A trainer starting from `weights`, with fresh optimizer state.
     pub fn new(weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
         options.validate()?;
         let layout = ParamLayout::new(weights);

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 
+/// Which optimizer updates the parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptimizerKind {
     /// `torch.optim.SGD(lr, momentum, weight_decay)` (dampening 0, no Nesterov)
@@ -14,15 +15,22 @@ pub enum OptimizerKind {
     AdamW,
 }
 
+/// An optimizer and its hyper-parameters, named as in `torch.optim`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OptimizerConfig {
+    /// The update rule.
     pub kind: OptimizerKind,
+    /// Learning rate, > 0.
     pub lr: f32,
     /// SGD only
     pub momentum: f32,
+    /// L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
     pub weight_decay: f32,
+    /// Adam/AdamW: decay of the first moment, in [0, 1).
     pub beta1: f32,
+    /// Adam/AdamW: decay of the second moment, in [0, 1).
     pub beta2: f32,
+    /// Adam/AdamW: added to the second moment's square root.
     pub eps: f32,
 }
 
@@ -44,6 +52,7 @@ impl OptimizerConfig {
         }
     }
 
+    /// Checks every value's range (the ranges the field docs give).
     pub fn validate(&self) -> Result<()> {
         let bad =
             |what: &str, v: f32| Error::Config(format!("{what} must be finite and >= 0, got {v}"));
@@ -80,6 +89,7 @@ impl OptimizerConfig {
 /// Optimizer state: step count and the moment buffers.
 #[derive(Clone, Debug, Default)]
 pub struct OptimizerState {
+    /// Updates taken so far.
     pub step: u64,
     /// SGD momentum buffer, or Adam's first moment
     pub m: Vec<f32>,

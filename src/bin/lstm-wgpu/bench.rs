@@ -12,6 +12,7 @@ use lstm_wgpu::{Error, LstmWeights, Result};
 use crate::cpu_args::CpuArgs;
 use crate::gpu_args::GpuArgs;
 use crate::progress::Progress;
+use crate::stdout::outln;
 use crate::train::OptimizerArg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -60,6 +61,13 @@ pub struct Args {
     /// With --train: the optimizer
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,
+    /// Time streamed timesteps (µs per step, --device gpu): host in/out, GPU-resident per
+    /// submit and per frame, and with B > 1 a state pool of B active streams
+    #[arg(long, conflicts_with = "train")]
+    stream: bool,
+    /// With --stream: steps recorded per submission in the frame figure
+    #[arg(long, default_value_t = 16)]
+    frame: usize,
     /// One JSON line per device instead of a table
     #[arg(long)]
     json: bool,
@@ -85,6 +93,25 @@ pub fn main(args: Args) -> Result<()> {
         kernel: args.kernel,
         threads: args.cpu.threads()?,
     };
+    if args.stream {
+        if args.bidirectional || args.device != BenchDevice::Gpu {
+            return Err(Error::Input(
+                "--stream times a unidirectional model on --device gpu".into(),
+            ));
+        }
+        let config = lstm_wgpu::LstmConfig::new(args.input, args.hidden).num_layers(args.layers);
+        let weights = LstmWeights::init(&config, 0)?;
+        let stream = crate::stream_bench::StreamSpec {
+            batch: args.batch,
+            input: args.input,
+            hidden: args.hidden,
+            layers: args.layers,
+            steps: args.iters.max(1) * 10,
+            frame: args.frame,
+            json: args.json,
+        };
+        return crate::stream_bench::run(&args.gpu.context()?, &weights, &stream);
+    }
     if args.train && args.out_features == 0 {
         return Err(Error::Input("--out-features must be at least 1".into()));
     }
@@ -108,18 +135,18 @@ pub fn main(args: Args) -> Result<()> {
     };
     if args.json {
         for r in &results {
-            println!("{}", r.to_json(&spec, train.as_ref()));
+            outln!("{}", r.to_json(&spec, train.as_ref()))?;
         }
     } else if let Some(t) = &train {
-        print_train_table(&spec, t, &results);
+        print_train_table(&spec, t, &results)?;
     } else {
-        print_table(&spec, &results);
+        print_table(&spec, &results)?;
     }
     Ok(())
 }
 
-fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult]) {
-    println!(
+fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult]) -> Result<()> {
+    outln!(
         "training step ({:?}, MSE, head O={}, full batch): T={} B={} I={} H={} layers={} bidirectional={}, median of {} after {} warmup",
         train.optimizer,
         train.out_features,
@@ -131,17 +158,22 @@ fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult
         spec.bidirectional,
         spec.iters,
         spec.warmup
-    );
-    println!(
+    )?;
+    outln!(
         "{:<6} {:<48} {:>11} {:>9} {:>15} {:>12}",
-        "device", "adapter", "ms/step", "steps/s", "GPU ms/step", "GPU MiB"
-    );
+        "device",
+        "adapter",
+        "ms/step",
+        "steps/s",
+        "GPU ms/step",
+        "GPU MiB"
+    )?;
     for r in results {
         let gpu = r.gpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"));
         let mib = r
             .gpu_memory_mib
             .map_or("-".to_string(), |m| format!("{m:.1}"));
-        println!(
+        outln!(
             "{:<6} {:<48} {:>11.3} {:>9.1} {:>15} {:>12}",
             r.device,
             r.adapter,
@@ -149,8 +181,9 @@ fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult
             1e3 / r.median_ms,
             gpu,
             mib
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Benchmarks forward inference on the chosen devices, with a progress bar for long runs.
@@ -189,8 +222,8 @@ fn on_devices(
     Ok(results)
 }
 
-pub fn print_table(spec: &BenchSpec, results: &[BenchResult]) {
-    println!(
+pub fn print_table(spec: &BenchSpec, results: &[BenchResult]) -> Result<()> {
+    outln!(
         "forward, host in/out: T={} B={} I={} H={} layers={} bidirectional={} ({:.3} GFLOP), median of {} after {} warmup",
         spec.seq_len,
         spec.batch,
@@ -201,14 +234,20 @@ pub fn print_table(spec: &BenchSpec, results: &[BenchResult]) {
         spec.flops() / 1e9,
         spec.iters,
         spec.warmup
-    );
-    println!(
+    )?;
+    outln!(
         "{:<6} {:<48} {:>11} {:>11} {:>9} {:>11} {:>9}",
-        "device", "adapter", "median ms", "min ms", "us/step", "GPU ms", "GFLOP/s"
-    );
+        "device",
+        "adapter",
+        "median ms",
+        "min ms",
+        "us/step",
+        "GPU ms",
+        "GFLOP/s"
+    )?;
     for r in results {
         let gpu = r.gpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"));
-        println!(
+        outln!(
             "{:<6} {:<48} {:>11.3} {:>11.3} {:>9.2} {:>11} {:>9.2}",
             r.device,
             r.adapter,
@@ -217,22 +256,23 @@ pub fn print_table(spec: &BenchSpec, results: &[BenchResult]) {
             r.us_per_step(spec),
             gpu,
             r.gflops
-        );
-        println!("       kernel: {}", r.kernel);
+        )?;
+        outln!("       kernel: {}", r.kernel)?;
         if r.dispatches > 0 {
-            println!(
+            outln!(
                 "       {} dispatches, recorded in {:.3} ms ({:.2} us each)",
                 r.dispatches,
                 r.record_ms,
                 r.record_ms * 1e3 / r.dispatches as f64
-            );
+            )?;
         }
     }
     let find = |d| results.iter().find(|r| r.device == d);
     if let (Some(gpu), Some(cpu)) = (find("gpu"), find("cpu")) {
-        println!(
+        outln!(
             "GPU/CPU: the GPU is {:.2}x the speed of the CPU (CPU median / GPU median)",
             cpu.median_ms / gpu.median_ms
-        );
+        )?;
     }
+    Ok(())
 }

@@ -5,6 +5,7 @@ use lstm_wgpu::{Error, Result};
 
 use crate::gpu_args::GpuArgs;
 use crate::progress::Progress;
+use crate::stdout::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,11 +19,12 @@ pub struct Args {
 
 pub fn main(args: Args) -> Result<()> {
     let ctx = args.gpu.context()?;
-    println!("adapter: {}", ctx.adapter_name());
-    println!(
+    outln!("adapter: {}", ctx.adapter_name())?;
+    outln!(
         "tolerance: |gpu - cpu_f64| <= {} + {} * |cpu_f64|",
-        GPU_VS_F64.abs, GPU_VS_F64.rel
-    );
+        GPU_VS_F64.abs,
+        GPU_VS_F64.rel
+    )?;
     let mut progress = Progress::new(args.cases, "checking");
     let mut failures = 0;
     for i in 0..args.cases {
@@ -32,7 +34,7 @@ pub fn main(args: Args) -> Result<()> {
             None => progress.bar_println(&format!(
                 "ok    case {i} (seed {seed}): {}",
                 case.describe()
-            )),
+            ))?,
             Some((what, m)) => {
                 failures += 1;
                 progress.bar_println(&format!(
@@ -42,13 +44,13 @@ pub fn main(args: Args) -> Result<()> {
                     m.got,
                     m.want,
                     m.count
-                ));
+                ))?;
             }
         }
         progress.tick();
     }
     progress.finish();
-    println!("{} passed, {} failed", args.cases - failures, failures);
+    outln!("{} passed, {} failed", args.cases - failures, failures)?;
     if failures > 0 {
         return Err(Error::Input(format!(
             "{failures} of {} cases differ between GPU and CPU",

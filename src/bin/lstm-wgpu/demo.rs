@@ -8,6 +8,7 @@ use lstm_wgpu::{Error, LstmWeights, Result};
 
 use crate::bench::{print_table, run, BenchDevice};
 use crate::gpu_args::GpuArgs;
+use crate::stdout::outln;
 
 pub fn main(gpu_args: GpuArgs) -> Result<()> {
     let spec = BenchSpec {
@@ -26,11 +27,13 @@ pub fn main(gpu_args: GpuArgs) -> Result<()> {
     let weights = LstmWeights::init(&config, 0)?;
     let x = bench_input(&spec)?;
     let ctx = gpu_args.context()?;
-    println!("adapter: {}", ctx.adapter_name());
-    println!(
+    outln!("adapter: {}", ctx.adapter_name())?;
+    outln!(
         "model:   nn.LSTM(input_size={}, hidden_size={}, num_layers={}), PyTorch init, seed 0",
-        config.input_size, config.hidden_size, config.num_layers
-    );
+        config.input_size,
+        config.hidden_size,
+        config.num_layers
+    )?;
     let gpu = GpuLstm::new(&ctx, &weights)?.forward(&x, None, None)?;
     let cpu = CpuLstm::<f64>::new(&weights).forward(&x.map(f64::from), None, None)?;
     let max_diff = gpu
@@ -40,21 +43,21 @@ pub fn main(gpu_args: GpuArgs) -> Result<()> {
         .zip(cpu.output.data())
         .map(|(g, c)| (*g as f64 - c).abs())
         .fold(0.0, f64::max);
-    println!(
+    outln!(
         "output {:?}: max |gpu - cpu_f64| = {max_diff:.2e}",
         gpu.output.shape()
-    );
+    )?;
     if let Some(m) = GPU_VS_F64.first_mismatch(gpu.output.data(), cpu.output.data()) {
         return Err(Error::Input(format!(
             "GPU and CPU disagree at output[{}]: {} vs {}",
             m.index, m.got, m.want
         )));
     }
-    println!(
+    outln!(
         "GPU and CPU agree within |d| <= {} + {}*|cpu|\n",
-        GPU_VS_F64.abs, GPU_VS_F64.rel
-    );
+        GPU_VS_F64.abs,
+        GPU_VS_F64.rel
+    )?;
     let results = run(&spec, BenchDevice::Both, gpu_args)?;
-    print_table(&spec, &results);
-    Ok(())
+    print_table(&spec, &results)
 }

@@ -4,19 +4,24 @@ use lstm_wgpu::gpu::{enumerate_adapters, relevant_limits};
 use lstm_wgpu::Result;
 
 use crate::gpu_args::GpuArgs;
+use crate::stdout::outln;
 
 pub fn main(gpu: GpuArgs) -> Result<()> {
     let adapters = enumerate_adapters();
-    println!("adapters wgpu sees ({}):", adapters.len());
+    outln!("adapters wgpu sees ({}):", adapters.len())?;
     for a in &adapters {
         let i = &a.info;
-        println!(
+        outln!(
             "  {} | {:?} | {:?} | driver: {} {}",
-            i.name, i.backend, i.device_type, i.driver, i.driver_info
-        );
+            i.name,
+            i.backend,
+            i.device_type,
+            i.driver,
+            i.driver_info
+        )?;
     }
     let ctx = gpu.context()?;
-    println!("chosen: {}", ctx.adapter_name());
+    outln!("chosen: {}", ctx.adapter_name())?;
     let adapter = adapters
         .iter()
         .find(|a| Some(&a.info) == ctx.adapter_info());
@@ -25,13 +30,13 @@ pub fn main(gpu: GpuArgs) -> Result<()> {
     } else {
         "the adapter's own limits"
     };
-    println!("limits (device requested with {requested}; adapter maximum in brackets):");
+    outln!("limits (device requested with {requested}; adapter maximum in brackets):")?;
     let device_limits = ctx.device().limits();
     let adapter_limits = adapter.map(|a| relevant_limits(&a.limits));
     for (i, (name, value)) in relevant_limits(&device_limits).into_iter().enumerate() {
         match &adapter_limits {
-            Some(max) => println!("  {name}: {value} [{}]", max[i].1),
-            None => println!("  {name}: {value}"),
+            Some(max) => outln!("  {name}: {value} [{}]", max[i].1)?,
+            None => outln!("  {name}: {value}")?,
         }
     }
     if let Some(a) = adapter {
@@ -45,14 +50,14 @@ pub fn main(gpu: GpuArgs) -> Result<()> {
             .filter(|(_, f)| a.features.contains(*f))
             .map(|(n, _)| *n)
             .collect();
-        println!(
+        outln!(
             "adapter features of interest: {}",
             if present.is_empty() {
                 "none".into()
             } else {
                 present.join(", ")
             }
-        );
+        )?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod info;
 mod init;
 mod progress;
 mod run;
+mod stdout;
 mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};

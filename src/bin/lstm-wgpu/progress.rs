@@ -3,6 +3,9 @@
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use lstm_wgpu::Result;
+
+use crate::stdout::outln;
 
 /// Counts finished units; draws a bar once the work has run for a second with more to go.
 pub struct Progress {
@@ -40,12 +43,13 @@ impl Progress {
         }
     }
 
-    /// Prints a line above the bar (or plainly, while it is hidden).
-    pub fn bar_println(&self, line: &str) {
+    /// Prints a line above the bar (or to stdout, while it is hidden).
+    pub fn bar_println(&self, line: &str) -> Result<()> {
         if self.shown {
             self.bar.println(line);
+            Ok(())
         } else {
-            println!("{line}");
+            outln!("{line}")
         }
     }
 

@@ -15,6 +15,7 @@ use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
 use crate::cpu_args::CpuArgs;
 use crate::gpu_args::GpuArgs;
+use crate::stdout::outln;
 use crate::Device;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -258,12 +259,12 @@ pub fn main(args: Args) -> Result<()> {
         )));
     }
     let done = losses.len();
-    println!(
+    outln!(
         "trained {done} steps on {adapter}: loss {:.6} -> {:.6}, {:.1} steps/s ({seconds:.2} s)",
         losses.first().copied().unwrap_or(f32::NAN),
         losses.last().copied().unwrap_or(f32::NAN),
         done as f64 / seconds.max(1e-9)
-    );
+    )?;
     Ok(())
 }
 

@@ -106,6 +106,7 @@ impl FastCpuLstm {
         Ok(())
     }
 
+    /// The threads a pass runs on.
     pub fn threads(&self) -> usize {
         self.threads
     }
