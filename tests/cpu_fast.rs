@@ -257,9 +257,7 @@ fn reused_buffers_give_the_results_of_a_fresh_model() {
         let fresh = || FastCpuLstm::new(&case.weights).with_threads(2).unwrap();
         let want_out = fresh().forward_with(&inputs).unwrap();
         let target = Target::Values(random_tensor(want_out.output.shape(), 98));
-        let (want_loss, _, want) = fresh()
-            .loss_gradients(&inputs, Loss::Mse, &target)
-            .unwrap();
+        let (want_loss, _, want) = fresh().loss_gradients(&inputs, Loss::Mse, &target).unwrap();
 
         let kept = fresh();
         let poison = Tensor::full(case.x.shape(), f32::NAN);
@@ -277,10 +275,16 @@ fn reused_buffers_give_the_results_of_a_fresh_model() {
             v.truncate(v.len() - g.dx.data().len() - g.dh0.data().len() - g.dc0.data().len());
             v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         };
-        assert!(params(&got) == params(&want), "{shape:?} parameter gradients");
+        assert!(
+            params(&got) == params(&want),
+            "{shape:?} parameter gradients"
+        );
         let out = kept.forward_with(&inputs).unwrap();
         let bits = |t: &Tensor| t.data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert!(bits(&out.output) == bits(&want_out.output), "{shape:?} output");
+        assert!(
+            bits(&out.output) == bits(&want_out.output),
+            "{shape:?} output"
+        );
     }
 }
 

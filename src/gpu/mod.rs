@@ -16,11 +16,13 @@ mod builder;
 mod choice;
 mod context;
 mod forward;
+#[allow(missing_docs)] // internals: re-exported hidden, for tests and benches
 mod kernels;
 mod layout;
 mod model;
 mod params;
 mod pipelines;
+#[allow(missing_docs)] // internals: re-exported hidden, for tests and benches
 mod plan;
 mod pool;
 mod resident;
@@ -35,9 +37,12 @@ mod workspace;
 pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
 pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
 pub use context::{ContextOptions, GpuContext, MAX_CHUNK_STEPS};
-pub use kernels::{Kernel, GEMM_TILE, WORKGROUP_SIZE};
+#[doc(hidden)] // the kernels and plans are internals, public for the tests and benches only
+pub use kernels::Kernel;
+pub use kernels::{GEMM_TILE, WORKGROUP_SIZE};
 pub use model::{GpuLstm, PREPARED_SHAPES};
 pub use params::params_sizes;
+#[doc(hidden)]
 pub use plan::{Dispatch, Op, Plan};
 pub use pool::{GpuStatePool, SlotState};
 pub use resident::GpuWeights;

@@ -85,10 +85,12 @@ impl GpuLstm {
         Ok((ws.variant, ws.chunk_steps))
     }
 
+    /// The model's configuration.
     pub fn config(&self) -> &crate::LstmConfig {
         &self.weights.config
     }
 
+    /// The context the model runs on.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
     }
@@ -359,7 +361,9 @@ impl GpuLstm {
         Ok(())
     }
 
-    /// The plan of the prepared shape (what [`GpuLstm::encode`] records).
+    /// The plan of the prepared shape (what [`GpuLstm::encode`] records): internals, for
+    /// counting dispatches in tests and benches.
+    #[doc(hidden)]
     pub fn plan(&self) -> Result<&Plan> {
         Ok(&self.workspace()?.plan)
     }

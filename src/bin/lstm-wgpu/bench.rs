@@ -61,6 +61,13 @@ pub struct Args {
     /// With --train: the optimizer
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,
+    /// Time streamed timesteps (µs per step, --device gpu): host in/out, GPU-resident per
+    /// submit and per frame, and with B > 1 a state pool of B active streams
+    #[arg(long, conflicts_with = "train")]
+    stream: bool,
+    /// With --stream: steps recorded per submission in the frame figure
+    #[arg(long, default_value_t = 16)]
+    frame: usize,
     /// One JSON line per device instead of a table
     #[arg(long)]
     json: bool,
@@ -86,6 +93,25 @@ pub fn main(args: Args) -> Result<()> {
         kernel: args.kernel,
         threads: args.cpu.threads()?,
     };
+    if args.stream {
+        if args.bidirectional || args.device != BenchDevice::Gpu {
+            return Err(Error::Input(
+                "--stream times a unidirectional model on --device gpu".into(),
+            ));
+        }
+        let config = lstm_wgpu::LstmConfig::new(args.input, args.hidden).num_layers(args.layers);
+        let weights = LstmWeights::init(&config, 0)?;
+        let stream = crate::stream_bench::StreamSpec {
+            batch: args.batch,
+            input: args.input,
+            hidden: args.hidden,
+            layers: args.layers,
+            steps: args.iters.max(1) * 10,
+            frame: args.frame,
+            json: args.json,
+        };
+        return crate::stream_bench::run(&args.gpu.context()?, &weights, &stream);
+    }
     if args.train && args.out_features == 0 {
         return Err(Error::Input("--out-features must be at least 1".into()));
     }

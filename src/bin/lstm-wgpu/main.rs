@@ -11,6 +11,8 @@ mod init;
 mod progress;
 mod run;
 mod stdout;
+mod stream;
+mod stream_bench;
 mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +44,8 @@ enum Command {
     Train(train::Args),
     /// Initialise a model, run it on both paths, show they agree, benchmark it
     Demo(gpu_args::GpuArgs),
+    /// Stream a model: one timestep per stdin line in, its output line out, state kept
+    Stream(stream::Args),
 }
 
 /// Where a command runs.
@@ -76,6 +80,7 @@ fn main() {
         Command::Bench(args) => bench::main(args),
         Command::Train(args) => train::main(args),
         Command::Demo(gpu) => demo::main(gpu),
+        Command::Stream(args) => stream::main(args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e.to_string()));

@@ -28,6 +28,7 @@ use crate::weights::LstmWeights;
 /// Gradients computed on the GPU, read back.
 #[derive(Clone, Debug)]
 pub struct GpuGradients {
+    /// The loss of the batch before any update.
     pub loss: f32,
     /// Parameter gradients in PyTorch layout (an [`LstmWeights`] holding gradients).
     pub grads: LstmWeights,
@@ -83,6 +84,7 @@ pub struct GpuTrainer {
 }
 
 impl GpuTrainer {
+    /// Uploads `weights` and sets up the optimizer state on `ctx`'s device.
     pub fn new(ctx: &GpuContext, weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
         options.validate()?;
         let model = GpuLstm::new(ctx, weights)?;
@@ -426,9 +428,8 @@ impl GpuTrainer {
     /// be shared further with [`GpuLstm::gpu_weights`].
     pub fn inference_model(&self) -> GpuLstm {
         let ctx = self.model.context();
-        let weights = super::resident::GpuWeights(std::sync::Arc::new(
-            self.model.weights.duplicate(ctx),
-        ));
+        let weights =
+            super::resident::GpuWeights(std::sync::Arc::new(self.model.weights.duplicate(ctx)));
         GpuLstm::with_weights(ctx, &weights)
     }
 }

@@ -1,0 +1,184 @@
+//! `lstm-wgpu bench --stream`: µs per streamed timestep on the GPU, the ways an application
+//! streams: host in and out per step; GPU-resident (the caller's buffers, recorded into the
+//! caller's encoder) submitted per step or once per frame of several steps; and a state pool
+//! serving B active streams against one plain B-row step.
+
+use std::time::Instant;
+
+use lstm_wgpu::gpu::{GpuContext, GpuLstm, GpuState, GpuStatePool};
+use lstm_wgpu::{Dims, LstmWeights, Result, Tensor};
+
+use crate::stdout::outln;
+
+/// What to time.
+pub struct StreamSpec {
+    pub batch: usize,
+    pub input: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    /// timed steps per figure
+    pub steps: usize,
+    /// steps per submission in the frame figure
+    pub frame: usize,
+    pub json: bool,
+}
+
+/// µs per step of each way (pool only for B > 1).
+struct Figures {
+    host: f64,
+    resident_step: f64,
+    resident_frame: f64,
+    pool: Option<f64>,
+}
+
+pub fn run(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result<()> {
+    let figures = measure(ctx, weights, spec)?;
+    let adapter = ctx.adapter_name();
+    if spec.json {
+        let pool = figures.pool.map_or("null".into(), |p| format!("{p:.2}"));
+        outln!(
+            "{{\"kind\":\"stream\",\"device\":\"gpu\",\"adapter\":{adapter:?},\"batch\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"host_us\":{:.2},\"resident_step_us\":{:.2},\"resident_frame_us\":{:.2},\"frame\":{},\"pool_us\":{pool}}}",
+            spec.batch, spec.input, spec.hidden, spec.layers, figures.host, figures.resident_step, figures.resident_frame, spec.frame
+        )?;
+        return Ok(());
+    }
+    outln!("adapter: {adapter}")?;
+    outln!(
+        "streamed steps: B={} I={} H={} layers={}, {} steps per figure",
+        spec.batch,
+        spec.input,
+        spec.hidden,
+        spec.layers,
+        spec.steps
+    )?;
+    outln!(
+        "  host in/out, one wait per step:      {:9.2} µs/step",
+        figures.host
+    )?;
+    outln!(
+        "  GPU-resident, one submit per step:   {:9.2} µs/step",
+        figures.resident_step
+    )?;
+    outln!(
+        "  GPU-resident, one submit per {:3} steps: {:6.2} µs/step",
+        spec.frame,
+        figures.resident_frame
+    )?;
+    if let Some(pool) = figures.pool {
+        outln!(
+            "  state pool, {} active streams:     {:9.2} µs/step ({:.2}x the plain B={} step)",
+            spec.batch,
+            pool,
+            pool / figures.resident_step,
+            spec.batch
+        )?;
+    }
+    Ok(())
+}
+
+fn measure(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result<Figures> {
+    let (b, input) = (spec.batch, spec.input);
+    let config = weights.config();
+    let x = Tensor::new(
+        [b, input],
+        (0..b * input).map(|i| (i % 7) as f32 * 0.1).collect(),
+    )?;
+    let mut model = GpuLstm::new(ctx, weights)?;
+    let state = GpuState::zeros(ctx, config, b)?;
+    let steps = spec.steps.max(1);
+
+    // host in/out: each step waits for its output
+    for _ in 0..3 {
+        model.step(&x, &state)?;
+    }
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        model.step(&x, &state)?;
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    let host = median(&mut times);
+
+    // GPU-resident: the caller's buffers, the caller's encoder
+    model.prepare(Dims {
+        seq_len: 1,
+        batch: b,
+    })?;
+    let device = ctx.device();
+    let width = weights
+        .head()
+        .map_or(config.output_size(), |h| h.out_features());
+    let (input_buffer, output_buffer) = caller_buffers(device, b * input, b * width);
+    let per_submit = |per: usize,
+                      record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>|
+     -> Result<f64> {
+        let mut rounds = Vec::new();
+        for round in 0..4 {
+            let start = Instant::now();
+            for _ in 0..steps.div_ceil(per) {
+                let mut encoder = device.create_command_encoder(&Default::default());
+                for _ in 0..per {
+                    record(&mut encoder)?;
+                }
+                ctx.queue().submit([encoder.finish()]);
+            }
+            ctx.wait_idle()?;
+            if round > 0 {
+                let n = steps.div_ceil(per) * per;
+                rounds.push(start.elapsed().as_secs_f64() * 1e6 / n as f64);
+            }
+        }
+        Ok(median(&mut rounds))
+    };
+    let mut one =
+        |e: &mut wgpu::CommandEncoder| model.encode_step(e, &input_buffer, &output_buffer, &state);
+    let resident_step = per_submit(1, &mut one)?;
+    let resident_frame = per_submit(spec.frame.max(1), &mut one)?;
+
+    let pool = if b > 1 {
+        let mut pool = GpuStatePool::new(ctx, &model.gpu_weights(), b)?;
+        let slots: Vec<usize> = (0..b).collect();
+        let mut served = |e: &mut wgpu::CommandEncoder| {
+            pool.encode_step(e, &slots, &input_buffer, &output_buffer)
+        };
+        Some(per_submit(1, &mut served)?)
+    } else {
+        None
+    };
+    Ok(Figures {
+        host,
+        resident_step,
+        resident_frame,
+        pool,
+    })
+}
+
+/// An input buffer of `inputs` f32 (COPY_SRC) and an output buffer of `outputs` f32
+/// (COPY_DST), as an application would own.
+fn caller_buffers(
+    device: &wgpu::Device,
+    inputs: usize,
+    outputs: usize,
+) -> (wgpu::Buffer, wgpu::Buffer) {
+    let make = |label, len: usize, usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    (
+        make(
+            "caller input",
+            inputs,
+            wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        ),
+        make("caller output", outputs, wgpu::BufferUsages::COPY_DST),
+    )
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
