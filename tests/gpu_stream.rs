@@ -369,8 +369,14 @@ fn a_trainers_weights_become_an_inference_model_on_the_gpu() {
         .unwrap()
         .forward(&x, None, None)
         .unwrap();
-    assert!(bits(&got.output) == bits(&want.output), "the trained weights");
+    assert!(
+        bits(&got.output) == bits(&want.output),
+        "the trained weights"
+    );
     trainer.step(&x, &y).unwrap();
     let later = inference.forward(&x, None, None).unwrap();
-    assert!(bits(&later.output) == bits(&got.output), "a copy, not a view");
+    assert!(
+        bits(&later.output) == bits(&got.output),
+        "a copy, not a view"
+    );
 }

@@ -44,7 +44,13 @@ pub const PREPARED_SHAPES: usize = 4;
 impl GpuLstm {
     /// Uploads `weights` (re-laid out for the kernels) to `ctx`'s device.
     pub fn new(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
-        Ok(Self::with_weights(ctx, &GpuWeights::upload(ctx, weights)?))
+        pollster::block_on(Self::new_async(ctx, weights))
+    }
+
+    /// The async form of [`GpuLstm::new`].
+    pub async fn new_async(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
+        let uploaded = GpuWeights::upload_async(ctx, weights).await?;
+        Ok(Self::with_weights(ctx, &uploaded))
     }
 
     /// A model on weights already on the GPU, sharing them (no upload). `weights` must have
@@ -126,7 +132,7 @@ impl GpuLstm {
     async fn run(&mut self, inputs: &Inputs<'_>, timed: bool) -> Result<(LstmOutput, Option<f64>)> {
         let batched = Batched::new(&self.weights.config, inputs)?;
         let dims = batched.dims;
-        self.prepare(dims)?;
+        self.prepare_async(dims).await?;
         self.write_batched(&batched)?;
         if timed && self.timer.is_none() {
             self.timer = GpuTimer::new(&self.ctx);
@@ -167,7 +173,10 @@ impl GpuLstm {
             .await?
             .pop()
             .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
-        let gpu_ms = timer.map(|t| t.read_ms(&self.ctx)).transpose()?;
+        let gpu_ms = match timer {
+            Some(t) => Some(t.read_ms_async(&self.ctx).await?),
+            None => None,
+        };
         let c_n = y.split_off(y_len + hn_len);
         let h_n = y.split_off(y_len);
         let cfg = &self.weights.config;
@@ -210,7 +219,7 @@ impl GpuLstm {
         }
         let batched = Batched::new(&self.weights.config, &Inputs::new(x))?;
         let dims = batched.dims;
-        self.prepare(dims)?;
+        self.prepare_async(dims).await?;
         self.write_batched(&batched)?;
         let ws = self.workspace()?;
         let device = self.ctx.device();
@@ -316,6 +325,11 @@ impl GpuLstm {
     /// shape the buffer accessors and [`GpuLstm::encode`] use. Up to [`PREPARED_SHAPES`]
     /// shapes stay prepared. Errors name the device limit a shape exceeds.
     pub fn prepare(&mut self, dims: Dims) -> Result<()> {
+        pollster::block_on(self.prepare_async(dims))
+    }
+
+    /// The async form of [`GpuLstm::prepare`].
+    pub async fn prepare_async(&mut self, dims: Dims) -> Result<()> {
         if let Some(at) = self.workspaces.iter().position(|ws| ws.dims == dims) {
             let ws = self.workspaces.remove(at);
             self.workspaces.insert(0, ws);
@@ -323,7 +337,7 @@ impl GpuLstm {
         }
         // free the least recently used shape's buffers first
         self.workspaces.truncate(PREPARED_SHAPES - 1);
-        let ws = Workspace::new(&self.ctx, &self.weights, dims, self.options)?;
+        let ws = Workspace::new(&self.ctx, &self.weights, dims, self.options).await?;
         self.workspaces.insert(0, ws);
         Ok(())
     }

@@ -200,7 +200,7 @@ impl GpuStatePool {
     pub async fn step_async(&mut self, slots: &[usize], x: &Tensor) -> Result<Tensor> {
         let input = self.model.config().input_size;
         x.expect_shape("the pool step's x [B, I]", &[slots.len(), input])?;
-        let batch = self.select(slots)?;
+        let batch = self.select_async(slots).await?;
         let ctx = self.model.ctx().clone();
         let ws = self.model.workspace()?;
         ctx.queue()
@@ -229,7 +229,8 @@ impl GpuStatePool {
     /// Records one timestep of the streams in `slots` into the caller's `encoder`, all on
     /// the GPU: `input` holds their inputs `[B, I]` (f32, COPY_SRC) in the order of `slots`,
     /// `output` receives their outputs `[B, O]` (COPY_DST). The slot list itself is written
-    /// through the queue, so it is in place before the encoder's commands run.
+    /// through the queue, so it is in place before the encoder's commands run. The first step
+    /// at a new padded batch size prepares that shape, which waits for the device.
     pub fn encode_step(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
@@ -249,9 +250,14 @@ impl GpuStatePool {
         Ok(())
     }
 
+    /// [`GpuStatePool::select_async`], blocking.
+    fn select(&mut self, slots: &[usize]) -> Result<usize> {
+        pollster::block_on(self.select_async(slots))
+    }
+
     /// Checks `slots`, prepares the padded batch's shape and plans, and writes the slot list;
     /// returns the padded batch.
-    fn select(&mut self, slots: &[usize]) -> Result<usize> {
+    async fn select_async(&mut self, slots: &[usize]) -> Result<usize> {
         if slots.is_empty() {
             return Err(Error::Input("a pool step needs at least one slot".into()));
         }
@@ -265,7 +271,7 @@ impl GpuStatePool {
             }
         }
         let batch = bucket(slots.len()).min(bucket(self.capacity));
-        self.model.prepare(Dims { seq_len: 1, batch })?;
+        self.model.prepare_async(Dims { seq_len: 1, batch }).await?;
         self.plans_for(batch)?;
         let mut list: Vec<u32> = slots.iter().map(|&s| s as u32).collect();
         list.resize(batch, to_u32("capacity", self.capacity)?);

@@ -36,11 +36,15 @@ pub(crate) struct HeadBuffers {
 pub struct GpuWeights(pub(crate) std::sync::Arc<ResidentWeights>);
 
 impl GpuWeights {
-    /// Uploads `weights` to `ctx`'s device.
+    /// Uploads `weights` to `ctx`'s device (blocks; see [`GpuWeights::upload_async`]).
     pub fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
-        Ok(Self(std::sync::Arc::new(ResidentWeights::upload(
-            ctx, weights,
-        )?)))
+        pollster::block_on(Self::upload_async(ctx, weights))
+    }
+
+    /// The async form of [`GpuWeights::upload`].
+    pub async fn upload_async(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
+        let resident = ResidentWeights::upload(ctx, weights).await?;
+        Ok(Self(std::sync::Arc::new(resident)))
     }
 
     /// The model's configuration.
@@ -103,7 +107,7 @@ impl ResidentWeights {
     }
 
     /// Uploads `weights` to `ctx`'s device.
-    pub fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
+    pub async fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
         let config = weights.config().clone();
         config.validate()?;
         let device = ctx.device();
@@ -127,7 +131,7 @@ impl ResidentWeights {
                 .map(|b| storage_init(device, "head bias", b.data())),
             out_features: head.out_features(),
         });
-        if let Some(source) = pollster::block_on(scope.pop()) {
+        if let Some(source) = scope.pop().await {
             return Err(Error::Gpu {
                 during: "weight upload",
                 source,

@@ -70,6 +70,11 @@ impl GpuTimer {
     /// Milliseconds between the marks; call after the submission with `stop` has finished
     /// (e.g. after a readback waited for it).
     pub fn read_ms(&self, ctx: &GpuContext) -> Result<f64> {
+        pollster::block_on(self.read_ms_async(ctx))
+    }
+
+    /// The async form of [`GpuTimer::read_ms`].
+    pub async fn read_ms_async(&self, ctx: &GpuContext) -> Result<f64> {
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         self.staging
             .slice(..)
@@ -79,7 +84,7 @@ impl GpuTimer {
         ctx.device()
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Readback(e.to_string()))?;
-        match pollster::block_on(receiver.receive()) {
+        match receiver.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
             None => return Err(Error::Readback("map callback dropped".into())),

@@ -22,7 +22,7 @@ pub(crate) struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(
+    pub async fn new(
         ctx: &GpuContext,
         weights: &ResidentWeights,
         dims: Dims,
@@ -35,7 +35,7 @@ impl Workspace {
         let plan = builder.finish()?;
         let (y_len, hn_len, cn_len) = forward.buffers.lens;
         let readback = staging(device, "output readback", y_len + hn_len + cn_len);
-        if let Some(source) = pollster::block_on(scope.pop()) {
+        if let Some(source) = scope.pop().await {
             return Err(Error::Gpu {
                 during: "workspace allocation",
                 source,
