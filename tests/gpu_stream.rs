@@ -303,8 +303,7 @@ fn bad_slots_and_bidirectional_models_are_errors() {
     let err = model.step(&random_tensor(&[1, 3], 0), &state).unwrap_err();
     assert!(err.to_string().contains("unidirectional"), "{err}");
     // a state of the wrong batch is an error naming both shapes
-    let uni = GpuLstm::new(ctx, &weights).unwrap();
-    let mut uni = uni;
+    let mut uni = GpuLstm::new(ctx, &weights).unwrap();
     let small = GpuState::zeros(ctx, weights.config(), 1).unwrap();
     let err = uni
         .forward_state(&random_tensor(&[2, 3, input], 0), &small)

@@ -36,14 +36,26 @@ pub(crate) struct DirCache<T> {
 }
 
 impl<T: Real> DirCache<T> {
-    pub(crate) fn new(cfg: &LstmConfig, Dims { seq_len, batch }: Dims) -> Self {
-        let rows = seq_len * batch;
+    pub(crate) fn new(cfg: &LstmConfig, dims: Dims) -> Self {
+        let [gates, c_before, h_before, h_full] = Self::lens_for(cfg, dims);
         Self {
-            gates: vec![T::ZERO; rows * 4 * cfg.hidden_size],
-            c_before: vec![T::ZERO; rows * cfg.hidden_size],
-            h_before: vec![T::ZERO; rows * cfg.output_size()],
-            h_full: vec![T::ZERO; rows * cfg.hidden_size],
+            gates: vec![T::ZERO; gates],
+            c_before: vec![T::ZERO; c_before],
+            h_before: vec![T::ZERO; h_before],
+            h_full: vec![T::ZERO; h_full],
         }
+    }
+
+    /// The lengths of (gates, c_before, h_before, h_full) for `cfg` at `dims`.
+    fn lens_for(cfg: &LstmConfig, Dims { seq_len, batch }: Dims) -> [usize; 4] {
+        let rows = seq_len * batch;
+        let (hidden, h_out) = (cfg.hidden_size, cfg.output_size());
+        [
+            rows * 4 * hidden,
+            rows * hidden,
+            rows * h_out,
+            rows * hidden,
+        ]
     }
 
     fn buffers_mut(&mut self) -> [&mut Vec<T>; 4] {
@@ -55,9 +67,8 @@ impl<T: Real> DirCache<T> {
         ]
     }
 
-    fn same_sizes(&self, other: &Self) -> bool {
-        let len = |c: &Self| [&c.gates, &c.c_before, &c.h_before, &c.h_full].map(|b| b.len());
-        len(self) == len(other)
+    fn lens(&self) -> [usize; 4] {
+        [&self.gates, &self.c_before, &self.h_before, &self.h_full].map(|b| b.len())
     }
 }
 
@@ -107,9 +118,8 @@ impl<T: Real> Trace<T> {
     /// A cache for one direction at `dims`: a spare one when it fits, zeroed where the pass
     /// may not write it (rows past their length, when some sequence is shorter than `dims`).
     fn cache(&mut self, cfg: &LstmConfig, dims: Dims, ragged: bool) -> DirCache<T> {
-        let fresh = DirCache::new(cfg, dims);
         match self.spare.pop() {
-            Some(mut spare) if spare.same_sizes(&fresh) => {
+            Some(mut spare) if spare.lens() == DirCache::<T>::lens_for(cfg, dims) => {
                 if ragged {
                     for buffer in spare.buffers_mut() {
                         buffer.fill(T::ZERO);
@@ -117,7 +127,7 @@ impl<T: Real> Trace<T> {
                 }
                 spare
             }
-            _ => fresh,
+            _ => DirCache::new(cfg, dims),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use wgpu::util::DeviceExt;
 
+use super::context::GpuContext;
 use crate::error::{Error, Result};
 
 /// A labelled storage buffer initialised from `data` (at least 4 bytes, as wgpu requires
@@ -93,4 +94,30 @@ pub async fn read_f32_async(
         out.push(data);
     }
     Ok(out)
+}
+
+/// Records into a fresh encoder with `record`, which leaves its result in `stage`; submits,
+/// and returns the first `len` f32 of `stage`. A validation error in between is
+/// `Error::Gpu { during }`.
+pub(crate) async fn submit_and_read(
+    ctx: &GpuContext,
+    during: &'static str,
+    stage: &wgpu::Buffer,
+    len: usize,
+    record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<Vec<f32>> {
+    let device = ctx.device();
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some(during),
+    });
+    record(&mut encoder)?;
+    ctx.queue().submit([encoder.finish()]);
+    if let Some(source) = scope.pop().await {
+        return Err(Error::Gpu { during, source });
+    }
+    read_f32_async(device, &[(stage, len)])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Readback("expected one buffer".into()))
 }

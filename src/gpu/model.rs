@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::buffers::read_f32_async;
+use super::buffers::{read_f32_async, submit_and_read};
 use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::ForwardOptions;
@@ -222,23 +222,15 @@ impl GpuLstm {
         self.prepare_async(dims).await?;
         self.write_batched(&batched)?;
         let ws = self.workspace()?;
-        let device = self.ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut encoder = device.create_command_encoder(&Default::default());
-        self.encode_with_state(&mut encoder, state)?;
         let y_len = ws.buffers.lens.0;
-        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, (y_len * 4) as u64);
-        self.ctx.queue().submit([encoder.finish()]);
-        if let Some(source) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "forward with a state",
-                source,
-            });
-        }
-        let y = read_f32_async(device, &[(&ws.readback, y_len)])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        let during = "forward with a state";
+        let y = submit_and_read(&self.ctx, during, &ws.readback, y_len, |encoder| {
+            self.encode_with_state(encoder, state)?;
+            let bytes = (y_len * 4) as u64;
+            encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, bytes);
+            Ok(())
+        })
+        .await?;
         self.output_tensor(dims, y)
     }
 
@@ -291,8 +283,8 @@ impl GpuLstm {
     }
 
     /// Records the pass of the prepared shape into `encoder`, starting from `state` and
-    /// leaving the final state in it (GPU copies only; the input must already be in
-    /// [`GpuLstm::input_buffer`]).
+    /// leaving the final state in it (the pass's own state copies read and write the state's
+    /// buffers; the input must already be in [`GpuLstm::input_buffer`]).
     pub fn encode_with_state(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -300,14 +292,10 @@ impl GpuLstm {
     ) -> Result<()> {
         let ws = self.workspace()?;
         state.check(&self.weights.config, ws.dims.batch)?;
-        let (h_bytes, c_bytes) = state.bytes();
         let b = &ws.buffers;
-        encoder.copy_buffer_to_buffer(state.h_buffer(), 0, &b.h0, 0, h_bytes);
-        encoder.copy_buffer_to_buffer(state.c_buffer(), 0, &b.c0, 0, c_bytes);
-        b.state_overwritten();
-        ws.plan.encode(encoder);
-        encoder.copy_buffer_to_buffer(&b.h_n, 0, state.h_buffer(), 0, h_bytes);
-        encoder.copy_buffer_to_buffer(&b.c_n, 0, state.c_buffer(), 0, c_bytes);
+        let (h, c) = (state.h_buffer(), state.c_buffer());
+        let rebind = [(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)];
+        ws.plan.encode_rebound(encoder, &rebind);
         Ok(())
     }
 

@@ -120,7 +120,18 @@ impl Plan {
     /// pass; copies go between passes). No CPU wait happens in here; submitting is the
     /// caller's choice.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
-        record(&mut self.items().peekable(), encoder, usize::MAX);
+        self.encode_rebound(encoder, &[]);
+    }
+
+    /// [`Plan::encode`] with the copies that read or write a buffer of `rebind` (from, to)
+    /// going to its replacement instead, at the same offsets: a pass whose state copies
+    /// read and write a caller's state buffers in place.
+    pub(crate) fn encode_rebound(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        rebind: &[(&wgpu::Buffer, &wgpu::Buffer)],
+    ) {
+        record(&mut self.items().peekable(), encoder, usize::MAX, rebind);
     }
 
     /// Records and submits the plan in chunks (see `CHUNK_DISPATCHES`), so the GPU starts on
@@ -143,7 +154,7 @@ impl Plan {
         first(&mut encoder);
         for chunk in 0.. {
             let budget = CHUNK_DISPATCHES[chunk.min(CHUNK_DISPATCHES.len() - 1)];
-            record(&mut items, &mut encoder, budget);
+            record(&mut items, &mut encoder, budget, &[]);
             if items.peek().is_none() {
                 break;
             }
@@ -155,17 +166,19 @@ impl Plan {
     }
 }
 
-/// Records items into `encoder` until `budget` dispatches are recorded or the items end.
+/// Records items into `encoder` until `budget` dispatches are recorded or the items end;
+/// copies go through `rebind` (see [`Plan::encode_rebound`]).
 fn record<'a>(
     items: &mut Peekable<impl Iterator<Item = Item<'a>>>,
     encoder: &mut wgpu::CommandEncoder,
     budget: usize,
+    rebind: &[(&wgpu::Buffer, &wgpu::Buffer)],
 ) {
     let mut recorded = 0;
     while let Some(item) = items.peek() {
         match item {
             Item::Transfer(op) => {
-                transfer(encoder, op);
+                transfer(encoder, op, rebind);
                 items.next();
             }
             Item::Dispatch(..) => {
@@ -196,7 +209,17 @@ fn record<'a>(
     }
 }
 
-fn transfer(encoder: &mut wgpu::CommandEncoder, op: &Op) {
+fn transfer(
+    encoder: &mut wgpu::CommandEncoder,
+    op: &Op,
+    rebind: &[(&wgpu::Buffer, &wgpu::Buffer)],
+) {
+    let rebound = |buffer| {
+        rebind
+            .iter()
+            .find(|(from, _)| *from == buffer)
+            .map_or(buffer, |(_, to)| *to)
+    };
     match op {
         Op::Copy {
             src,
@@ -204,7 +227,13 @@ fn transfer(encoder: &mut wgpu::CommandEncoder, op: &Op) {
             dst,
             dst_offset,
             size,
-        } => encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size),
+        } => encoder.copy_buffer_to_buffer(
+            rebound(src),
+            *src_offset,
+            rebound(dst),
+            *dst_offset,
+            *size,
+        ),
         Op::Clear { buffer } => encoder.clear_buffer(buffer, 0, None),
         Op::Dispatch { .. } | Op::Steps { .. } => {}
     }

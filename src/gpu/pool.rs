@@ -1,7 +1,7 @@
 //! `GpuStatePool`: many independent streams of one model, each in a slot of a state pool on
 //! the GPU, served together one timestep at a time by whichever slots are active.
 
-use super::buffers::{read_f32_async, staging, storage_init};
+use super::buffers::{staging, storage_init, submit_and_read};
 use super::builder::PlanBuilder;
 use super::context::GpuContext;
 use super::kernels::Kernel;
@@ -165,22 +165,20 @@ impl GpuStatePool {
         let (h_out, hidden) = self.widths();
         let layers = self.layers();
         let ctx = self.model.ctx();
-        let device = ctx.device();
-        let stage = staging(device, "slot snapshot", layers * (h_out + hidden));
-        let mut encoder = device.create_command_encoder(&Default::default());
-        let mut at = 0;
-        for (buffer, width) in [(&self.h, h_out), (&self.c, hidden)] {
-            for layer in 0..layers {
-                let from = ((layer * (self.capacity + 1) + slot) * width * 4) as u64;
-                encoder.copy_buffer_to_buffer(buffer, from, &stage, at, (width * 4) as u64);
-                at += (width * 4) as u64;
+        let len = layers * (h_out + hidden);
+        let stage = staging(ctx.device(), "slot snapshot", len);
+        let mut h = submit_and_read(ctx, "slot snapshot", &stage, len, |encoder| {
+            let mut at = 0;
+            for (buffer, width) in [(&self.h, h_out), (&self.c, hidden)] {
+                for layer in 0..layers {
+                    let from = ((layer * (self.capacity + 1) + slot) * width * 4) as u64;
+                    encoder.copy_buffer_to_buffer(buffer, from, &stage, at, (width * 4) as u64);
+                    at += (width * 4) as u64;
+                }
             }
-        }
-        ctx.queue().submit([encoder.finish()]);
-        let mut h = read_f32_async(device, &[(&stage, layers * (h_out + hidden))])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+            Ok(())
+        })
+        .await?;
         let c = h.split_off(layers * h_out);
         Ok(SlotState {
             h: Tensor::new([layers, h_out], h)?,
@@ -205,24 +203,15 @@ impl GpuStatePool {
         let ws = self.model.workspace()?;
         ctx.queue()
             .write_buffer(&ws.buffers.x, 0, bytemuck::cast_slice(x.data()));
-        let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut encoder = device.create_command_encoder(&Default::default());
-        self.encode_selected(&mut encoder, batch)?;
         let width = ws.buffers.lens.0 / batch;
         let y_len = slots.len() * width;
-        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, (y_len * 4) as u64);
-        ctx.queue().submit([encoder.finish()]);
-        if let Some(source) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "pool step",
-                source,
-            });
-        }
-        let y = read_f32_async(device, &[(&ws.readback, y_len)])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        let y = submit_and_read(&ctx, "pool step", &ws.readback, y_len, |encoder| {
+            self.encode_selected(encoder, batch)?;
+            let bytes = (y_len * 4) as u64;
+            encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, bytes);
+            Ok(())
+        })
+        .await?;
         Tensor::new([slots.len(), width], y)
     }
 

@@ -1,6 +1,6 @@
 //! `GpuState`: the recurrent state of a batch of streams, kept on the GPU between calls.
 
-use super::buffers::{read_f32_async, staging, storage_init};
+use super::buffers::{staging, storage_init, submit_and_read};
 use super::context::GpuContext;
 use super::sizes::check_size;
 use crate::config::LstmConfig;
@@ -91,16 +91,14 @@ impl GpuState {
     pub async fn read_async(&self, ctx: &GpuContext) -> Result<(Tensor, Tensor)> {
         let (states, batch, h_out, hidden) = self.dims;
         let (h_len, c_len) = (states * batch * h_out, states * batch * hidden);
-        let device = ctx.device();
-        let stage = staging(device, "state readback", h_len + c_len);
-        let mut encoder = device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&self.h, 0, &stage, 0, (h_len * 4) as u64);
-        encoder.copy_buffer_to_buffer(&self.c, 0, &stage, (h_len * 4) as u64, (c_len * 4) as u64);
-        ctx.queue().submit([encoder.finish()]);
-        let mut h = read_f32_async(device, &[(&stage, h_len + c_len)])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
+        let stage = staging(ctx.device(), "state readback", h_len + c_len);
+        let mut h = submit_and_read(ctx, "state readback", &stage, h_len + c_len, |encoder| {
+            let (h_bytes, c_bytes) = ((h_len * 4) as u64, (c_len * 4) as u64);
+            encoder.copy_buffer_to_buffer(&self.h, 0, &stage, 0, h_bytes);
+            encoder.copy_buffer_to_buffer(&self.c, 0, &stage, h_bytes, c_bytes);
+            Ok(())
+        })
+        .await?;
         let c = h.split_off(h_len);
         Ok((
             Tensor::new([states, batch, h_out], h)?,
@@ -138,14 +136,5 @@ impl GpuState {
             )));
         }
         Ok(())
-    }
-
-    /// Bytes of (h, c).
-    pub(crate) fn bytes(&self) -> (u64, u64) {
-        let (states, batch, h_out, hidden) = self.dims;
-        (
-            (states * batch * h_out * 4) as u64,
-            (states * batch * hidden * 4) as u64,
-        )
     }
 }

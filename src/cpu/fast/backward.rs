@@ -311,8 +311,9 @@ impl Steps<'_> {
         (dh, dc)
     }
 
-    /// g = dL/dh_t: the carried part plus this step's output gradient (valid rows only);
-    /// dL/d(o ⊙ tanh c_t) through the projection, when there is one.
+    /// With a projection: g = dL/dh_t for every row (zero past a row's length), then
+    /// dL/d(o ⊙ tanh c_t) = g · W_hr. (Without one, `carried_gradient` does the first part
+    /// per unit group and g is dL/d(o ⊙ tanh c_t) itself.)
     ///
     /// # Safety
     /// No other thread may touch `sh` meanwhile.
@@ -329,25 +330,27 @@ impl Steps<'_> {
         for b in 0..batch {
             let row = &mut g[b * h_out..(b + 1) * h_out];
             if t < self.lengths[b] {
-                let at = (t * batch + b) * self.out_width + self.direction * h_out;
-                for ((out, &carried), &d) in row
-                    .iter_mut()
-                    .zip(&dh[b * h_out..])
-                    .zip(&self.dy[at..at + h_out])
-                {
-                    *out = carried + d;
-                }
+                self.carried_plus_output(t, b, 0, dh, row);
             } else {
                 row.fill(0.0);
             }
         }
-        match (&self.p.w_hr, &sh.g_all) {
-            (Some(w_hr), Some(g_all)) => {
-                // SAFETY: the caller's contract.
-                unsafe { g_all.part(t * batch * h_out, batch * h_out) }.copy_from_slice(g);
-                gemm(batch, hidden, h_out, g, Op::N, w_hr, Op::N, 0.0, dh_full);
-            }
-            _ => dh_full.copy_from_slice(g),
+        if let (Some(w_hr), Some(g_all)) = (&self.p.w_hr, &sh.g_all) {
+            // SAFETY: the caller's contract.
+            unsafe { g_all.part(t * batch * h_out, batch * h_out) }.copy_from_slice(g);
+            gemm(batch, hidden, h_out, g, Op::N, w_hr, Op::N, 0.0, dh_full);
+        }
+    }
+
+    /// `out[k]` = dL/dh_t of unit `u0 + k` of row `b`: the carried `dh` plus this step's
+    /// output gradient.
+    #[inline(always)]
+    fn carried_plus_output(&self, t: usize, b: usize, u0: usize, dh: &[f32], out: &mut [f32]) {
+        let h_out = self.h_out;
+        let at = (t * self.dims.batch + b) * self.out_width + self.direction * h_out + u0;
+        let carried = &dh[b * h_out + u0..][..out.len()];
+        for ((out, &carried), &d) in out.iter_mut().zip(carried).zip(&self.dy[at..]) {
+            *out = carried + d;
         }
     }
 
@@ -359,15 +362,11 @@ impl Steps<'_> {
     /// meanwhile.
     #[inline(always)]
     unsafe fn carried_gradient(&self, t: usize, b: usize, u0: usize, u1: usize, sh: &Shares<'_>) {
-        let (hidden, h_out) = (self.hidden, self.h_out);
+        let hidden = self.hidden;
         let u1 = u1.min(hidden);
-        let at = (t * self.dims.batch + b) * self.out_width + self.direction * h_out;
         // SAFETY: the caller's contract.
         let (dh, out) = unsafe { (sh.dh.read(), sh.dh_full.part(b * hidden + u0, u1 - u0)) };
-        let carried = &dh[b * h_out + u0..b * h_out + u1];
-        for ((out, &carried), &d) in out.iter_mut().zip(carried).zip(&self.dy[at + u0..at + u1]) {
-            *out = carried + d;
-        }
+        self.carried_plus_output(t, b, u0, dh, out);
     }
 
     /// dz for units j0..j0+L of row `b` at step `t`, from dL/dh_full and the carried dL/dc

@@ -37,7 +37,6 @@ impl Reuse {
     pub fn any(&self, len: usize) -> Vec<f32> {
         let mut buffer = self.closest(len);
         buffer.resize(len, 0.0);
-        buffer.truncate(len);
         buffer
     }
 
