@@ -20,6 +20,15 @@
 // (the only divide) is computed once per invocation. Every output is summed in the same
 // order on every run (no atomics): results are bitwise reproducible.
 //
+// gemv (a second entry point, same params and bindings) serves a few rows (a streamed step's
+// input projection, m = B): one invocation per output, grid (ceil(n / 64), m). The gemm's
+// k loop pays a load, two barriers and 16 FMAs per 16 k whatever m is, so a one-row product
+// over k = 1024 took about 250 µs on an H100. gemv sums each output in exactly the gemm's
+// order (acc = fma(a_k, b_k, acc) from 0 for k = 0, 1, ... up to k rounded up to 16 with zero
+// operands past k, then + bias, then + C): results are bitwise the gemm's, so a sequence fed
+// step by step equals the same sequence in one pass. It loads 16 k of A and B in
+// straight-line code before the 16 FMAs, so the loads are in flight together. No split K.
+//
 // Bindings:
 //   0 params  uniform GemmParams (dynamic offset: one slot per dispatch)
 //   1 a       storage, read
@@ -142,4 +151,72 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             }
         }
     }
+}
+
+@compute @workgroup_size(64)
+fn gemv(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    let m = gid.y;
+    if (n >= params.n || m >= params.m) {
+        return;
+    }
+    let K = params.k;
+    let a_row = params.a_offset + (m / params.a_group_rows) * params.a_group_stride
+        + (m % params.a_group_rows) * params.a_row_stride;
+    let b_col = params.b_offset + n * params.b_n_stride;
+    var acc = 0.0;
+    for (var k0 = 0u; k0 < K; k0 += TILE_K) {
+        // straight-line loads of 16 k first, so they are in flight together
+        let a0 = gemv_a4(a_row, k0, K);
+        let a1 = gemv_a4(a_row, k0 + 4u, K);
+        let a2 = gemv_a4(a_row, k0 + 8u, K);
+        let a3 = gemv_a4(a_row, k0 + 12u, K);
+        let b0 = gemv_b4(b_col, k0, K);
+        let b1 = gemv_b4(b_col, k0 + 4u, K);
+        let b2 = gemv_b4(b_col, k0 + 8u, K);
+        let b3 = gemv_b4(b_col, k0 + 12u, K);
+        acc = fma4(a0, b0, acc);
+        acc = fma4(a1, b1, acc);
+        acc = fma4(a2, b2, acc);
+        acc = fma4(a3, b3, acc);
+    }
+    let at = params.c_offset + m * params.c_row_stride + n;
+    var value = acc;
+    if (params.has_bias == 1u) {
+        value += bias[params.bias_offset + n];
+    }
+    if (params.accumulate == 1u) {
+        value += c[at];
+    }
+    c[at] = value;
+}
+
+// A(m, k .. k + 3) of the row at `row`, zero past K (K >= 1).
+fn gemv_a4(row: u32, k: u32, K: u32) -> vec4<f32> {
+    let s = params.a_k_stride;
+    return vec4<f32>(
+        select(0.0, a[row + min(k, K - 1u) * s], k < K),
+        select(0.0, a[row + min(k + 1u, K - 1u) * s], k + 1u < K),
+        select(0.0, a[row + min(k + 2u, K - 1u) * s], k + 2u < K),
+        select(0.0, a[row + min(k + 3u, K - 1u) * s], k + 3u < K),
+    );
+}
+
+// B(k .. k + 3, n) of the column at `col`, zero past K (K >= 1).
+fn gemv_b4(col: u32, k: u32, K: u32) -> vec4<f32> {
+    let s = params.b_k_stride;
+    return vec4<f32>(
+        select(0.0, b[col + min(k, K - 1u) * s], k < K),
+        select(0.0, b[col + min(k + 1u, K - 1u) * s], k + 1u < K),
+        select(0.0, b[col + min(k + 2u, K - 1u) * s], k + 2u < K),
+        select(0.0, b[col + min(k + 3u, K - 1u) * s], k + 3u < K),
+    );
+}
+
+// acc + a.x b.x + a.y b.y + a.z b.z + a.w b.w, one fma at a time in that order.
+fn fma4(a4: vec4<f32>, b4: vec4<f32>, acc: f32) -> f32 {
+    var sum = fma(a4.x, b4.x, acc);
+    sum = fma(a4.y, b4.y, sum);
+    sum = fma(a4.z, b4.z, sum);
+    return fma(a4.w, b4.w, sum);
 }

@@ -35,7 +35,8 @@ fn plan_counts(
         per_layer: (0..config.num_layers)
             .map(|l| plan.count_in_layer(l))
             .collect(),
-        gemm: plan.count(Kernel::Gemm),
+        // the gemm, or gemv for a chunk of few rows: one product either way
+        gemm: plan.count(Kernel::Gemm) + plan.count(Kernel::Gemv),
         step: plan.count(Kernel::LstmStep),
         sequence: plan.count(Kernel::LstmSequence),
         proj: plan.count(Kernel::LstmProj),
@@ -80,4 +81,18 @@ fn chunks_add_one_projection_per_chunk_and_direction() {
     let uni = LstmConfig::new(4, 8);
     let c = plan_counts(&uni, t, KernelChoice::Sequence, Some(chunk));
     assert_eq!((c.gemm, c.sequence), (4, 4));
+}
+
+#[test]
+fn a_step_of_few_rows_projects_with_gemv() {
+    let config = LstmConfig::new(4, 8).num_layers(2);
+    let weights = LstmWeights::init(&config, 0).unwrap();
+    let mut model = GpuLstm::new(gpu(), &weights).unwrap();
+    for (seq_len, batch, gemv) in [(1, 3, 2), (1, 8, 2), (1, 9, 0), (4, 3, 0)] {
+        model.prepare(Dims { seq_len, batch }).unwrap();
+        let plan = model.plan().unwrap();
+        let what = format!("T={seq_len} B={batch}");
+        assert_eq!(plan.count(Kernel::Gemv), gemv, "{what}");
+        assert_eq!(plan.count(Kernel::Gemm), 2 - gemv, "{what}");
+    }
 }

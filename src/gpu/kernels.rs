@@ -68,6 +68,8 @@ pub enum Binding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Gemm,
+    /// The gemm for a few rows, bitwise equal to [`Kernel::Gemm`] (gemm.wgsl).
+    Gemv,
     LstmStep,
     LstmStepSubgroup,
     LstmSequence,
@@ -89,8 +91,9 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 18] = [
+    pub const ALL: [Kernel; 19] = [
         Kernel::Gemm,
+        Kernel::Gemv,
         Kernel::LstmStep,
         Kernel::LstmStepSubgroup,
         Kernel::LstmSequence,
@@ -114,6 +117,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
+            Kernel::Gemv => "gemv",
             Kernel::LstmStep | Kernel::LstmStepSubgroup => "lstm_step",
             Kernel::LstmSequence | Kernel::LstmSequenceSubgroup => "lstm_sequence",
             Kernel::LstmProj => "lstm_proj",
@@ -135,7 +139,7 @@ impl Kernel {
     /// The name of its source in [`SHADER_FILES`] (the stem of its main .wgsl file).
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Gemm => "gemm",
+            Kernel::Gemm | Kernel::Gemv => "gemm",
             Kernel::LstmStep => "lstm_step",
             Kernel::LstmStepSubgroup => "lstm_step_subgroup",
             Kernel::LstmSequence => "lstm_sequence",
@@ -163,7 +167,7 @@ impl Kernel {
     pub fn bindings(self) -> &'static [Binding] {
         use Binding::*;
         match self {
-            Kernel::Gemm => &[
+            Kernel::Gemm | Kernel::Gemv => &[
                 Params,
                 StorageRead,
                 StorageRead,
@@ -243,6 +247,7 @@ impl Kernel {
     pub fn default_constants(self) -> Vec<(&'static str, f64)> {
         match self {
             Kernel::Gemm
+            | Kernel::Gemv
             | Kernel::ReduceSum
             | Kernel::ReduceBlocks
             | Kernel::ColumnPartial

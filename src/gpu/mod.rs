@@ -1,7 +1,8 @@
 //! The GPU path: the only module that touches wgpu.
 //!
 //! Data flow of one forward pass, per layer (both directions together) and chunk of steps:
-//! 1. `gemm`: `pre[steps, B, D*4H] = x · W_ihᵀ + b_ih + b_hh` for the chunk's steps;
+//! 1. `gemm`: `pre[steps, B, D*4H] = x · W_ihᵀ + b_ih + b_hh` for the chunk's steps (`gemv`,
+//!    bitwise the same, when the chunk has at most 8 rows, as a streamed step);
 //! 2. the recurrence, by the variant [`StepVariant::choose`] picks for the shape and device:
 //!    `lstm_sequence` runs every step of the chunk in ONE dispatch (small H), `lstm_step`
 //!    does the four gate matmuls with `h_{t-1}`, the nonlinearities and the cell update in one

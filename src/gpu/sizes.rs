@@ -1,7 +1,7 @@
 //! Size checks shared by the plan builders: u32 conversion for the shaders, buffer limits,
-//! and the gemm grid.
+//! and the gemm (or gemv) grid.
 
-use super::kernels::GEMM_TILE;
+use super::kernels::{Kernel, GEMM_TILE};
 use crate::error::{Error, Result};
 
 pub(crate) fn to_u32(what: &str, n: usize) -> Result<u32> {
@@ -67,4 +67,20 @@ pub(crate) fn gemm_groups(m: usize, n: usize) -> Result<[u32; 3]> {
         to_u32("gemm rows", m.div_ceil(tile))?,
         1,
     ])
+}
+
+/// Products of at most this many rows run as [`Kernel::Gemv`] (bitwise the gemm's result).
+pub(crate) const GEMV_MAX_ROWS: usize = 8;
+
+/// Invocations per workgroup of gemv (`@workgroup_size(64)` in gemm.wgsl).
+const GEMV_WORKGROUP: usize = 64;
+
+/// The kernel for an `m`-row product, and its workgroups for `n` columns.
+pub(crate) fn product_kernel(m: usize, n: usize) -> Result<(Kernel, [u32; 3])> {
+    if m <= GEMV_MAX_ROWS {
+        let x = to_u32("gemv columns", n.div_ceil(GEMV_WORKGROUP))?;
+        Ok((Kernel::Gemv, [x, to_u32("gemv rows", m)?, 1]))
+    } else {
+        Ok((Kernel::Gemm, gemm_groups(m, n)?))
+    }
 }

@@ -5,7 +5,7 @@ use super::super::builder::{PlanBuilder, StepKernel};
 use super::super::kernels::{Kernel, WORKGROUP_SIZE};
 use super::super::params::{GemmParams, StepParams};
 use super::super::resident::ResidentWeights;
-use super::super::sizes::{gemm_groups, to_u32};
+use super::super::sizes::{product_kernel, to_u32};
 use super::super::slots::Slots;
 use super::super::variant::{StepShape, StepVariant};
 use super::chunks::{chunks, Chunk};
@@ -33,11 +33,11 @@ impl LayerPass<'_> {
             &bufs.y[layer - 1]
         };
         let bias = if cfg.bias { &w.bias } else { &bufs.unused };
-        let gemm = plan.group(
-            Kernel::Gemm,
-            &format!("input projection l{layer}"),
-            &[input, &w.w_ih_t, bias, &bufs.pre],
-        );
+        let mut projection = Projection {
+            label: format!("input projection l{layer}"),
+            buffers: [input, &w.w_ih_t, bias, &bufs.pre],
+            groups: Vec::new(),
+        };
         let state = [
             &bufs.pre,
             &w.w_hh,
@@ -66,7 +66,7 @@ impl LayerPass<'_> {
 
         self.state_copies(plan, layer, true);
         for chunk in chunks(self.dims.seq_len, self.chunk_steps) {
-            self.project(plan, layer, gemm, chunk)?;
+            self.project(plan, layer, &mut projection, chunk)?;
             self.steps(plan, layer, step, proj, chunk)?;
         }
         self.state_copies(plan, layer, false);
@@ -121,7 +121,7 @@ impl LayerPass<'_> {
         &self,
         plan: &mut PlanBuilder<'_>,
         layer: usize,
-        group: usize,
+        projection: &mut Projection<'_>,
         chunk: Chunk,
     ) -> Result<()> {
         let cfg = &self.weights.config;
@@ -164,7 +164,9 @@ impl LayerPass<'_> {
                 bias_offset: u("offset", dir * g4)?,
                 ..Default::default()
             };
-            plan.dispatch(layer, group, &params, gemm_groups(m, n)?)?;
+            let (kernel, workgroups) = product_kernel(m, n)?;
+            let group = projection.group(plan, kernel);
+            plan.dispatch(layer, group, &params, workgroups)?;
         }
         Ok(())
     }
@@ -231,5 +233,24 @@ impl LayerPass<'_> {
             });
         }
         plan.steps(layer, &kernels, &params, chunk.len)
+    }
+}
+
+/// The input projection's buffers, bound for the kernels its chunks use (the gemm, or gemv
+/// for a chunk of few rows).
+struct Projection<'b> {
+    label: String,
+    buffers: [&'b wgpu::Buffer; 4],
+    groups: Vec<(Kernel, usize)>,
+}
+
+impl Projection<'_> {
+    fn group(&mut self, plan: &mut PlanBuilder<'_>, kernel: Kernel) -> usize {
+        if let Some(&(_, group)) = self.groups.iter().find(|(k, _)| *k == kernel) {
+            return group;
+        }
+        let group = plan.group(kernel, &self.label, &self.buffers);
+        self.groups.push((kernel, group));
+        group
     }
 }

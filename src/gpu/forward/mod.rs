@@ -15,10 +15,9 @@ pub(crate) use buffers::ForwardBuffers;
 
 use super::builder::PlanBuilder;
 use super::choice::KernelChoice;
-use super::kernels::Kernel;
 use super::params::{GemmParams, View};
 use super::resident::ResidentWeights;
-use super::sizes::gemm_groups;
+use super::sizes::product_kernel;
 use super::variant::{DeviceCaps, StepShape, StepVariant};
 use crate::error::Result;
 use crate::shape::Dims;
@@ -110,12 +109,13 @@ fn record_head(
     let width = cfg.num_directions() * cfg.output_size();
     let rows = dims.seq_len * dims.batch;
     let bias = head.bias.as_ref().unwrap_or(&buffers.unused);
+    let o = head.out_features;
+    let (kernel, workgroups) = product_kernel(rows, o)?;
     let group = plan.group(
-        Kernel::Gemm,
+        kernel,
         "head",
         &[&buffers.y[last], &head.weight_t, bias, out],
     );
-    let o = head.out_features;
     let p = GemmParams::product(
         rows,
         o,
@@ -125,5 +125,5 @@ fn record_head(
         View::rows(0, o),
     )?
     .with_bias(head.bias.is_some());
-    plan.dispatch(last, group, &p, gemm_groups(rows, o)?)
+    plan.dispatch(last, group, &p, workgroups)
 }
