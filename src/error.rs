@@ -93,6 +93,51 @@ pub enum Error {
         message: String,
     },
 
+    /// The GPU cannot hold an allocation: larger than `max_buffer_size`, or the driver ran
+    /// out of memory. The context and the other models on it stay usable.
+    #[error(
+        "out of GPU memory: {what} needs {bytes} bytes (device limits: max_buffer_size \
+         {max_buffer_size}, max_storage_buffer_binding_size {max_binding})"
+    )]
+    OutOfMemory {
+        /// What was being allocated (a buffer's label, with the call it belongs to).
+        what: String,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The device's `max_buffer_size`.
+        max_buffer_size: u64,
+        /// The device's `max_storage_buffer_binding_size`.
+        max_binding: u64,
+    },
+
+    /// The host cannot hold an allocation (a size from a flag or a file header too large).
+    #[error("out of host memory: {what} needs {bytes} bytes")]
+    HostMemory {
+        /// What was being allocated, with its shape.
+        what: String,
+        /// Its size in bytes (saturating at `u64::MAX`).
+        bytes: u64,
+    },
+
+    /// The GPU device is lost (destroyed, driver reset, unplugged). Every later call on the
+    /// context returns this; [`crate::gpu::GpuContext::recreate`] makes a new device.
+    #[error("GPU device lost during {during}: {reason}")]
+    DeviceLost {
+        /// The operation that found it lost.
+        during: &'static str,
+        /// The driver's reason, as wgpu reports it.
+        reason: String,
+    },
+
+    /// A wait on the GPU took longer than the context's timeout.
+    #[error("GPU wait timed out after {seconds} s during {during} (see GpuContext::set_timeout)")]
+    Timeout {
+        /// The operation that was waiting.
+        during: &'static str,
+        /// The timeout, in seconds.
+        seconds: f64,
+    },
+
     /// Waiting for the GPU or mapping a buffer failed.
     #[error("GPU readback failed: {0}")]
     Readback(String),

@@ -60,6 +60,7 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod head;
+pub mod host;
 pub mod io;
 pub mod loss;
 #[cfg(feature = "plot")]
