@@ -361,7 +361,7 @@ fn a_trainers_weights_become_an_inference_model_on_the_gpu() {
     for _ in 0..3 {
         trainer.submit(&x, &y).unwrap();
     }
-    let mut inference = trainer.inference_model();
+    let mut inference = trainer.inference_model().unwrap();
     let got = inference.forward(&x, None, None).unwrap();
     let trained = trainer.weights().unwrap();
     let want = GpuLstm::new(ctx, &trained)

@@ -10,12 +10,20 @@ pub struct AdapterSummary {
     pub features: wgpu::Features,
 }
 
-/// Every adapter on every backend wgpu was built with (honours `WGPU_BACKEND`).
+/// Every adapter on every backend wgpu was built with (honours `WGPU_BACKEND`). Blocks; see
+/// [`enumerate_adapters_async`].
 pub fn enumerate_adapters() -> Vec<AdapterSummary> {
+    pollster::block_on(enumerate_adapters_async())
+}
+
+/// The async form of [`enumerate_adapters`].
+pub async fn enumerate_adapters_async() -> Vec<AdapterSummary> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    pollster::block_on(instance.enumerate_adapters(backends))
+    instance
+        .enumerate_adapters(backends)
+        .await
         .into_iter()
         .map(|a| AdapterSummary {
             info: a.get_info(),

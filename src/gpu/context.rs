@@ -1,14 +1,21 @@
 //! `GpuContext`: a device, its queue and the pipelines, created once and shared by models.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::buffers::uniform_init;
+use super::guard::Scopes;
 use super::params::{StepIndex, STEP_INDEX_BINDING_SIZE};
 use super::pipelines::Pipelines;
 use crate::error::{Error, Result};
 
 /// Steps per chunk of the per-step kernels: the step-index buffer has this many slots.
 pub const MAX_CHUNK_STEPS: usize = 1024;
+
+/// How long a wait on the GPU may take before it is [`Error::Timeout`], unless set otherwise
+/// ([`GpuContext::set_timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How [`GpuContext::with_options`] creates its device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,8 +25,36 @@ pub struct ContextOptions {
     pub webgpu_limits: bool,
 }
 
+/// What the context knows of its device's health, shared with the device's callbacks.
+#[derive(Default)]
+struct Health {
+    /// the reason, once the device is lost
+    lost: Mutex<Option<String>>,
+    /// errors outside every error scope (only on a device this crate created)
+    uncaptured: Mutex<Vec<String>>,
+}
+
 /// A wgpu device and queue with this crate's pipelines on it. Cheap to clone; models hold
 /// a clone.
+///
+/// # Errors, loss and threads
+/// Every call that touches the device returns what went wrong on it as [`Error`] (error
+/// scopes around each call); nothing panics on a GPU error. A device this crate creates
+/// also gets an uncaptured-error handler that records instead of panicking
+/// ([`GpuContext::take_uncaptured_errors`]) and a device-lost callback; a caller's device
+/// ([`GpuContext::from_device`]) keeps the handlers its owner installed, and its owner
+/// reports a loss with [`GpuContext::mark_lost`]. wgpu reports a loss once the work in
+/// flight has drained, so the first call that waits on the device (or finds it idle) sees
+/// it; from then on every call returns
+/// [`Error::DeviceLost`]; [`GpuContext::recreate`] makes a new device, and models are
+/// uploaded again from their host weights. Every wait on the GPU gives up after
+/// [`GpuContext::timeout`] with [`Error::Timeout`].
+///
+/// `GpuContext` is `Send + Sync`: clones on several threads may record and submit at once
+/// (wgpu's device and queue are thread-safe, the pipeline cache is behind a lock, error
+/// scopes are per thread). A model (`GpuLstm`, `GpuStatePool`, `GpuTrainer`) is `Send +
+/// Sync` too but its calls take `&mut self`: one thread at a time per model, any number of
+/// models at once.
 #[derive(Clone)]
 pub struct GpuContext {
     inner: Arc<Inner>,
@@ -33,6 +68,10 @@ struct Inner {
     /// slot i (at i * step_stride bytes) holds StepIndex { local: i }
     step_slots: wgpu::Buffer,
     step_stride: u32,
+    health: Arc<Health>,
+    timeout_ns: AtomicU64,
+    /// how the device was made, when this crate made it (for `recreate`)
+    options: Option<ContextOptions>,
 }
 
 impl GpuContext {
@@ -69,21 +108,61 @@ impl GpuContext {
                 ..Default::default()
             })
             .await?;
-        Self::build(device, queue, Some(adapter.get_info()))
+        let health = Arc::new(Health::default());
+        let lost = health.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost.lost) = Some(format!("{reason:?} {message}").trim().to_string());
+        });
+        let recorded = health.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            log::error!("uncaptured GPU error: {error}");
+            lock(&recorded.uncaptured).push(error.to_string());
+        }));
+        let info = adapter.get_info();
+        Self::build(device, queue, Some(info), health, Some(options)).await
     }
 
     /// Uses a caller's device and queue (for embedding in a wgpu application). The caller's
-    /// limits apply; nothing beyond WebGPU's defaults is needed.
+    /// limits apply; nothing beyond WebGPU's defaults is needed. The device's handlers stay
+    /// the caller's (see [`GpuContext::mark_lost`]). Blocks; see
+    /// [`GpuContext::from_device_async`].
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
-        Self::build(device, queue, None)
+        pollster::block_on(Self::from_device_async(device, queue))
     }
 
-    fn build(
+    /// The async form of [`GpuContext::from_device`].
+    pub async fn from_device_async(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        Self::build(device, queue, None, Arc::default(), None).await
+    }
+
+    /// A new device like this context's, after a loss (models are then made again, e.g.
+    /// `GpuLstm::new(&new, &weights)`). A caller's device is the caller's to recreate:
+    /// [`Error::Config`]. Blocks; see [`GpuContext::recreate_async`].
+    pub fn recreate(&self) -> Result<Self> {
+        pollster::block_on(self.recreate_async())
+    }
+
+    /// The async form of [`GpuContext::recreate`].
+    pub async fn recreate_async(&self) -> Result<Self> {
+        let options = self.inner.options.ok_or_else(|| {
+            Error::Config(
+                "this context uses the caller's device (from_device); create a new device and call from_device again".into(),
+            )
+        })?;
+        let new = Self::new_async(options).await?;
+        new.set_timeout(self.timeout());
+        Ok(new)
+    }
+
+    async fn build(
         device: wgpu::Device,
         queue: wgpu::Queue,
         adapter_info: Option<wgpu::AdapterInfo>,
+        health: Arc<Health>,
+        options: Option<ContextOptions>,
     ) -> Result<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let pipelines = Pipelines::new(&device);
         let step_stride = device
             .limits()
@@ -100,7 +179,8 @@ impl GpuContext {
                 .copy_from_slice(bytemuck::bytes_of(&index));
         }
         let step_slots = uniform_init(&device, "step indices", &slots);
-        if let Some(source) = pollster::block_on(scope.pop()) {
+        let errors = [oom.pop().await, scope.pop().await];
+        if let Some(source) = errors.into_iter().flatten().next() {
             return Err(Error::Gpu {
                 during: "context creation",
                 source,
@@ -114,8 +194,78 @@ impl GpuContext {
                 pipelines,
                 step_slots,
                 step_stride,
+                health,
+                timeout_ns: AtomicU64::new(DEFAULT_TIMEOUT.as_nanos() as u64),
+                options,
             }),
         })
+    }
+
+    /// Records that the device is lost (from the owner's device-lost callback, for a
+    /// caller's device): every later call returns [`Error::DeviceLost`] with `reason`.
+    pub fn mark_lost(&self, reason: impl Into<String>) {
+        lock(&self.inner.health.lost).get_or_insert(reason.into());
+    }
+
+    /// Why the device was lost, once it is.
+    pub fn lost_reason(&self) -> Option<String> {
+        lock(&self.inner.health.lost).clone()
+    }
+
+    /// [`Error::DeviceLost`] once the device is lost.
+    pub(crate) fn check_alive(&self, during: &'static str) -> Result<()> {
+        match self.lost_reason() {
+            Some(reason) => Err(Error::DeviceLost { during, reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// The GPU errors that happened outside every error scope (work recorded directly on
+    /// [`GpuContext::device`], not through this crate), oldest first, emptying the record.
+    /// Always empty for a caller's device, whose handler is the caller's.
+    pub fn take_uncaptured_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.inner.health.uncaptured))
+    }
+
+    /// How long a wait on the GPU may take ([`DEFAULT_TIMEOUT`] unless set).
+    pub fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.inner.timeout_ns.load(Ordering::Relaxed))
+    }
+
+    /// Sets how long a wait on the GPU (a readback, `wait_idle`) may take before it returns
+    /// [`Error::Timeout`], for every clone of this context. The work itself goes on; the next
+    /// call waits behind it.
+    pub fn set_timeout(&self, timeout: Duration) {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.timeout_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Waits for `submission` (all work when `None`) for at most [`GpuContext::timeout`].
+    pub(crate) fn wait(
+        &self,
+        during: &'static str,
+        submission: Option<wgpu::SubmissionIndex>,
+    ) -> Result<()> {
+        self.check_alive(during)?;
+        let timeout = self.timeout();
+        let polled = self.device().poll(wgpu::PollType::Wait {
+            submission_index: submission,
+            timeout: Some(timeout),
+        });
+        self.check_alive(during)?;
+        match polled {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Err(Error::Timeout {
+                during,
+                seconds: timeout.as_secs_f64(),
+            }),
+            Err(e) => Err(Error::Readback(format!("{during}: {e}"))),
+        }
+    }
+
+    /// Pushes the error scopes of one library call (see [`Scopes`]).
+    pub(crate) fn scopes(&self, during: &'static str) -> Result<Scopes> {
+        Scopes::push(self, during)
     }
 
     /// The wgpu device.
@@ -165,11 +315,14 @@ impl GpuContext {
             .map(|r| r.total_allocated_bytes)
     }
 
-    /// Waits until the GPU has finished all submitted work.
+    /// Waits until the GPU has finished all submitted work (at most
+    /// [`GpuContext::timeout`]).
     pub fn wait_idle(&self) -> Result<()> {
-        self.device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Readback(e.to_string()))
+        self.wait("wait_idle", None)
     }
+}
+
+/// The value behind `mutex`, even if a thread panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -17,6 +17,7 @@ mod builder;
 mod choice;
 mod context;
 mod forward;
+mod guard;
 #[allow(missing_docs)] // internals: re-exported hidden, for tests and benches
 mod kernels;
 mod layout;
@@ -35,9 +36,9 @@ mod train;
 mod variant;
 mod workspace;
 
-pub use adapters::{enumerate_adapters, relevant_limits, AdapterSummary};
+pub use adapters::{enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary};
 pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
-pub use context::{ContextOptions, GpuContext, MAX_CHUNK_STEPS};
+pub use context::{ContextOptions, GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS};
 #[doc(hidden)] // the kernels and plans are internals, public for the tests and benches only
 pub use kernels::Kernel;
 pub use kernels::{GEMM_TILE, WORKGROUP_SIZE};

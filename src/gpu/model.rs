@@ -6,6 +6,7 @@ use super::buffers::{read_f32_async, submit_and_read};
 use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::ForwardOptions;
+use super::guard::{guarded, guarded_now};
 use super::plan::Plan;
 use super::resident::{GpuWeights, ResidentWeights};
 use super::state::GpuState;
@@ -133,17 +134,17 @@ impl GpuLstm {
         let batched = Batched::new(&self.weights.config, inputs)?;
         let dims = batched.dims;
         self.prepare_async(dims).await?;
-        self.write_batched(&batched)?;
+        let ctx = self.ctx.clone();
         if timed && self.timer.is_none() {
-            self.timer = GpuTimer::new(&self.ctx);
+            self.timer = guarded(&ctx, "timer allocation", || Ok(GpuTimer::new(&ctx))).await?;
         }
         let ws = self.workspace()?;
         let (y_len, hn_len, cn_len) = ws.buffers.lens;
-        let device = self.ctx.device();
         let stage = &ws.readback;
         let timer = self.timer.as_ref().filter(|_| timed);
 
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scopes = ctx.scopes("forward")?;
+        let written = self.write_batched(&batched);
         ws.plan.submit(
             &self.ctx,
             |encoder| {
@@ -163,13 +164,9 @@ impl GpuLstm {
                 encoder.copy_buffer_to_buffer(&b.c_n, 0, stage, c_at, (cn_len * 4) as u64);
             },
         );
-        if let Some(source) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "forward",
-                source,
-            });
-        }
-        let mut y = read_f32_async(device, &[(stage, y_len + hn_len + cn_len)])
+        scopes.finish(&ctx).await?;
+        written?;
+        let mut y = read_f32_async(&ctx, &[(stage, y_len + hn_len + cn_len)])
             .await?
             .pop()
             .ok_or_else(|| Error::Readback("expected one buffer".into()))?;
@@ -220,11 +217,11 @@ impl GpuLstm {
         let batched = Batched::new(&self.weights.config, &Inputs::new(x))?;
         let dims = batched.dims;
         self.prepare_async(dims).await?;
-        self.write_batched(&batched)?;
         let ws = self.workspace()?;
         let y_len = ws.buffers.lens.0;
         let during = "forward with a state";
         let y = submit_and_read(&self.ctx, during, &ws.readback, y_len, |encoder| {
+            self.write_batched(&batched)?;
             self.encode_with_state(encoder, state)?;
             let bytes = (y_len * 4) as u64;
             encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, bytes);
@@ -338,7 +335,10 @@ impl GpuLstm {
     /// Uploads the inputs (`x`, the initial state, zeros when `None`, and the lengths) into
     /// the buffers prepared for their shape.
     pub fn write_input(&self, inputs: &Inputs<'_>) -> Result<()> {
-        self.write_batched(&Batched::new(&self.weights.config, inputs)?)
+        let batched = Batched::new(&self.weights.config, inputs)?;
+        guarded_now(&self.ctx, "writing the input", || {
+            self.write_batched(&batched)
+        })
     }
 
     fn write_batched(&self, inputs: &Batched<'_, f32>) -> Result<()> {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::guard::ready_now;
 use super::kernels::{Binding, Kernel};
 use super::params::{PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE};
 use crate::error::{Error, Result};
@@ -81,7 +82,8 @@ impl Pipelines {
             },
             cache: None,
         });
-        if let Some(source) = pollster::block_on(scope.pop()) {
+        // known at once natively; on the web the caller's scopes report it
+        if let Some(Some(source)) = ready_now(scope.pop()) {
             return Err(Error::Gpu {
                 during: "pipeline creation",
                 source,

@@ -1,9 +1,10 @@
 //! `GpuStatePool`: many independent streams of one model, each in a slot of a state pool on
 //! the GPU, served together one timestep at a time by whichever slots are active.
 
-use super::buffers::{staging, storage_init, submit_and_read};
+use super::buffers::{staging, storage_zeros, submit_and_read};
 use super::builder::PlanBuilder;
 use super::context::GpuContext;
+use super::guard::guarded_now;
 use super::kernels::Kernel;
 use super::model::{check_buffer, GpuLstm};
 use super::params::RowsParams;
@@ -64,18 +65,28 @@ impl GpuStatePool {
         }
         let layers = config.num_layers;
         let (h_out, hidden) = (config.output_size(), config.hidden_size);
-        let rows = layers * (capacity + 1);
+        let rows = layers.saturating_mul(capacity.saturating_add(1));
         let limits = ctx.device().limits();
-        check_size(&limits, "the pool's h [L, slots, H_out]", rows * h_out)?;
-        check_size(&limits, "the pool's c [L, slots, H]", rows * hidden)?;
-        let device = ctx.device();
-        Ok(Self {
-            model: GpuLstm::with_weights(ctx, weights),
-            capacity,
-            h: storage_init(device, "pool h", &vec![0.0f32; rows * h_out]),
-            c: storage_init(device, "pool c", &vec![0.0f32; rows * hidden]),
-            slots: storage_init(device, "pool slot list", &vec![0u32; bucket(capacity)]),
-            plans: Vec::new(),
+        check_size(
+            &limits,
+            "the pool's h [L, slots, H_out]",
+            rows.saturating_mul(h_out),
+        )?;
+        check_size(
+            &limits,
+            "the pool's c [L, slots, H]",
+            rows.saturating_mul(hidden),
+        )?;
+        guarded_now(ctx, "state pool allocation", || {
+            let device = ctx.device();
+            Ok(Self {
+                model: GpuLstm::with_weights(ctx, weights),
+                capacity,
+                h: storage_zeros(device, "pool h", rows * h_out),
+                c: storage_zeros(device, "pool c", rows * hidden),
+                slots: storage_zeros(device, "pool slot list", bucket(capacity)),
+                plans: Vec::new(),
+            })
         })
     }
 
@@ -98,18 +109,21 @@ impl GpuStatePool {
         let grown = Self::new(self.model.ctx(), &self.model.gpu_weights(), capacity)?;
         let (h_out, hidden) = self.widths();
         let ctx = self.model.ctx();
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        for layer in 0..self.layers() {
-            for (from, to, width) in [(&self.h, &grown.h, h_out), (&self.c, &grown.c, hidden)] {
-                let bytes = (self.capacity * width * 4) as u64;
-                let (old_at, new_at) = (
-                    (layer * (self.capacity + 1) * width * 4) as u64,
-                    (layer * (capacity + 1) * width * 4) as u64,
-                );
-                encoder.copy_buffer_to_buffer(from, old_at, to, new_at, bytes);
+        guarded_now(ctx, "growing a state pool", || {
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            for layer in 0..self.layers() {
+                for (from, to, width) in [(&self.h, &grown.h, h_out), (&self.c, &grown.c, hidden)] {
+                    let bytes = (self.capacity * width * 4) as u64;
+                    let (old_at, new_at) = (
+                        (layer * (self.capacity + 1) * width * 4) as u64,
+                        (layer * (capacity + 1) * width * 4) as u64,
+                    );
+                    encoder.copy_buffer_to_buffer(from, old_at, to, new_at, bytes);
+                }
             }
-        }
-        ctx.queue().submit([encoder.finish()]);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(())
+        })?;
         self.capacity = capacity;
         self.h = grown.h;
         self.c = grown.c;
@@ -143,15 +157,20 @@ impl GpuStatePool {
         state
             .c
             .expect_shape("the slot's c [L, H]", &[layers, hidden])?;
-        let queue = self.model.ctx().queue();
-        for layer in 0..layers {
-            for (buffer, data, width) in [(&self.h, &state.h, h_out), (&self.c, &state.c, hidden)] {
-                let at = ((layer * (self.capacity + 1) + slot) * width * 4) as u64;
-                let row = &data.data()[layer * width..(layer + 1) * width];
-                queue.write_buffer(buffer, at, bytemuck::cast_slice(row));
+        let ctx = self.model.ctx();
+        guarded_now(ctx, "restoring a slot", || {
+            for layer in 0..layers {
+                for (buffer, data, width) in
+                    [(&self.h, &state.h, h_out), (&self.c, &state.c, hidden)]
+                {
+                    let at = ((layer * (self.capacity + 1) + slot) * width * 4) as u64;
+                    let row = &data.data()[layer * width..(layer + 1) * width];
+                    ctx.queue()
+                        .write_buffer(buffer, at, bytemuck::cast_slice(row));
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Slot `slot`'s state, copied to the host (blocks; see [`GpuStatePool::snapshot_async`]).
@@ -166,7 +185,9 @@ impl GpuStatePool {
         let layers = self.layers();
         let ctx = self.model.ctx();
         let len = layers * (h_out + hidden);
-        let stage = staging(ctx.device(), "slot snapshot", len);
+        let stage = guarded_now(ctx, "slot snapshot", || {
+            Ok(staging(ctx.device(), "slot snapshot", len))
+        })?;
         let mut h = submit_and_read(ctx, "slot snapshot", &stage, len, |encoder| {
             let mut at = 0;
             for (buffer, width) in [(&self.h, h_out), (&self.c, hidden)] {
@@ -201,11 +222,11 @@ impl GpuStatePool {
         let batch = self.select_async(slots).await?;
         let ctx = self.model.ctx().clone();
         let ws = self.model.workspace()?;
-        ctx.queue()
-            .write_buffer(&ws.buffers.x, 0, bytemuck::cast_slice(x.data()));
         let width = ws.buffers.lens.0 / batch;
         let y_len = slots.len() * width;
         let y = submit_and_read(&ctx, "pool step", &ws.readback, y_len, |encoder| {
+            ctx.queue()
+                .write_buffer(&ws.buffers.x, 0, bytemuck::cast_slice(x.data()));
             self.encode_selected(encoder, batch)?;
             let bytes = (y_len * 4) as u64;
             encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, bytes);
@@ -261,12 +282,15 @@ impl GpuStatePool {
         }
         let batch = bucket(slots.len()).min(bucket(self.capacity));
         self.model.prepare_async(Dims { seq_len: 1, batch }).await?;
-        self.plans_for(batch)?;
         let mut list: Vec<u32> = slots.iter().map(|&s| s as u32).collect();
         list.resize(batch, to_u32("capacity", self.capacity)?);
-        let queue = self.model.ctx().queue();
-        queue.write_buffer(&self.slots, 0, bytemuck::cast_slice(&list));
-        Ok(batch)
+        let ctx = self.model.ctx().clone();
+        guarded_now(&ctx, "selecting pool slots", || {
+            self.plans_for(batch)?;
+            ctx.queue()
+                .write_buffer(&self.slots, 0, bytemuck::cast_slice(&list));
+            Ok(batch)
+        })
     }
 
     /// Gather, the model's pass, scatter, for the prepared `batch`.

@@ -1,11 +1,11 @@
 //! Weights resident on the GPU, uploaded once and re-laid out for the kernels (see
 //! [`super::layout`]). Plans read them; nothing here knows about plans.
 
-use super::buffers::storage_init;
+use super::buffers::{buffer, storage_init};
 use super::context::GpuContext;
 use super::layout;
 use crate::config::LstmConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::weights::LstmWeights;
 
 /// One layer's resident weights.
@@ -74,12 +74,7 @@ impl ResidentWeights {
             label: Some("weights copy"),
         });
         let mut copy = |from: &wgpu::Buffer| {
-            let to = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("weights copy"),
-                size: from.size(),
-                usage: from.usage(),
-                mapped_at_creation: false,
-            });
+            let to = buffer(device, "weights copy", from.size(), from.usage());
             encoder.copy_buffer_to_buffer(from, 0, &to, 0, from.size());
             to
         };
@@ -110,8 +105,8 @@ impl ResidentWeights {
     pub async fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
         let config = weights.config().clone();
         config.validate()?;
+        let scopes = ctx.scopes("weight upload")?;
         let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let upload = |name: &str, l: usize, data: &[f32]| {
             storage_init(device, &format!("{name} l{l}"), data)
         };
@@ -131,12 +126,7 @@ impl ResidentWeights {
                 .map(|b| storage_init(device, "head bias", b.data())),
             out_features: head.out_features(),
         });
-        if let Some(source) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "weight upload",
-                source,
-            });
-        }
+        scopes.finish(ctx).await?;
         Ok(Self {
             config,
             layers,

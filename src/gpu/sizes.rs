@@ -20,9 +20,18 @@ pub(crate) fn binding_limit(limits: &wgpu::Limits) -> (&'static str, u64) {
     }
 }
 
-/// Checks that a buffer of `len` f32 fits the device's binding limits.
+/// Checks that a buffer of `len` f32 can exist on the device ([`Error::OutOfMemory`] past
+/// `max_buffer_size`) and be bound whole ([`Error::Limit`]).
 pub(crate) fn check_size(limits: &wgpu::Limits, what: &str, len: usize) -> Result<()> {
-    let bytes = len as u64 * 4;
+    let bytes = (len as u64).saturating_mul(4);
+    if bytes > limits.max_buffer_size {
+        return Err(Error::OutOfMemory {
+            what: what.to_string(),
+            bytes,
+            max_buffer_size: limits.max_buffer_size,
+            max_binding: limits.max_storage_buffer_binding_size,
+        });
+    }
     let (limit, available) = binding_limit(limits);
     if bytes > available {
         return Err(Error::Limit {

@@ -1,7 +1,8 @@
 //! `GpuState`: the recurrent state of a batch of streams, kept on the GPU between calls.
 
-use super::buffers::{staging, storage_init, submit_and_read};
+use super::buffers::{staging, storage_zeros, submit_and_read};
 use super::context::GpuContext;
+use super::guard::guarded_now;
 use super::sizes::check_size;
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
@@ -25,20 +26,19 @@ impl GpuState {
         let states = config.num_layers * config.num_directions();
         let dims = (states, batch, config.output_size(), config.hidden_size);
         let limits = ctx.device().limits();
-        check_size(
-            &limits,
-            "the state h [L*D, B, H_out]",
-            states * batch * dims.2,
-        )?;
-        check_size(&limits, "the state c [L*D, B, H]", states * batch * dims.3)?;
+        let len = |width: usize| states.saturating_mul(batch).saturating_mul(width);
+        check_size(&limits, "the state h [L*D, B, H_out]", len(dims.2))?;
+        check_size(&limits, "the state c [L*D, B, H]", len(dims.3))?;
         if batch == 0 {
             return Err(Error::Input("a state needs a batch of at least 1".into()));
         }
-        let device = ctx.device();
-        Ok(Self {
-            h: storage_init(device, "state h", &vec![0.0f32; states * batch * dims.2]),
-            c: storage_init(device, "state c", &vec![0.0f32; states * batch * dims.3]),
-            dims,
+        guarded_now(ctx, "state allocation", || {
+            let device = ctx.device();
+            Ok(Self {
+                h: storage_zeros(device, "state h", states * batch * dims.2),
+                c: storage_zeros(device, "state c", states * batch * dims.3),
+                dims,
+            })
         })
     }
 
@@ -60,26 +60,23 @@ impl GpuState {
         let (states, batch, h_out, hidden) = self.dims;
         h.expect_shape("h (the state's [L*D, B, H_out])", &[states, batch, h_out])?;
         c.expect_shape("c (the state's [L*D, B, H])", &[states, batch, hidden])?;
-        let queue = ctx.queue();
-        queue.write_buffer(&self.h, 0, bytemuck::cast_slice(h.data()));
-        queue.write_buffer(&self.c, 0, bytemuck::cast_slice(c.data()));
-        Ok(())
+        guarded_now(ctx, "writing a state", || {
+            let queue = ctx.queue();
+            queue.write_buffer(&self.h, 0, bytemuck::cast_slice(h.data()));
+            queue.write_buffer(&self.c, 0, bytemuck::cast_slice(c.data()));
+            Ok(())
+        })
     }
 
-    /// Back to zeros.
-    pub fn reset(&self, ctx: &GpuContext) {
-        let (states, batch, h_out, hidden) = self.dims;
-        let queue = ctx.queue();
-        queue.write_buffer(
-            &self.h,
-            0,
-            bytemuck::cast_slice(&vec![0.0f32; states * batch * h_out]),
-        );
-        queue.write_buffer(
-            &self.c,
-            0,
-            bytemuck::cast_slice(&vec![0.0f32; states * batch * hidden]),
-        );
+    /// Back to zeros (ordered after the work already submitted).
+    pub fn reset(&self, ctx: &GpuContext) -> Result<()> {
+        guarded_now(ctx, "resetting a state", || {
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            encoder.clear_buffer(&self.h, 0, None);
+            encoder.clear_buffer(&self.c, 0, None);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(())
+        })
     }
 
     /// Copies the state to the host (blocks; see [`GpuState::read_async`]).
@@ -91,7 +88,9 @@ impl GpuState {
     pub async fn read_async(&self, ctx: &GpuContext) -> Result<(Tensor, Tensor)> {
         let (states, batch, h_out, hidden) = self.dims;
         let (h_len, c_len) = (states * batch * h_out, states * batch * hidden);
-        let stage = staging(ctx.device(), "state readback", h_len + c_len);
+        let stage = guarded_now(ctx, "state readback", || {
+            Ok(staging(ctx.device(), "state readback", h_len + c_len))
+        })?;
         let mut h = submit_and_read(ctx, "state readback", &stage, h_len + c_len, |encoder| {
             let (h_bytes, c_bytes) = ((h_len * 4) as u64, (c_len * 4) as u64);
             encoder.copy_buffer_to_buffer(&self.h, 0, &stage, 0, h_bytes);

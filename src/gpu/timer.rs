@@ -2,8 +2,9 @@
 //! before the first and after the last command of a pass of work, written by two empty
 //! compute passes, so the span covers every submission in between.
 
+use super::buffers::{buffer, read_bytes_async};
 use super::context::GpuContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Two timestamps and the buffers to read them back.
 pub(crate) struct GpuTimer {
@@ -19,14 +20,7 @@ impl GpuTimer {
             return None;
         }
         let device = ctx.device();
-        let buffer = |label, usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: 16,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let buffer = |label, usage| buffer(device, label, 16, usage);
         Some(Self {
             queries: device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("gpu time"),
@@ -67,37 +61,11 @@ impl GpuTimer {
         });
     }
 
-    /// Milliseconds between the marks; call after the submission with `stop` has finished
-    /// (e.g. after a readback waited for it).
-    pub fn read_ms(&self, ctx: &GpuContext) -> Result<f64> {
-        pollster::block_on(self.read_ms_async(ctx))
-    }
-
-    /// The async form of [`GpuTimer::read_ms`].
+    /// Milliseconds between the marks; call after the submission with `stop` (e.g. after a
+    /// readback waited for it).
     pub async fn read_ms_async(&self, ctx: &GpuContext) -> Result<f64> {
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        self.staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                sender.send(r).ok();
-            });
-        ctx.device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        match receiver.receive().await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Readback(e.to_string())),
-            None => return Err(Error::Readback("map callback dropped".into())),
-        }
-        let ticks: [u64; 2] = {
-            let view = self
-                .staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Readback(e.to_string()))?;
-            let raw: &[u64] = bytemuck::cast_slice(&view);
-            [raw[0], raw[1]]
-        };
-        self.staging.unmap();
+        let read = read_bytes_async(ctx, "reading GPU time", &[(&self.staging, 16)], None).await?;
+        let ticks: [u64; 2] = bytemuck::pod_read_unaligned(&read[0]);
         let period_ns = ctx.queue().get_timestamp_period() as f64;
         Ok(ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6)
     }

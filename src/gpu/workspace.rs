@@ -4,10 +4,11 @@ use super::buffers::staging;
 use super::builder::PlanBuilder;
 use super::context::GpuContext;
 use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
+use super::guard::guarded;
 use super::plan::Plan;
 use super::resident::ResidentWeights;
 use super::variant::StepVariant;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::shape::Dims;
 
 pub(crate) struct Workspace {
@@ -28,26 +29,22 @@ impl Workspace {
         dims: Dims,
         options: ForwardOptions,
     ) -> Result<Self> {
-        let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut builder = PlanBuilder::new(ctx);
-        let forward = build_forward(&mut builder, device, weights, dims, options)?;
-        let plan = builder.finish()?;
-        let (y_len, hn_len, cn_len) = forward.buffers.lens;
-        let readback = staging(device, "output readback", y_len + hn_len + cn_len);
-        if let Some(source) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "workspace allocation",
-                source,
-            });
-        }
-        Ok(Self {
-            dims,
-            buffers: forward.buffers,
-            plan,
-            variant: forward.variant,
-            chunk_steps: forward.chunk_steps,
-            readback,
+        guarded(ctx, "preparing a shape", || {
+            let device = ctx.device();
+            let mut builder = PlanBuilder::new(ctx);
+            let forward = build_forward(&mut builder, device, weights, dims, options)?;
+            let plan = builder.finish()?;
+            let (y_len, hn_len, cn_len) = forward.buffers.lens;
+            let readback = staging(device, "output readback", y_len + hn_len + cn_len);
+            Ok(Self {
+                dims,
+                buffers: forward.buffers,
+                plan,
+                variant: forward.variant,
+                chunk_steps: forward.chunk_steps,
+                readback,
+            })
         })
+        .await
     }
 }

@@ -1,6 +1,6 @@
 //! The buffers of a forward pass, allocated once per shape.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::super::buffers::{storage_init, storage_nan};
 use super::super::resident::ResidentWeights;
@@ -39,7 +39,7 @@ pub(crate) struct ForwardBuffers {
     /// element counts of (model output, h_n, c_n)
     pub lens: (usize, usize, usize),
     /// what h0, c0 and lengths hold, so that an unchanged one is not uploaded again
-    written: RefCell<Written>,
+    written: Mutex<Written>,
 }
 
 /// The contents of the small input buffers, as last written.
@@ -134,7 +134,7 @@ impl ForwardBuffers {
                 .map(|_| storage_nan(device, "head output", rows * head_width)),
             unused: storage_nan(device, "unused (read)", 1),
             lens: (out_len, hn_len, cn_len),
-            written: RefCell::new(Written {
+            written: Mutex::new(Written {
                 h0_zero: true,
                 c0_zero: true,
                 lengths: all_t,
@@ -146,7 +146,7 @@ impl ForwardBuffers {
     /// buffers already hold (zeros, the same lengths).
     pub fn write_state(&self, queue: &wgpu::Queue, inputs: &Batched<'_, f32>) {
         let (_, hn_len, cn_len) = self.lens;
-        let mut written = self.written.borrow_mut();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         let state =
             |buffer, t: &Option<std::borrow::Cow<'_, crate::Tensor>>, len, zero: &mut bool| {
                 match t {
@@ -171,7 +171,7 @@ impl ForwardBuffers {
     /// Notes that h0 and c0 were overwritten on the GPU (from a state), so the next host
     /// write of zeros is not skipped.
     pub fn state_overwritten(&self) {
-        let mut written = self.written.borrow_mut();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         written.h0_zero = false;
         written.c0_zero = false;
     }

@@ -7,6 +7,8 @@ use std::collections::VecDeque;
 use futures_intrusive::channel::shared::{oneshot_channel, OneshotReceiver};
 
 use crate::error::{Error, Result};
+use crate::gpu::buffers::{buffer, mapped};
+use crate::gpu::context::GpuContext;
 
 struct InFlight {
     step: u64,
@@ -23,12 +25,8 @@ impl LossRing {
     pub fn new(device: &wgpu::Device) -> Self {
         Self {
             stages: [0, 1].map(|i| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&format!("loss readback {i}")),
-                    size: 4,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
+                let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+                buffer(device, &format!("loss readback {i}"), 4, usage)
             }),
             in_flight: VecDeque::new(),
         }
@@ -54,25 +52,28 @@ impl LossRing {
         });
     }
 
-    /// Waits for the oldest steps until at most `keep` are in flight; their (step, loss), in
-    /// order.
-    pub fn drain(&mut self, device: &wgpu::Device, keep: usize) -> Result<Vec<(u64, f32)>> {
+    /// Waits (at most the context's timeout each) for the oldest steps until at most `keep`
+    /// are in flight; their (step, loss), in order. On an error the steps still in flight
+    /// are given up and their maps cancelled, so that the ring can be used again.
+    pub async fn drain(&mut self, ctx: &GpuContext, keep: usize) -> Result<Vec<(u64, f32)>> {
+        let drained = self.drain_inner(ctx, keep).await;
+        if drained.is_err() {
+            for stage in &self.stages {
+                stage.unmap();
+            }
+            self.in_flight.clear();
+        }
+        drained
+    }
+
+    async fn drain_inner(&mut self, ctx: &GpuContext, keep: usize) -> Result<Vec<(u64, f32)>> {
         let mut losses = Vec::new();
         while self.in_flight.len() > keep {
             let Some(oldest) = self.in_flight.pop_front() else {
                 break;
             };
-            device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(oldest.submission),
-                    timeout: None,
-                })
-                .map_err(|e| Error::Readback(e.to_string()))?;
-            match pollster::block_on(oldest.mapped.receive()) {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(Error::Readback(e.to_string())),
-                None => return Err(Error::Readback("loss map callback dropped".into())),
-            }
+            ctx.wait("training step", Some(oldest.submission))?;
+            mapped(ctx, "training step", oldest.mapped.receive().await)?;
             let stage = self.stage(oldest.step);
             let loss = {
                 let view = stage

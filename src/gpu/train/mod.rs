@@ -5,11 +5,12 @@
 //! of the updated flat parameters into the forward kernels' layouts. The host reads back
 //! the loss (4 bytes) and nothing else.
 
-use super::buffers::{read_f32, staging, storage_init, storage_nan};
+use super::buffers::{read_bytes_async, staging, storage_init, storage_nan, storage_zeros};
 use super::builder::PlanBuilder;
 use super::choice::KernelChoice;
 use super::context::GpuContext;
 use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
+use super::guard::guarded;
 use super::kernels::{Kernel, GEMM_TILE, WORKGROUP_SIZE};
 use super::model::GpuLstm;
 use super::params::{
@@ -18,6 +19,8 @@ use super::params::{
 use super::plan::Plan;
 use super::sizes::{check_size, gemm_groups, to_u32};
 use super::timer::GpuTimer;
+use std::sync::Mutex;
+
 use crate::error::{Error, Result};
 use crate::loss::{check_target, Loss, Target};
 use crate::shape::{Batched, Dims, Inputs};
@@ -81,36 +84,50 @@ pub struct GpuTrainer {
     step: u64,
     /// the workspaces of the last shapes used (a last, smaller minibatch has its own)
     workspaces: Vec<TrainWorkspace>,
+    /// the weights after step .0: the latest read back to the host
+    host_copy: Mutex<(u64, LstmWeights)>,
 }
 
 impl GpuTrainer {
     /// Uploads `weights` and sets up the optimizer state on `ctx`'s device.
     pub fn new(ctx: &GpuContext, weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
+        pollster::block_on(Self::new_async(ctx, weights, options))
+    }
+
+    /// The async form of [`GpuTrainer::new`].
+    pub async fn new_async(
+        ctx: &GpuContext,
+        weights: &LstmWeights,
+        options: TrainOptions,
+    ) -> Result<Self> {
         options.validate()?;
-        let model = GpuLstm::new(ctx, weights)?;
+        let model = GpuLstm::new_async(ctx, weights).await?;
         let layout = ParamLayout::new(weights);
         let device = ctx.device();
         check_size(&device.limits(), "the flat parameters", layout.total)?;
-        let zeros = vec![0.0f32; layout.total];
-        Ok(Self {
-            params: storage_init(device, "flat parameters", &layout.flatten(weights)),
-            backups: [0, 1, 2]
-                .map(|i| storage_init(device, &format!("parameter backup {i}"), &zeros)),
-            losses: losses::LossRing::new(device),
-            timer: None,
-            grads: storage_init(device, "flat gradients", &zeros),
-            moment1: storage_init(device, "optimizer moment 1", &zeros),
-            moment2: storage_init(device, "optimizer moment 2", &zeros),
-            scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
-            partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
-            model,
-            like: weights.clone(),
-            layout,
-            options,
-            kernel: KernelChoice::Auto,
-            step: 0,
-            workspaces: Vec::new(),
+        guarded(ctx, "trainer allocation", || {
+            Ok(Self {
+                params: storage_init(device, "flat parameters", &layout.flatten(weights)),
+                backups: [0, 1, 2]
+                    .map(|i| storage_zeros(device, &format!("parameter backup {i}"), layout.total)),
+                losses: losses::LossRing::new(device),
+                timer: None,
+                grads: storage_zeros(device, "flat gradients", layout.total),
+                moment1: storage_zeros(device, "optimizer moment 1", layout.total),
+                moment2: storage_zeros(device, "optimizer moment 2", layout.total),
+                scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
+                partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
+                model,
+                like: weights.clone(),
+                layout,
+                options,
+                kernel: KernelChoice::Auto,
+                step: 0,
+                workspaces: Vec::new(),
+                host_copy: Mutex::new((0, weights.clone())),
+            })
         })
+        .await
     }
 
     /// Forces the forward pass's recurrent kernel (see [`GpuLstm::set_kernel`]).
@@ -122,9 +139,59 @@ impl GpuTrainer {
     /// Forward, loss and backward for `inputs` against `target`, read back in full (for
     /// checking gradients; training uses [`Trainer::step`], which reads back only the loss).
     pub fn gradients(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<GpuGradients> {
+        pollster::block_on(self.gradients_async(inputs, target))
+    }
+
+    /// The async form of [`GpuTrainer::gradients`].
+    pub async fn gradients_async(
+        &mut self,
+        inputs: &Inputs<'_>,
+        target: &Target,
+    ) -> Result<GpuGradients> {
         let batched = Batched::new(self.model.config(), inputs)?;
         let dims = batched.dims;
-        let index = self.write_batch(&batched, target)?;
+        let ctx = self.model.context().clone();
+        let (stages, lens, submission) = guarded(&ctx, "gradients", || {
+            let index = self.write_batch(&batched, target)?;
+            self.record_gradients(index, dims)
+        })
+        .await?;
+        let pairs: Vec<(&wgpu::Buffer, u64)> = stages
+            .iter()
+            .zip(lens)
+            .map(|(b, n)| (b, n as u64 * 4))
+            .collect();
+        let read = read_bytes_async(&ctx, "gradients", &pairs, Some(submission)).await?;
+        let [loss, grads, dx, dh0, dc0]: [Vec<f32>; 5] = read
+            .iter()
+            .map(|b| bytemuck::pod_collect_to_vec::<u8, f32>(b))
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| Error::Readback("expected five buffers".into()))?;
+        let cfg = self.model.config();
+        let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let states = d * cfg.num_layers;
+        let dx = if cfg.batch_first && inputs.x.shape().len() == 3 {
+            swap_leading_axes(&dx, dims.seq_len, dims.batch, cfg.input_size)
+        } else {
+            dx
+        };
+        Ok(GpuGradients {
+            loss: loss[0],
+            grads: self.layout.unflatten(&grads, &self.like)?,
+            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
+            dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
+            dc0: Tensor::new(batched.state_shape(states, h), dc0)?,
+        })
+    }
+
+    /// Records and submits the gradient pass of workspace `index` with copies of the loss,
+    /// gradients, dx, dh0 and dc0 into fresh staging buffers.
+    fn record_gradients(
+        &self,
+        index: usize,
+        dims: Dims,
+    ) -> Result<(Vec<wgpu::Buffer>, [usize; 5], wgpu::SubmissionIndex)> {
         let ws = &self.workspaces[index];
         let ctx = self.model.context();
         let device = ctx.device();
@@ -151,23 +218,7 @@ impl GpuTrainer {
         for ((src, dst), &n) in sources.iter().zip(&stages).zip(&lens) {
             encoder.copy_buffer_to_buffer(src, 0, dst, 0, (n * 4) as u64);
         }
-        submit(ctx, encoder, "gradients")?;
-        let pairs: Vec<(&wgpu::Buffer, usize)> = stages.iter().zip(lens).collect();
-        let [loss, grads, dx, dh0, dc0]: [Vec<f32>; 5] = read_f32(device, &pairs)?
-            .try_into()
-            .map_err(|_| Error::Readback("expected five buffers".into()))?;
-        let dx = if cfg.batch_first && inputs.x.shape().len() == 3 {
-            swap_leading_axes(&dx, dims.seq_len, dims.batch, cfg.input_size)
-        } else {
-            dx
-        };
-        Ok(GpuGradients {
-            loss: loss[0],
-            grads: self.layout.unflatten(&grads, &self.like)?,
-            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
-            dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
-            dc0: Tensor::new(batched.state_shape(states, h), dc0)?,
-        })
+        Ok((stages, lens, ctx.queue().submit([encoder.finish()])))
     }
 
     /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
@@ -247,26 +298,56 @@ impl GpuTrainer {
     /// One step, waited for, with its GPU time in milliseconds (timestamp queries; `None`
     /// without TIMESTAMP_QUERY): for benchmarks.
     pub fn step_timed(&mut self, x: &Tensor, target: &Target) -> Result<(f32, Option<f64>)> {
+        pollster::block_on(self.step_timed_async(x, target))
+    }
+
+    /// The async form of [`GpuTrainer::step_timed`].
+    pub async fn step_timed_async(
+        &mut self,
+        x: &Tensor,
+        target: &Target,
+    ) -> Result<(f32, Option<f64>)> {
         if self.timer.is_none() {
-            self.timer = GpuTimer::new(self.model.context());
+            let ctx = self.model.context();
+            self.timer = guarded(ctx, "timer allocation", || Ok(GpuTimer::new(ctx))).await?;
         }
-        let mut losses = self.submit_step(x, target, true)?;
-        losses.extend(self.flush()?);
+        let mut losses = self.submit_step(x, target, true).await?;
+        losses.extend(self.flush_async().await?);
         let loss = losses
             .last()
             .map(|&(_, l)| l)
             .ok_or_else(|| Error::Readback("no loss came back".into()))?;
-        let ms = self
-            .timer
-            .as_ref()
-            .map(|t| t.read_ms(self.model.context()))
-            .transpose()?;
+        let ms = match &self.timer {
+            Some(t) => Some(t.read_ms_async(self.model.context()).await?),
+            None => None,
+        };
         Ok((loss, ms))
     }
 
     /// Records and submits step k (between timestamps when `timed`); returns the losses that
     /// came back meanwhile (step k - 1's).
-    fn submit_step(&mut self, x: &Tensor, target: &Target, timed: bool) -> Result<Vec<(u64, f32)>> {
+    async fn submit_step(
+        &mut self,
+        x: &Tensor,
+        target: &Target,
+        timed: bool,
+    ) -> Result<Vec<(u64, f32)>> {
+        let ctx = self.model.context().clone();
+        let k = self.step + 1;
+        let submission =
+            guarded(&ctx, "training step", || self.record_step(x, target, timed)).await?;
+        self.step = k;
+        self.losses.submitted(k, submission);
+        self.losses.drain(&ctx, 1).await
+    }
+
+    /// Uploads the batch and records and submits step `self.step + 1`.
+    fn record_step(
+        &mut self,
+        x: &Tensor,
+        target: &Target,
+        timed: bool,
+    ) -> Result<wgpu::SubmissionIndex> {
         let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
         let k = self.step + 1;
         let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
@@ -292,16 +373,12 @@ impl GpuTrainer {
         if let Some(t) = timer {
             t.stop(&mut encoder);
         }
-        let submission = submit_indexed(ctx, encoder, "training step")?;
-        self.step = k;
-        self.losses.submitted(k, submission);
-        self.losses.drain(device, 1)
+        Ok(ctx.queue().submit([encoder.finish()]))
     }
 
     fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
         let ctx = self.model.context();
         let device = ctx.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut plan = PlanBuilder::new(ctx);
         let fwd = build_forward(
             &mut plan,
@@ -320,12 +397,6 @@ impl GpuTrainer {
         let mut update = PlanBuilder::new(ctx);
         self.record_update(&mut update)?;
         let update_plan = update.finish()?;
-        if let Some(source) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu {
-                during: "training workspace allocation",
-                source,
-            });
-        }
         Ok(TrainWorkspace {
             dims,
             fwd,
@@ -405,32 +476,73 @@ pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
     Ok([x, groups.div_ceil(x), 1])
 }
 
-fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder, during: &'static str) -> Result<()> {
-    submit_indexed(ctx, encoder, during).map(|_| ())
-}
-
-fn submit_indexed(
-    ctx: &GpuContext,
-    encoder: wgpu::CommandEncoder,
-    during: &'static str,
-) -> Result<wgpu::SubmissionIndex> {
-    let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
-    let index = ctx.queue().submit([encoder.finish()]);
-    match pollster::block_on(scope.pop()) {
-        Some(source) => Err(Error::Gpu { during, source }),
-        None => Ok(index),
-    }
-}
-
 impl GpuTrainer {
     /// An inference model with the weights of every step submitted so far, copied on the GPU
     /// (no host round trip, no wait): later training steps do not change it. Its weights can
     /// be shared further with [`GpuLstm::gpu_weights`].
-    pub fn inference_model(&self) -> GpuLstm {
+    pub fn inference_model(&self) -> Result<GpuLstm> {
+        pollster::block_on(self.inference_model_async())
+    }
+
+    /// The async form of [`GpuTrainer::inference_model`].
+    pub async fn inference_model_async(&self) -> Result<GpuLstm> {
         let ctx = self.model.context();
-        let weights =
-            super::resident::GpuWeights(std::sync::Arc::new(self.model.weights.duplicate(ctx)));
-        GpuLstm::with_weights(ctx, &weights)
+        let copy = guarded(ctx, "copying the trained weights", || {
+            Ok(self.model.weights.duplicate(ctx))
+        })
+        .await?;
+        let weights = super::resident::GpuWeights(std::sync::Arc::new(copy));
+        Ok(GpuLstm::with_weights(ctx, &weights))
+    }
+
+    /// The latest weights known on the host and the step they follow: those of the last
+    /// successful [`Trainer::weights`] (the initial weights before any). After a lost device
+    /// or a failed step they are what training can go on from, on a new context.
+    pub fn last_host_weights(&self) -> (u64, LstmWeights) {
+        self.host_copy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The async form of [`Trainer::flush`].
+    pub async fn flush_async(&mut self) -> Result<Vec<(u64, f32)>> {
+        let ctx = self.model.context().clone();
+        self.losses.drain(&ctx, 0).await
+    }
+
+    /// The async form of [`Trainer::submit`].
+    pub async fn submit_async(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+        self.submit_step(x, target, false).await
+    }
+
+    /// The async form of [`Trainer::weights`] (which also keeps them as
+    /// [`GpuTrainer::last_host_weights`]).
+    pub async fn weights_async(&self) -> Result<LstmWeights> {
+        let ctx = self.model.context();
+        let (stage, submission) = guarded(ctx, "weights readback", || {
+            let device = ctx.device();
+            let stage = staging(device, "weights readback", self.layout.total);
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("weights readback"),
+            });
+            let bytes = (self.layout.total * 4) as u64;
+            encoder.copy_buffer_to_buffer(&self.params, 0, &stage, 0, bytes);
+            Ok((stage, ctx.queue().submit([encoder.finish()])))
+        })
+        .await?;
+        let bytes = (self.layout.total * 4) as u64;
+        let read = read_bytes_async(
+            ctx,
+            "weights readback",
+            &[(&stage, bytes)],
+            Some(submission),
+        )
+        .await?;
+        let flat = bytemuck::pod_collect_to_vec::<u8, f32>(&read[0]);
+        let weights = self.layout.unflatten(&flat, &self.like)?;
+        *self.host_copy.lock().unwrap_or_else(|e| e.into_inner()) = (self.step, weights.clone());
+        Ok(weights)
     }
 }
 
@@ -438,11 +550,11 @@ impl Trainer for GpuTrainer {
     /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
     /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
     fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
-        self.submit_step(x, target, false)
+        pollster::block_on(self.submit_async(x, target))
     }
 
     fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
-        self.losses.drain(self.model.context().device(), 0)
+        pollster::block_on(self.flush_async())
     }
 
     fn restore_last_good(&mut self, bad: u64) -> Result<()> {
@@ -457,29 +569,24 @@ impl Trainer for GpuTrainer {
                        // backups[k % 3] holds the start of step k; the start of step 1 is the initial weights
         let source = &self.backups[(bad.saturating_sub(1).max(1) % 3) as usize];
         let ctx = self.model.context();
-        let device = ctx.device();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("rollback"),
-        });
-        let bytes = (self.layout.total * 4) as u64;
-        encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
-        // the forward kernels' layouts follow the restored parameters
-        let mut plan = PlanBuilder::new(ctx);
-        relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
-        plan.finish()?.encode(&mut encoder);
-        submit(ctx, encoder, "rollback")
+        pollster::block_on(guarded(ctx, "rollback", || {
+            let device = ctx.device();
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("rollback"),
+            });
+            let bytes = (self.layout.total * 4) as u64;
+            encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
+            // the forward kernels' layouts follow the restored parameters
+            let mut plan = PlanBuilder::new(ctx);
+            relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
+            plan.finish()?.encode(&mut encoder);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(())
+        }))
     }
 
     fn weights(&self) -> Result<LstmWeights> {
-        let device = self.model.context().device();
-        let stage = staging(device, "weights readback", self.layout.total);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("weights readback"),
-        });
-        encoder.copy_buffer_to_buffer(&self.params, 0, &stage, 0, (self.layout.total * 4) as u64);
-        submit(self.model.context(), encoder, "weights readback")?;
-        let flat = read_f32(device, &[(&stage, self.layout.total)])?;
-        self.layout.unflatten(&flat[0], &self.like)
+        pollster::block_on(self.weights_async())
     }
 }
 

@@ -1,0 +1,130 @@
+//! The one error path of the GPU calls: every library call that touches the device runs
+//! under [`Scopes`] (validation, out-of-memory and internal error scopes, which wgpu keeps
+//! per thread) and turns what they caught into this crate's [`Error`]. Buffer helpers note
+//! each allocation here, so that an out-of-memory error can name the buffer and its size.
+//!
+//! A call that finds the device lost returns [`Error::DeviceLost`] before touching it.
+
+use std::cell::RefCell;
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+thread_local! {
+    /// The allocations made on this thread since the outermost open scope, (label, bytes).
+    static ALLOCATIONS: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
+    /// How many scopes are open on this thread.
+    static DEPTH: RefCell<usize> = const { RefCell::new(0) };
+}
+
+/// Notes an allocation of `bytes` for `label` (inside a scope; otherwise nothing to name).
+pub(crate) fn note_allocation(label: &str, bytes: u64) {
+    if DEPTH.with(|d| *d.borrow()) > 0 {
+        ALLOCATIONS.with(|a| a.borrow_mut().push((label.to_string(), bytes)));
+    }
+}
+
+/// Error scopes pushed for one library call (pop them with [`Scopes::finish`]).
+pub(crate) struct Scopes {
+    during: &'static str,
+    internal: wgpu::ErrorScopeGuard,
+    out_of_memory: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+    first_allocation: usize,
+}
+
+impl Scopes {
+    /// Pushes the scopes for `during`, or [`Error::DeviceLost`] if the device is lost.
+    pub fn push(ctx: &GpuContext, during: &'static str) -> Result<Self> {
+        // a non-blocking poll runs the device-lost callback of a loss not yet noticed
+        let _ = ctx.device().poll(wgpu::PollType::Poll);
+        ctx.check_alive(during)?;
+        let device = ctx.device();
+        DEPTH.with(|d| *d.borrow_mut() += 1);
+        Ok(Self {
+            during,
+            internal: device.push_error_scope(wgpu::ErrorFilter::Internal),
+            out_of_memory: device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            validation: device.push_error_scope(wgpu::ErrorFilter::Validation),
+            first_allocation: ALLOCATIONS.with(|a| a.borrow().len()),
+        })
+    }
+
+    /// Pops the scopes: the first error they caught, as [`Error`]. Device loss comes first,
+    /// then out of memory (naming the largest allocation of the call; a buffer larger than
+    /// `max_buffer_size` is out of memory too), then validation and internal errors.
+    pub async fn finish(self, ctx: &GpuContext) -> Result<()> {
+        let during = self.during;
+        let validation = self.validation.pop().await;
+        let out_of_memory = self.out_of_memory.pop().await;
+        let internal = self.internal.pop().await;
+        let allocations = ALLOCATIONS.with(|a| a.borrow_mut().split_off(self.first_allocation));
+        DEPTH.with(|d| *d.borrow_mut() -= 1);
+        ctx.check_alive(during)?;
+        let limits = ctx.device().limits();
+        let largest = |too_big: bool| {
+            allocations
+                .iter()
+                .filter(|(_, bytes)| !too_big || *bytes > limits.max_buffer_size)
+                .max_by_key(|(_, bytes)| *bytes)
+        };
+        let too_big = largest(true).filter(|_| validation.is_some());
+        if let Some((label, bytes)) = too_big.or(out_of_memory.as_ref().and(largest(false))) {
+            return Err(Error::OutOfMemory {
+                what: format!("{label} ({during})"),
+                bytes: *bytes,
+                max_buffer_size: limits.max_buffer_size,
+                max_binding: limits.max_storage_buffer_binding_size,
+            });
+        }
+        match validation.or(out_of_memory).or(internal) {
+            Some(wgpu::Error::OutOfMemory { .. }) => Err(Error::OutOfMemory {
+                what: during.to_string(),
+                bytes: 0,
+                max_buffer_size: limits.max_buffer_size,
+                max_binding: limits.max_storage_buffer_binding_size,
+            }),
+            Some(source) => Err(Error::Gpu { during, source }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs `body` under [`Scopes`] for `during`: its result, unless the GPU reported an error
+/// (which then comes first: it is usually the cause of any error `body` returned).
+pub(crate) async fn guarded<T>(
+    ctx: &GpuContext,
+    during: &'static str,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let scopes = Scopes::push(ctx, during)?;
+    let out = body();
+    scopes.finish(ctx).await?;
+    out
+}
+
+/// [`guarded`] for calls that do not wait (recording, uploads): the scopes' errors are known
+/// at once on native backends; on the web, where they come later, such a call reports none
+/// and the next waiting call's scopes or readback report the failure.
+pub(crate) fn guarded_now<T>(
+    ctx: &GpuContext,
+    during: &'static str,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let scopes = Scopes::push(ctx, during)?;
+    let out = body();
+    ready_now(scopes.finish(ctx)).unwrap_or(Ok(()))?;
+    out
+}
+
+/// The output of `future` if it is ready at once, without blocking: an error scope's pop
+/// on native backends, where errors are known as soon as the call returns. On the web it is
+/// pending; the caller's own scopes then report the error.
+pub(crate) fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => None,
+    }
+}
