@@ -103,6 +103,13 @@ impl LstmConfig {
         if self.num_layers == 0 {
             return Err(Error::Config("num_layers must be at least 1".into()));
         }
+        // the gate rows 4H of every weight (products of sizes are checked where allocated)
+        if self.hidden_size.checked_mul(4).is_none() {
+            return Err(Error::Config(format!(
+                "hidden_size ({}) is too large: 4 * hidden_size overflows usize",
+                self.hidden_size
+            )));
+        }
         if self.proj_size >= self.hidden_size && self.proj_size != 0 {
             return Err(Error::Config(format!(
                 "proj_size ({}) must be smaller than hidden_size ({})",

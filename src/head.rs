@@ -4,7 +4,7 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{HostBytes, Tensor};
 
 /// A Linear layer: `weight` `[O, in]`, optional `bias` `[O]`; maps `[..., in]` to `[..., O]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,16 +31,21 @@ impl Linear {
     }
 
     /// PyTorch's `nn.Linear` initialisation: weight and bias from U(-1/sqrt(in), 1/sqrt(in)).
+    /// Sizes the host cannot hold are [`Error::HostMemory`] naming the bytes.
     pub fn init(in_features: usize, out_features: usize, seed: u64) -> Result<Self> {
         let bound = 1.0 / (in_features.max(1) as f32).sqrt();
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut draw =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..=bound)).collect() };
-        let weight = Tensor::new(
-            [out_features, in_features],
-            draw(out_features * in_features),
-        )?;
-        let bias = Tensor::new([out_features], draw(out_features))?;
+        HostBytes::new()
+            .add(&[out_features, in_features], 4, 1)
+            .add(&[out_features], 4, 1)
+            .check(|| format!("Linear head [{out_features}, {in_features}]"))?;
+        let mut draw = |shape: Vec<usize>| {
+            Tensor::try_from_fn("head parameter", shape, |_| {
+                rng.random_range(-bound..=bound)
+            })
+        };
+        let weight = draw(vec![out_features, in_features])?;
+        let bias = draw(vec![out_features])?;
         Self::new(weight, Some(bias))
     }
 

@@ -17,7 +17,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
 use crate::head::Linear;
-use crate::tensor::Tensor;
+use crate::tensor::{HostBytes, Tensor};
 
 /// Parameters of one layer in one direction.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,14 +125,28 @@ pub struct LstmWeights {
 impl LstmWeights {
     /// PyTorch's initialisation: every parameter drawn from U(-1/sqrt(H), 1/sqrt(H)),
     /// from a seeded generator (the numbers differ from PyTorch's generator).
+    ///
+    /// Sizes the host cannot hold are [`Error::HostMemory`] naming the bytes, before any
+    /// parameter is allocated.
     pub fn init(config: &LstmConfig, seed: u64) -> Result<Self> {
         config.validate()?;
+        Self::host_bytes(config).check(|| {
+            format!(
+                "LSTM weights (input_size {}, hidden_size {}, proj_size {}, {} layers x {} \
+                 directions)",
+                config.input_size,
+                config.hidden_size,
+                config.proj_size,
+                config.num_layers,
+                config.num_directions()
+            )
+        })?;
         let bound = 1.0 / (config.hidden_size as f32).sqrt();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut draw = |shape: Vec<usize>| {
-            let len = shape.iter().product();
-            let data = (0..len).map(|_| rng.random_range(-bound..=bound)).collect();
-            Tensor::new(shape, data)
+            Tensor::try_from_fn("LSTM parameter", shape, |_| {
+                rng.random_range(-bound..=bound)
+            })
         };
         let mut layers = Vec::new();
         for layer in 0..config.num_layers {
@@ -152,6 +166,22 @@ impl LstmWeights {
             layers,
             head: None,
         })
+    }
+
+    /// The f32 bytes of every parameter of `config` (a valid one), summed.
+    fn host_bytes(config: &LstmConfig) -> HostBytes {
+        let mut bytes = HostBytes::new();
+        // layer 0, then the L - 1 layers above it (all of one shape), without a loop over L
+        let d = config.num_directions();
+        let above = d.saturating_mul(config.num_layers - 1);
+        for (layer, count) in [(0, d), (1, above)] {
+            for kind in ParamKind::ALL {
+                if let Some(shape) = param_shape(config, kind, layer) {
+                    bytes.add(&shape, 4, count);
+                }
+            }
+        }
+        bytes
     }
 
     /// Builds weights from per-layer parameters, checking every shape against `config`.

@@ -42,13 +42,10 @@ impl TrainSpec {
 
     /// The target every training benchmark uses: a fixed pattern in [-1, 1).
     fn target(&self, spec: &BenchSpec) -> Result<Target> {
-        let len = spec.seq_len * spec.batch * self.out_features;
-        let data = (0..len)
-            .map(|i| ((i * 104_729) % 2000) as f32 / 1000.0 - 1.0)
-            .collect();
-        Ok(Target::Values(Tensor::new(
+        Ok(Target::Values(Tensor::try_from_fn(
+            "bench target [T, B, O]",
             [spec.seq_len, spec.batch, self.out_features],
-            data,
+            |i| (i.wrapping_mul(104_729) % 2000) as f32 / 1000.0 - 1.0,
         )?))
     }
 }
@@ -67,7 +64,7 @@ fn time_steps(
         trainer.submit(x, target)?;
         tick();
     }
-    let mut times = Vec::with_capacity(spec.iters);
+    let mut times = Vec::with_capacity(spec.iters.clamp(1, 1 << 16));
     for _ in 0..spec.iters.max(1) {
         let start = Instant::now();
         trainer.submit(x, target)?;

@@ -38,8 +38,11 @@ impl<T: Real> CpuLstm<T> {
             target,
             true,
             &mut Trace::default(),
-            &mut |pass| self.run_direction(pass),
-            &mut |pass| self.backward_direction(pass),
+            &mut |pass| {
+                self.run_direction(pass);
+                Ok(())
+            },
+            &mut |pass| Ok(self.backward_direction(pass)),
         )
     }
 
@@ -55,10 +58,11 @@ impl<T: Real> CpuLstm<T> {
         target: &Target,
         want_dx: bool,
         trace: &mut Trace<T>,
-        forward: &mut dyn FnMut(DirectionPass<'_, T>),
+        forward: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>,
         backward: &mut BackwardRun<'_, T>,
     ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
         let batched = Batched::new(&self.config, inputs)?;
+        self.check_host_bytes(batched.dims, true, true)?;
         trace.recycle();
         let out = self.forward_each_direction(&batched, Some(&mut *trace), forward)?;
         let out = batched.finish(out)?;
@@ -86,6 +90,7 @@ impl<T: Real> CpuLstm<T> {
         d_output: &Tensor<T>,
     ) -> Result<(LstmOutput<T>, Gradients<T>)> {
         let batched = Batched::new(&self.config, inputs)?;
+        self.check_host_bytes(batched.dims, true, true)?;
         let (out, trace) = self.forward_traced(&batched)?;
         let out = batched.finish(out)?;
         let grads = self.backward_traced(
@@ -95,7 +100,7 @@ impl<T: Real> CpuLstm<T> {
             &out,
             d_output,
             true,
-            &mut |pass| self.backward_direction(pass),
+            &mut |pass| Ok(self.backward_direction(pass)),
         )?;
         Ok((out, grads))
     }
@@ -186,7 +191,7 @@ impl<T: Real> CpuLstm<T> {
                     dy: &dy,
                     grad: &mut layers[s],
                     d_input: wanted.then_some(&mut d_input[..]),
-                });
+                })?;
                 dh0[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&dh);
                 dc0[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&dc);
             }
@@ -365,7 +370,8 @@ impl<T: Real> CpuLstm<T> {
 }
 
 /// What computes one [`BackwardPass`]: it returns the gradients of (h0, c0).
-pub(crate) type BackwardRun<'r, T> = dyn FnMut(BackwardPass<'_, T>) -> (Vec<T>, Vec<T>) + 'r;
+pub(crate) type BackwardRun<'r, T> =
+    dyn FnMut(BackwardPass<'_, T>) -> Result<(Vec<T>, Vec<T>)> + 'r;
 
 /// BPTT through one layer and direction. `dy` is the gradient of this layer's output
 /// (time-major `[T, B, D*H_out]`); the pass adds this direction's input gradient to

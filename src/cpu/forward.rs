@@ -3,8 +3,9 @@
 use super::real::{gemm, sigmoid, Op, Real};
 use crate::config::LstmConfig;
 use crate::error::Result;
+use crate::host::try_filled;
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
-use crate::tensor::{swap_leading_axes, Tensor};
+use crate::tensor::{swap_leading_axes, HostBytes, Tensor};
 use crate::weights::LstmWeights;
 
 /// One layer and direction's parameters converted to `T`.
@@ -36,14 +37,16 @@ pub(crate) struct DirCache<T> {
 }
 
 impl<T: Real> DirCache<T> {
-    pub(crate) fn new(cfg: &LstmConfig, dims: Dims) -> Self {
+    pub(crate) fn new(cfg: &LstmConfig, dims: Dims) -> Result<Self> {
         let [gates, c_before, h_before, h_full] = Self::lens_for(cfg, dims);
-        Self {
-            gates: vec![T::ZERO; gates],
-            c_before: vec![T::ZERO; c_before],
-            h_before: vec![T::ZERO; h_before],
-            h_full: vec![T::ZERO; h_full],
-        }
+        let zeros =
+            |what: &str, len| try_filled(&format!("trace {what} [T*B*width]"), len, T::ZERO);
+        Ok(Self {
+            gates: zeros("gates", gates)?,
+            c_before: zeros("c_before", c_before)?,
+            h_before: zeros("h_before", h_before)?,
+            h_full: zeros("h_full", h_full)?,
+        })
     }
 
     /// The lengths of (gates, c_before, h_before, h_full) for `cfg` at `dims`.
@@ -117,7 +120,7 @@ impl<T: Real> Trace<T> {
 
     /// A cache for one direction at `dims`: a spare one when it fits, zeroed where the pass
     /// may not write it (rows past their length, when some sequence is shorter than `dims`).
-    fn cache(&mut self, cfg: &LstmConfig, dims: Dims, ragged: bool) -> DirCache<T> {
+    fn cache(&mut self, cfg: &LstmConfig, dims: Dims, ragged: bool) -> Result<DirCache<T>> {
         match self.spare.pop() {
             Some(mut spare) if spare.lens() == DirCache::<T>::lens_for(cfg, dims) => {
                 if ragged {
@@ -125,7 +128,7 @@ impl<T: Real> Trace<T> {
                         buffer.fill(T::ZERO);
                     }
                 }
-                spare
+                Ok(spare)
             }
             _ => DirCache::new(cfg, dims),
         }
@@ -226,7 +229,77 @@ impl<T: Real> CpuLstm<T> {
         inputs: &Batched<'_, T>,
         trace: Option<&mut Trace<T>>,
     ) -> Result<LstmOutput<T>> {
-        self.forward_each_direction(inputs, trace, &mut |pass| self.run_direction(pass))
+        self.forward_each_direction(inputs, trace, &mut |pass| {
+            self.run_direction(pass);
+            Ok(())
+        })
+    }
+
+    /// [`Error::HostMemory`](crate::Error::HostMemory) naming the pass when the host cannot
+    /// hold [`CpuLstm::host_bytes`]: the one check before a pass allocates its buffers.
+    pub(crate) fn check_host_bytes(&self, dims: Dims, traced: bool, backward: bool) -> Result<()> {
+        self.host_bytes(dims, traced, backward).check(|| {
+            let cfg = &self.config;
+            format!(
+                "CPU {} of input [T, B, I] = [{}, {}, {}] (hidden_size {}, {} layers x {} \
+                 directions)",
+                if backward {
+                    "forward and backward"
+                } else {
+                    "forward"
+                },
+                dims.seq_len,
+                dims.batch,
+                cfg.input_size,
+                cfg.hidden_size,
+                cfg.num_layers,
+                cfg.num_directions()
+            )
+        })
+    }
+
+    /// The host bytes a pass at `dims` holds at once, roughly (its `[T, B, ...]` buffers:
+    /// a bound to check before allocating them, not an account): the forward pass, with
+    /// `traced` the record for backward, with `backward` the backward pass's buffers too.
+    pub(crate) fn host_bytes(&self, dims: Dims, traced: bool, backward: bool) -> HostBytes {
+        let cfg = &self.config;
+        let Dims { seq_len, batch } = dims;
+        let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        // widths saturate: a saturated width makes the total overflow, which is the error
+        let (input, width) = (cfg.input_size, d.saturating_mul(h_out));
+        let gates = hidden.saturating_mul(4);
+        let out = self.head.as_ref().map_or(width, |h| h.out_features);
+        let directions = cfg.num_layers.saturating_mul(d);
+        let elem = std::mem::size_of::<T>();
+        let mut bytes = HostBytes::new();
+        let rows = |bytes: &mut HostBytes, width: usize, count: usize| {
+            bytes.add(&[seq_len, batch, width], elem, count);
+        };
+        // the input's copy, a layer's input and output, the input projection (4H padded to
+        // whole SIMD vectors on the fast path), the head's output and its batch-first copy
+        rows(&mut bytes, input, 1);
+        rows(&mut bytes, width, 2);
+        rows(&mut bytes, hidden.saturating_add(15).saturating_mul(4), 1);
+        rows(&mut bytes, out, 2);
+        if traced {
+            // each layer's input, each direction's cache, the last layer's output
+            rows(&mut bytes, input, 1);
+            rows(&mut bytes, width, cfg.num_layers);
+            let cache = gates
+                .saturating_add(hidden.saturating_mul(2))
+                .saturating_add(h_out);
+            rows(&mut bytes, cache, directions);
+        }
+        if backward {
+            // the loss gradient and its copy, the head's input gradient, a layer's output
+            // and input gradients, the gate gradients, dL/dh_t with a projection, dx
+            rows(&mut bytes, out, 2);
+            rows(&mut bytes, width, 3);
+            rows(&mut bytes, input.max(width), 1);
+            rows(&mut bytes, gates.saturating_add(h_out), 1);
+            rows(&mut bytes, input, 1);
+        }
+        bytes
     }
 
     /// The forward pass around its recurrence: layout (`batch_first`), initial and final
@@ -235,11 +308,13 @@ impl<T: Real> CpuLstm<T> {
         &self,
         inputs: &Batched<'_, T>,
         mut trace: Option<&mut Trace<T>>,
-        run: &mut dyn FnMut(DirectionPass<'_, T>),
+        run: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>,
     ) -> Result<LstmOutput<T>> {
         let cfg = &self.config;
         let (x, h0, c0) = (&*inputs.x, inputs.h0.as_deref(), inputs.c0.as_deref());
         let dims = inputs.dims;
+        // every [T, B, ...] buffer below fits, checked once before the first is allocated
+        self.check_host_bytes(dims, trace.is_some(), false)?;
         let Dims { seq_len, batch } = dims;
         let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
         let states = d * cfg.num_layers;
@@ -259,7 +334,10 @@ impl<T: Real> CpuLstm<T> {
             }
             for direction in 0..d {
                 let ragged = inputs.lengths.iter().any(|&l| l < seq_len);
-                let mut cache = trace.as_deref_mut().map(|t| t.cache(cfg, dims, ragged));
+                let mut cache = trace
+                    .as_deref_mut()
+                    .map(|t| t.cache(cfg, dims, ragged))
+                    .transpose()?;
                 let s = layer * d + direction;
                 let mut h = h0.map_or(vec![T::ZERO; batch * h_out], |t| {
                     t.data()[s * batch * h_out..(s + 1) * batch * h_out].to_vec()
@@ -277,7 +355,7 @@ impl<T: Real> CpuLstm<T> {
                     c: &mut c,
                     output: &mut output,
                     cache: cache.as_mut(),
-                });
+                })?;
                 if let (Some(trace), Some(cache)) = (trace.as_deref_mut(), cache) {
                     trace.dirs.push(cache);
                 }
@@ -446,5 +524,45 @@ impl<T: Real> CpuLstm<T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    fn a_pass_the_host_cannot_hold_is_refused_before_its_buffers_exist() {
+        let weights = LstmWeights::init(&LstmConfig::new(1, 1024), 0).unwrap();
+        let model = CpuLstm::<f32>::new(&weights);
+        // x [4000000, 64, 1] is 1 GB, the pass's buffers over 7 TiB
+        let dims = Dims {
+            seq_len: 4_000_000,
+            batch: 64,
+        };
+        for (traced, backward) in [(false, false), (true, false), (true, true)] {
+            let bytes = model.host_bytes(dims, traced, backward);
+            assert!(bytes.total() > 7 << 40, "{}", bytes.total());
+            let err = model.check_host_bytes(dims, traced, backward).unwrap_err();
+            assert!(matches!(err, Error::HostMemory { .. }), "{err}");
+            assert!(err.to_string().contains("[4000000, 64, 1]"), "{err}");
+        }
+        // sizes whose product overflows
+        let huge = Dims {
+            seq_len: usize::MAX / 2,
+            batch: 3,
+        };
+        let err = model.check_host_bytes(huge, false, false).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("{} bytes", u64::MAX)),
+            "{err}"
+        );
+        // a small pass is not reserved at all, and fits
+        let small = Dims {
+            seq_len: 10,
+            batch: 4,
+        };
+        model.check_host_bytes(small, true, true).unwrap();
     }
 }

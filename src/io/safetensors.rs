@@ -4,7 +4,7 @@
 //! one common prefix ending in `.` (e.g. `lstm.weight_ih_l0`); a head is `head.weight`
 //! `[O, D*H_out]` and `head.bias` `[O]`. The configuration is inferred from the keys and
 //! shapes. Tensors may be F32, F16, BF16 or F64 (converted to f32). Files are written with
-//! the `lstm.` prefix, F32.
+//! the `lstm.` prefix, F32. [`decode`] reads the same format from bytes in memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -14,7 +14,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
 use crate::head::Linear;
+use crate::host::try_with_capacity;
 use crate::io::atomic::write_atomic;
+use crate::io::read_file;
 use crate::tensor::Tensor;
 use crate::weights::{param_name, param_shape, LayerWeights, LstmWeights, ParamKind};
 
@@ -69,23 +71,10 @@ fn format_err(path: &Path, message: String) -> Error {
 /// Converts a tensor view to f32, whatever its float dtype.
 fn to_f32(path: &Path, key: &str, view: &TensorView<'_>) -> Result<Tensor> {
     let bytes = view.data();
-    let data: Vec<f32> = match view.dtype() {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F64 => bytes
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
+    let item = match view.dtype() {
+        Dtype::F32 => 4,
+        Dtype::F64 => 8,
+        Dtype::F16 | Dtype::BF16 => 2,
         other => {
             return Err(format_err(
                 path,
@@ -93,18 +82,112 @@ fn to_f32(path: &Path, key: &str, view: &TensorView<'_>) -> Result<Tensor> {
             ));
         }
     };
+    // at most twice the bytes the file holds for it (F16 -> f32)
+    let mut data: Vec<f32> = try_with_capacity(
+        &format!("key '{key}' {:?} as f32", view.shape()),
+        bytes.len() / item,
+    )?;
+    let chunks = bytes.chunks_exact(item);
+    match view.dtype() {
+        Dtype::F32 => data.extend(chunks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        Dtype::F64 => {
+            data.extend(chunks.map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32))
+        }
+        Dtype::F16 => data.extend(chunks.map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())),
+        _ => data.extend(chunks.map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+    }
     Tensor::new(view.shape().to_vec(), data)
         .map_err(|e| format_err(path, format!("key '{key}': {e}")))
+}
+
+/// Checks what the safetensors crate would sum unchecked: a header that fits in the file, and
+/// every tensor's `data_offsets` inside the data that follows it (then no sum of offsets can
+/// overflow). Shapes whose byte count differs from their offsets are named here too. A
+/// header that is not a JSON object is left to the safetensors crate to report.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Some(len) = bytes.get(..8) else {
+        return Ok(());
+    };
+    let header_len = u64::from_le_bytes(len.try_into().unwrap_or([0; 8]));
+    let available = bytes.len() - 8;
+    if header_len > available as u64 {
+        return Err(format_err(
+            path,
+            format!(
+                "not a valid safetensors file (the header claims {header_len} bytes but the \
+                 file holds {available} after its length)"
+            ),
+        ));
+    }
+    let header_len = header_len as usize;
+    let Ok(serde_json::Value::Object(header)) =
+        serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + header_len])
+    else {
+        return Ok(());
+    };
+    let data_len = (available - header_len) as u64;
+    for (key, info) in header.iter().filter(|(key, _)| *key != "__metadata__") {
+        let numbers = |field: &str| -> Option<Vec<u64>> {
+            info.get(field)?
+                .as_array()?
+                .iter()
+                .map(serde_json::Value::as_u64)
+                .collect()
+        };
+        let Some(offsets) = numbers("data_offsets") else {
+            continue;
+        };
+        if let [start, end] = offsets[..] {
+            if start > end || end > data_len {
+                return Err(format_err(
+                    path,
+                    format!(
+                        "not a valid safetensors file (key '{key}' has data_offsets \
+                         [{start}, {end}] but the file holds {data_len} bytes of data)"
+                    ),
+                ));
+            }
+            let item = match info.get("dtype").and_then(|d| d.as_str()) {
+                Some("F64" | "I64" | "U64") => 8,
+                Some("F32" | "I32" | "U32") => 4,
+                Some("F16" | "BF16" | "I16" | "U16") => 2,
+                _ => continue,
+            };
+            let Some(shape) = numbers("shape") else {
+                continue;
+            };
+            let needed = shape.iter().try_fold(item, |n: u64, &d| n.checked_mul(d));
+            if needed != Some(end - start) {
+                let needed = needed.map_or("more than 2^64".into(), |n| n.to_string());
+                return Err(format_err(
+                    path,
+                    format!(
+                        "not a valid safetensors file (key '{key}' has shape {shape:?}, \
+                         {needed} bytes, but data_offsets [{start}, {end}] hold {})",
+                        end - start
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads an LSTM state dict (and head, if present) from a safetensors file.
 /// `batch_first` is not stored in state dicts: it is false in the result.
 pub fn load(path: &Path) -> Result<LstmWeights> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    let st = SafeTensors::deserialize(&bytes)
+    decode_at(path, &read_file(path)?)
+}
+
+/// [`load`] from the bytes of a safetensors file in memory (errors name
+/// `<safetensors bytes>`).
+pub fn decode(bytes: &[u8]) -> Result<LstmWeights> {
+    decode_at(Path::new("<safetensors bytes>"), bytes)
+}
+
+fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
+    check_header(path, bytes)?;
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format_err(path, format!("not a valid safetensors file ({e})")))?;
 
     let mut lstm_keys: BTreeMap<LstmKey, String> = BTreeMap::new();
@@ -185,13 +268,27 @@ pub fn load(path: &Path) -> Result<LstmWeights> {
     }
     let hidden = w_hh0.shape()[0] / 4;
     let proj_size = match get(ParamKind::WeightHr, 0, 0)? {
-        Some(w_hr) => w_hr.shape()[0],
+        Some(w_hr) if w_hr.shape().len() == 2 => w_hr.shape()[0],
+        Some(w_hr) => {
+            return Err(format_err(
+                path,
+                format!(
+                    "key '{}' has shape {:?}; expected [proj_size, H]",
+                    key0(ParamKind::WeightHr),
+                    w_hr.shape()
+                ),
+            ))
+        }
         None => 0,
     };
     let config = LstmConfig {
         input_size: w_ih0.shape()[1],
         hidden_size: hidden,
-        num_layers: lstm_keys.keys().map(|k| k.layer + 1).max().unwrap_or(1),
+        num_layers: lstm_keys
+            .keys()
+            .map(|k| k.layer.saturating_add(1))
+            .max()
+            .unwrap_or(1),
         bidirectional: lstm_keys.keys().any(|k| k.direction == 1),
         bias: get(ParamKind::BiasIh, 0, 0)?.is_some(),
         proj_size,

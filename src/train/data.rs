@@ -3,7 +3,8 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::host::{element_count, try_filled};
+use crate::tensor::{HostBytes, Tensor};
 
 /// `batch` sine waves of random phase and frequency in [0.2, 0.4] rad/step, each with
 /// Gaussian-ish noise of standard deviation `noise` (sum of uniforms). Returns
@@ -15,7 +16,13 @@ pub fn noisy_sines(
     seed: u64,
 ) -> Result<(Tensor, Tensor)> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut series = vec![0.0f32; (seq_len + 1) * batch];
+    // the series [T + 1, B] and its two slices x and y
+    let rows = seq_len.saturating_add(1);
+    let what = format!("noisy sines [T + 1, B] = [{rows}, {batch}] and x, y");
+    HostBytes::new()
+        .add(&[rows, batch], 4, 3)
+        .check(|| what.clone())?;
+    let mut series = try_filled(&what, element_count(&what, &[rows, batch], 4)?, 0.0f32)?;
     for b in 0..batch {
         let phase = rng.random_range(0.0..std::f32::consts::TAU);
         let omega = rng.random_range(0.2..0.4);

@@ -106,7 +106,7 @@ pub fn main(args: Args) -> Result<()> {
             input: args.input,
             hidden: args.hidden,
             layers: args.layers,
-            steps: args.iters.max(1) * 10,
+            steps: args.iters.max(1).saturating_mul(10),
             frame: args.frame,
             json: args.json,
         };
@@ -206,9 +206,9 @@ fn on_devices(
     gpu: impl FnOnce(&mut dyn FnMut()) -> Result<BenchResult>,
     cpu: impl FnOnce(&mut dyn FnMut()) -> Result<BenchResult>,
 ) -> Result<Vec<BenchResult>> {
-    let runs = (spec.warmup + spec.iters) as u64;
+    let runs = spec.warmup.saturating_add(spec.iters) as u64;
     let devices = if device == BenchDevice::Both { 2 } else { 1 };
-    let mut progress = Progress::new(runs * devices, label);
+    let mut progress = Progress::new(runs.saturating_mul(devices), label);
     let mut results = Vec::new();
     if device != BenchDevice::Cpu {
         progress.set_label(&format!("{label} gpu"));

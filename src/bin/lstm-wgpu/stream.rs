@@ -147,7 +147,7 @@ fn initial_state(args: &Args, config: &LstmConfig) -> Result<(Tensor, Tensor)> {
                 t.expect_shape(&format!("{} ({what})", path.display()), &shape)?;
                 Ok(t)
             }
-            None => Tensor::new(shape, vec![0.0; layers * args.batch * width]),
+            None => Tensor::try_full(shape, 0.0),
         }
     };
     Ok((
@@ -159,7 +159,11 @@ fn initial_state(args: &Args, config: &LstmConfig) -> Result<(Tensor, Tensor)> {
 /// The B×I numbers of stdin line `number` (separated by whitespace or commas; `NaN` and
 /// `inf` are numbers).
 fn parse_step(line: &str, number: usize, batch: usize, input: usize) -> Result<Vec<f32>> {
-    let want = batch * input;
+    let want = batch.checked_mul(input).ok_or_else(|| {
+        Error::Input(format!(
+            "B={batch} × I={input} numbers per line overflow usize"
+        ))
+    })?;
     let fields: Vec<&str> = line
         .split(|c: char| c.is_whitespace() || c == ',')
         .filter(|f| !f.is_empty())

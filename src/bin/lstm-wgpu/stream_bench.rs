@@ -79,10 +79,7 @@ pub fn run(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result
 fn measure(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result<Figures> {
     let (b, input) = (spec.batch, spec.input);
     let config = weights.config();
-    let x = Tensor::new(
-        [b, input],
-        (0..b * input).map(|i| (i % 7) as f32 * 0.1).collect(),
-    )?;
+    let x = Tensor::try_from_fn("stream input [B, I]", [b, input], |i| (i % 7) as f32 * 0.1)?;
     let mut model = GpuLstm::new(ctx, weights)?;
     let state = GpuState::zeros(ctx, config, b)?;
     let steps = spec.steps.max(1);
@@ -91,7 +88,7 @@ fn measure(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result
     for _ in 0..3 {
         model.step(&x, &state)?;
     }
-    let mut times = Vec::with_capacity(steps);
+    let mut times = Vec::with_capacity(steps.min(1 << 16));
     for _ in 0..steps {
         let start = Instant::now();
         model.step(&x, &state)?;

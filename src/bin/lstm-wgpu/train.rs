@@ -159,7 +159,11 @@ pub fn main(args: Args) -> Result<()> {
     }
     let per_epoch = batch.div_ceil(batch_size);
     let steps = match (args.steps, args.epochs) {
-        (_, Some(e)) => e * per_epoch,
+        (_, Some(e)) => e.checked_mul(per_epoch).ok_or_else(|| {
+            Error::Input(format!(
+                "--epochs {e} × {per_epoch} steps per epoch overflows the step count"
+            ))
+        })?,
         (Some(s), None) => s,
         (None, None) => 100,
     };
@@ -187,7 +191,7 @@ pub fn main(args: Args) -> Result<()> {
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut order: Vec<usize> = (0..batch).collect();
-    let mut losses = Vec::with_capacity(steps);
+    let mut losses = Vec::with_capacity(steps.min(1 << 16));
     let mut failure = None;
     let start = Instant::now();
     for step in 0..steps {

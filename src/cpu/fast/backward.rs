@@ -14,6 +14,8 @@ use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::backward::BackwardPass;
 use crate::cpu::forward::DirCache;
 use crate::cpu::{gemm, CpuLayer, Op};
+use crate::error::Result;
+use crate::host::try_filled;
 use crate::shape::Dims;
 
 /// Unit chunks (vectors) per item of the gate-gradient phase.
@@ -39,7 +41,7 @@ pub fn backward_direction(
     threads: usize,
     reuse: &Reuse,
     pass: BackwardPass<'_, f32>,
-) -> (Vec<f32>, Vec<f32>) {
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let BackwardPass {
         layer,
         dir,
@@ -54,8 +56,15 @@ pub fn backward_direction(
     let (gw, rows) = (4 * hidden, dims.seq_len * dims.batch);
     let in_size = p.w_ih.len() / gw.max(1);
     // rows past their length keep dz = 0
-    let mut dz_all = reuse.zeros(rows * gw);
-    let mut g_all = p.w_hr.as_ref().map(|_| vec![0.0; rows * h_out]);
+    let mut dz_all = reuse.zeros("gate gradients [T*B, 4H]", rows * gw)?;
+    let mut g_all = match p.w_hr {
+        Some(_) => Some(try_filled(
+            "projection gradients [T*B, P]",
+            rows * h_out,
+            0.0,
+        )?),
+        None => None,
+    };
     let steps = Steps {
         p,
         cache,
@@ -124,7 +133,7 @@ pub fn backward_direction(
         );
     }
     reuse.give(dz_all);
-    (dh, dc)
+    Ok((dh, dc))
 }
 
 /// The step loop's buffers, shared by the team.

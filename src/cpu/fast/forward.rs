@@ -10,6 +10,7 @@ use super::pack::{PackedDirection, PANEL_VECTORS};
 use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::forward::{DirCache, DirectionPass};
+use crate::error::Result;
 
 /// Everything the team shares while running one direction.
 pub struct DirectionJob<'a> {
@@ -58,8 +59,13 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Buffers for `packed` at `rows` = T·B and `batch`, holding the initial state of `pass`.
-    pub fn new(packed: &PackedDirection, pass: &DirectionPass<'_, f32>, reuse: &Reuse) -> Self {
+    /// Buffers for `packed` at `rows` = T·B and `batch`, holding the initial state of `pass`
+    /// ([`crate::Error::HostMemory`] when the host cannot hold the pre-activations).
+    pub fn new(
+        packed: &PackedDirection,
+        pass: &DirectionPass<'_, f32>,
+        reuse: &Reuse,
+    ) -> Result<Self> {
         let (batch, rows) = (pass.dims.batch, pass.dims.seq_len * pass.dims.batch);
         let hp = packed.gates.padded();
         let stride = h_stride(packed);
@@ -70,13 +76,13 @@ impl Scratch {
             h[b * stride..][..h_out].copy_from_slice(&pass.h[b * h_out..][..h_out]);
             c[b * hp..][..hidden].copy_from_slice(&pass.c[b * hidden..][..hidden]);
         }
-        Self {
+        Ok(Self {
             // every element is written by the input projection
-            pre: reuse.any(rows * 4 * hp),
+            pre: reuse.any("input projection [T*B, 4H]", rows * 4 * hp)?,
             h: [h, vec![0.0; batch * stride]],
             c,
             h_full: vec![0.0; batch * hp],
-        }
+        })
     }
 }
 

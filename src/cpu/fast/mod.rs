@@ -184,17 +184,18 @@ impl FastCpuLstm {
     }
 
     /// One layer and direction, on the team.
-    pub(crate) fn run_direction(&self, pass: DirectionPass<'_, f32>) {
+    pub(crate) fn run_direction(&self, pass: DirectionPass<'_, f32>) -> Result<()> {
         let cfg = &self.model.config;
         let packed = &self.packed[pass.layer * cfg.num_directions() + pass.direction];
         let out_width = cfg.num_directions() * cfg.output_size();
-        let mut scratch = Scratch::new(packed, &pass, &self.reuse);
+        let mut scratch = Scratch::new(packed, &pass, &self.reuse)?;
         // no more threads than there is work for in the widest phase
         let threads = self.threads.min(packed.gates.blocks().max(1));
         let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads);
         team::run_team(threads, |worker| self.arch.dispatch(RunJob(&job, worker)));
         job.finish(h, c);
         scratch.give_back(&self.reuse);
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 
 use crate::cpu::forward::Trace;
+use crate::error::{Error, Result};
 
 /// Most buffers kept (a pass holds a few at a time).
 const KEPT: usize = 8;
@@ -33,19 +34,21 @@ impl Reuse {
         }
     }
 
-    /// A buffer of `len` floats whose contents are unspecified (the caller overwrites it).
-    pub fn any(&self, len: usize) -> Vec<f32> {
-        let mut buffer = self.closest(len);
+    /// A buffer of `len` floats whose contents are unspecified (the caller overwrites it);
+    /// [`crate::Error::HostMemory`] naming `what` when the host cannot hold it.
+    pub fn any(&self, what: &str, len: usize) -> Result<Vec<f32>> {
+        let mut buffer = self.closest(what, len)?;
         buffer.resize(len, 0.0);
-        buffer
+        Ok(buffer)
     }
 
-    /// A buffer of `len` zeros.
-    pub fn zeros(&self, len: usize) -> Vec<f32> {
-        let mut buffer = self.closest(len);
+    /// A buffer of `len` zeros; [`crate::Error::HostMemory`] naming `what` when the host
+    /// cannot hold it.
+    pub fn zeros(&self, what: &str, len: usize) -> Result<Vec<f32>> {
+        let mut buffer = self.closest(what, len)?;
         buffer.clear();
         buffer.resize(len, 0.0);
-        buffer
+        Ok(buffer)
     }
 
     /// Keeps `buffer` for a later call.
@@ -57,19 +60,30 @@ impl Reuse {
         }
     }
 
-    /// The kept buffer with the smallest capacity that holds `len`, else the largest.
-    fn closest(&self, len: usize) -> Vec<f32> {
-        let Ok(mut kept) = self.buffers.try_lock() else {
-            return Vec::new();
+    /// The kept buffer with the smallest capacity that holds `len`, else the largest (or a
+    /// new one) with room for `len` reserved by `try_reserve`, so that the resize that
+    /// follows cannot fail.
+    fn closest(&self, what: &str, len: usize) -> Result<Vec<f32>> {
+        let mut buffer = match self.buffers.try_lock() {
+            Ok(mut kept) => {
+                let fits = (0..kept.len())
+                    .filter(|&i| kept[i].capacity() >= len)
+                    .min_by_key(|&i| kept[i].capacity());
+                let largest = (0..kept.len()).max_by_key(|&i| kept[i].capacity());
+                match fits.or(largest) {
+                    Some(i) => kept.swap_remove(i),
+                    None => Vec::new(),
+                }
+            }
+            Err(_) => Vec::new(),
         };
-        let fits = (0..kept.len())
-            .filter(|&i| kept[i].capacity() >= len)
-            .min_by_key(|&i| kept[i].capacity());
-        let largest = (0..kept.len()).max_by_key(|&i| kept[i].capacity());
-        match fits.or(largest) {
-            Some(i) => kept.swap_remove(i),
-            None => Vec::new(),
-        }
+        buffer
+            .try_reserve_exact(len.saturating_sub(buffer.len()))
+            .map_err(|_| Error::HostMemory {
+                what: what.to_string(),
+                bytes: (len as u64).saturating_mul(4),
+            })?;
+        Ok(buffer)
     }
 }
 
@@ -94,11 +108,13 @@ mod tests {
     fn buffers_come_back_with_the_asked_length_and_zeros_when_asked() {
         let reuse = Reuse::default();
         reuse.give(vec![7.0; 10]);
-        let any = reuse.any(4);
+        let any = reuse.any("any", 4).unwrap();
         assert_eq!(any.len(), 4);
         assert!(any.capacity() >= 10, "the kept buffer was reused");
         reuse.give(any);
-        let zeros = reuse.zeros(12);
+        let zeros = reuse.zeros("zeros", 12).unwrap();
         assert_eq!(zeros, vec![0.0; 12]);
+        let err = reuse.zeros("huge", usize::MAX / 8).unwrap_err();
+        assert!(err.to_string().contains("huge"), "{err}");
     }
 }
