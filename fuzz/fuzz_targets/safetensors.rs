@@ -1,0 +1,10 @@
+//! The safetensors reader (state dict -> LstmWeights) on arbitrary bytes: `Ok` or `Err`,
+//! never a panic, an abort or an allocation larger than the input warrants.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lstm_wgpu::io::safetensors;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = safetensors::decode(data);
+});
