@@ -541,9 +541,15 @@ mod tests {
             seq_len: 4_000_000,
             batch: 64,
         };
+        // Linux refuses a reservation past RAM + swap unless it overcommits always
+        let overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory");
+        let refuses = cfg!(target_os = "linux") && overcommit.is_ok_and(|mode| mode.trim() != "1");
         for (traced, backward) in [(false, false), (true, false), (true, true)] {
             let bytes = model.host_bytes(dims, traced, backward);
             assert!(bytes.total() > 7 << 40, "{}", bytes.total());
+            if !refuses {
+                continue;
+            }
             let err = model.check_host_bytes(dims, traced, backward).unwrap_err();
             assert!(matches!(err, Error::HostMemory { .. }), "{err}");
             assert!(err.to_string().contains("[4000000, 64, 1]"), "{err}");
