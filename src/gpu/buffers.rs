@@ -153,7 +153,9 @@ pub(crate) async fn read_bytes_async(
             let view = buffer
                 .get_mapped_range(..*bytes)
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            view.to_vec()
+            let mut data = crate::host::try_with_capacity(during, view.len())?;
+            data.extend_from_slice(&view);
+            data
         };
         buffer.unmap();
         out.push(data);
