@@ -4,6 +4,10 @@
 //! each allocation here, so that an out-of-memory error can name the buffer and its size.
 //!
 //! A call that finds the device lost returns [`Error::DeviceLost`] before touching it.
+//!
+//! The scopes are per thread, so a call must pop them on the thread that pushed them. The
+//! async calls keep no scope open across an `.await` that can suspend: the pops resolve at
+//! once on native backends, and the waits for the GPU come after the scopes are popped.
 
 use std::cell::RefCell;
 

@@ -1,5 +1,9 @@
 //! `.npy` arrays: f32 tensors (f64 converted) and integer lengths. Read by the small header
-//! parser here (the subset numpy writes), written via the `npyz` crate.
+//! parser here (the subset numpy writes), written via the `npyz` crate. Reading does not go
+//! through npyz because its header parsing multiplies a hostile shape without overflow checks
+//! (a panic in debug builds, an empty array in release) and allocates from the header length
+//! before checking it; here every size is checked against the file before anything is
+//! allocated.
 
 use std::path::Path;
 
