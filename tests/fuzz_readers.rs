@@ -5,6 +5,8 @@
 //! names the seed and the case that reproduce it; `cargo fuzz` (fuzz/) runs the same readers
 //! open-ended.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -71,25 +73,25 @@ fn npy_seeds() -> Vec<Vec<u8>> {
         let values = |item: usize, f: &dyn Fn(usize) -> Vec<u8>| -> Vec<u8> {
             (0..n).flat_map(f).take(n * item).collect()
         };
-        seeds.push(npy_file(
+        seeds.push(common::npy_file(
             "<f8",
             false,
             &dims,
             &values(8, &|i| (i as f64).to_le_bytes().to_vec()),
         ));
-        seeds.push(npy_file(
+        seeds.push(common::npy_file(
             "<i8",
             false,
             &dims,
             &values(8, &|i| (i as i64).to_le_bytes().to_vec()),
         ));
-        seeds.push(npy_file(
+        seeds.push(common::npy_file(
             "<i4",
             false,
             &dims,
             &values(4, &|i| (i as i32).to_le_bytes().to_vec()),
         ));
-        seeds.push(npy_file(
+        seeds.push(common::npy_file(
             ">f4",
             false,
             &dims,
@@ -120,22 +122,6 @@ fn shape_text(dims: &[u128]) -> String {
                 .join(", ")
         ),
     }
-}
-
-/// A version 1.0 `.npy` file with this header and data.
-fn npy_file(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let fortran = if fortran { "True" } else { "False" };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    bytes
 }
 
 /// Valid safetensors files: written ones of several configurations, and PyTorch's (with
@@ -283,7 +269,7 @@ fn npy_header_edit(rng: &mut StdRng) -> (Vec<u8>, String) {
             .min(256) as usize
     };
     let data: Vec<u8> = (0..data_len).map(|_| rng.random()).collect();
-    let mut bytes = npy_file(descr, rng.random_bool(0.1), &shape, &data);
+    let mut bytes = common::npy_file(descr, rng.random_bool(0.1), &shape, &data);
     let mut what = format!("header descr {descr:?} shape {shape} with {data_len} data bytes");
     match rng.random_range(0..8) {
         0 => {
@@ -311,7 +297,7 @@ fn npy_header_edit(rng: &mut StdRng) -> (Vec<u8>, String) {
         }
         3 => {
             what += ", a shape nested 4000 deep";
-            bytes = npy_file(descr, false, &"(".repeat(4000), &data);
+            bytes = common::npy_file(descr, false, &"(".repeat(4000), &data);
         }
         _ => {}
     }

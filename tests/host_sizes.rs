@@ -1,6 +1,8 @@
 //! Sizes the host cannot hold (from a flag, a file header, a tensor shape) are an error naming
 //! the size, never an abort: the binary exits 1 with one line on stderr and writes nothing.
 
+mod common;
+
 use lstm_wgpu::io::npy;
 use lstm_wgpu::{Error, Linear, LstmConfig, LstmWeights, Tensor};
 
@@ -29,16 +31,7 @@ fn host_refuses(bytes: u64) -> bool {
 
 /// A float32 `.npy` file whose header claims `shape` and whose data is `data_bytes` bytes.
 fn npy_claiming(shape: &str, data_bytes: usize) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(vec![0u8; data_bytes]);
-    bytes
+    common::npy_file("<f4", false, shape, &vec![0u8; data_bytes])
 }
 
 #[test]

@@ -129,8 +129,25 @@ pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
     .unwrap()
 }
 
-/// The bytes of a little-endian int64 `.npy` file (numpy's format 1.0), written by hand so
-/// the tests can make integer files the library itself never writes.
+/// A numpy format 1.0 `.npy` file with this header (`descr` such as `<f4`, `shape` as numpy
+/// writes it, e.g. `(2, 3)`) and data, written by hand so that tests can make files the
+/// library never writes (integers, lying headers).
+pub fn npy_file(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let fortran = if fortran { "True" } else { "False" };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+/// The bytes of a little-endian int64 `.npy` file of `shape` holding `values`.
 pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
     assert_eq!(shape.iter().product::<usize>(), values.len());
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
@@ -139,16 +156,8 @@ pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    bytes
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_file("<i8", false, &shape, &data)
 }
 
 pub fn to_f64(t: &Tensor) -> Tensor<f64> {
