@@ -19,6 +19,6 @@ $BIN info 2>&1 | head -3 | tee "$O/log"; $BIN info >/dev/null 2>&1 || { echo "no
 timeout 120 .gl/bin/serve_streams 1000 40 2>&1 | tee -a "$O/log"
 for s in ${SHAPES:-1,256 1,512 1,1024 1024,256}; do
   IFS=, read B H <<< "$s"
-  timeout 120 $BIN bench --stream --seq 1 --batch $B --input $H --hidden $H --device gpu --iters $ITERS --json 2>>"$O/log" | tee -a "$O/ours.jsonl"
+  timeout 120 $BIN bench --stream --seq 1 --batch $B --input $H --hidden $H --device gpu --iters $ITERS --breakdown --json 2>>"$O/log" | tee -a "$O/ours.jsonl"
   timeout 120 python3 benches/stream_baseline.py --batch $B --input $H --hidden $H --device ${TORCH_DEVICE:-cuda} --steps $((ITERS * 10)) 2>>"$O/log" | tee -a "$O/torch.jsonl"
 done

@@ -379,3 +379,47 @@ fn a_trainers_weights_become_an_inference_model_on_the_gpu() {
         "a copy, not a view"
     );
 }
+
+#[test]
+fn a_profiled_step_times_every_dispatch_of_the_plan_in_order() {
+    let ctx = gpu();
+    let weights = model(0);
+    let cfg = weights.config().clone();
+    let mut model = GpuLstm::new(ctx, &weights).unwrap();
+    let state = GpuState::zeros(ctx, &cfg, 2).unwrap();
+    let x = random_tensor(&[2, cfg.input_size], 3);
+    let Some(parts) = model.profile_step(&x, &state).unwrap() else {
+        assert!(
+            !ctx.has_timestamps(),
+            "timestamps exist but no profile came back"
+        );
+        return;
+    };
+    model
+        .prepare(lstm_wgpu::Dims {
+            seq_len: 1,
+            batch: 2,
+        })
+        .unwrap();
+    let plan = model.plan().unwrap();
+    assert_eq!(
+        parts.len(),
+        plan.dispatch_count() + 1,
+        "every dispatch, then the end"
+    );
+    let mut last = 0.0;
+    for (part, (start, end)) in &parts {
+        assert!(
+            *start >= last && end >= start,
+            "{part:?}: {start} .. {end} after {last}"
+        );
+        last = *end;
+    }
+    assert_eq!(parts.last().unwrap().0.kernel, "-");
+    // the profiled step advanced the state like a plain step
+    let (h, _) = state.read(ctx).unwrap();
+    let mut plain = GpuLstm::new(ctx, &weights).unwrap();
+    let fresh = GpuState::zeros(ctx, &cfg, 2).unwrap();
+    plain.step(&x, &fresh).unwrap();
+    assert_eq!(bits(&h), bits(&fresh.read(ctx).unwrap().0));
+}

@@ -45,7 +45,7 @@ pub use kernels::{GEMM_TILE, WORKGROUP_SIZE};
 pub use model::{GpuLstm, PREPARED_SHAPES};
 pub use params::params_sizes;
 #[doc(hidden)]
-pub use plan::{Dispatch, Op, Plan};
+pub use plan::{Dispatch, Op, Plan, ProfiledDispatch};
 pub use pool::{GpuStatePool, SlotState};
 pub use resident::GpuWeights;
 pub use state::GpuState;

@@ -8,9 +8,11 @@ use super::context::GpuContext;
 use super::forward::ForwardOptions;
 use super::guard::{guarded, guarded_now};
 use super::plan::Plan;
+use super::plan::ProfiledDispatch;
 use super::resident::{GpuWeights, ResidentWeights};
+use super::sizes::to_u32;
 use super::state::GpuState;
-use super::timer::GpuTimer;
+use super::timer::{GpuTimer, PartTimer};
 use super::variant::StepVariant;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
@@ -38,6 +40,11 @@ pub struct GpuLstm {
     /// made on the first timed forward
     timer: Option<GpuTimer>,
 }
+
+/// Per dispatch of a profiled step, its description and (start, end) in µs of GPU time (see
+/// [`GpuLstm::profile_step`]).
+#[doc(hidden)]
+pub type StepProfile = Vec<(ProfiledDispatch, (f64, f64))>;
 
 /// Shapes whose buffers a model keeps prepared at once (least recently used dropped first).
 pub const PREPARED_SHAPES: usize = 4;
@@ -294,6 +301,62 @@ impl GpuLstm {
         let rebind = [(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)];
         ws.plan.encode_rebound(encoder, &rebind);
         Ok(())
+    }
+
+    /// One timestep like [`GpuLstm::step`], with every dispatch timestamped on its own:
+    /// per dispatch its kernel, the copies recorded before it (count, bytes) and its (start,
+    /// end) in µs of GPU time from a mark before the step's first command; the gap before a
+    /// dispatch is its copies and the barriers. Last comes an end mark (kernel "-") after the
+    /// final copies. `None` without TIMESTAMP_QUERY. For `bench --stream --breakdown`.
+    #[doc(hidden)]
+    pub fn profile_step(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Option<StepProfile>> {
+        pollster::block_on(self.profile_step_async(x_t, state))
+    }
+
+    /// The async form of [`GpuLstm::profile_step`].
+    #[doc(hidden)]
+    pub async fn profile_step_async(
+        &mut self,
+        x_t: &Tensor,
+        state: &GpuState,
+    ) -> Result<Option<StepProfile>> {
+        self.check_streamable()?;
+        let input = self.weights.config.input_size;
+        let batch = x_t.shape().first().copied().unwrap_or(0);
+        x_t.expect_shape("x_t (one step, [B, I])", &[batch, input])?;
+        let x = Tensor::new([1, batch, input], x_t.data().to_vec())?;
+        let batched = Batched::new(&self.weights.config, &Inputs::new(&x))?;
+        self.prepare_async(batched.dims).await?;
+        let ctx = self.ctx.clone();
+        let ws = self.workspace()?;
+        // spans: a start mark, each dispatch, an end mark
+        let spans = to_u32("dispatches", ws.plan.dispatch_count())? + 2;
+        let Some(timer) =
+            guarded(&ctx, "timer allocation", || Ok(PartTimer::new(&ctx, spans))).await?
+        else {
+            return Ok(None);
+        };
+        let parts = guarded(&ctx, "profiled step", || {
+            self.write_batched(&batched)?;
+            state.check(&self.weights.config, batch)?;
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            let b = &ws.buffers;
+            let (h, c) = (state.h_buffer(), state.c_buffer());
+            let rebind = [(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)];
+            timer.mark(&mut encoder, 0);
+            let parts = ws
+                .plan
+                .encode_profiled(&mut encoder, &rebind, timer.queries(), 1);
+            timer.mark(&mut encoder, spans - 1);
+            timer.resolve(&mut encoder, spans);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(parts)
+        })
+        .await?;
+        let times = timer.read_us_async(&ctx, spans).await?;
+        Ok(Some(
+            parts.into_iter().zip(times.into_iter().skip(1)).collect(),
+        ))
     }
 
     /// Streaming runs forward in time only.

@@ -47,6 +47,15 @@ pub enum Op {
     },
 }
 
+/// One dispatch of a profiled pass (`GpuLstm::profile_step`): its kernel, and the copies and
+/// clears recorded between the previous dispatch and it.
+#[derive(Clone, Debug)]
+pub struct ProfiledDispatch {
+    pub kernel: &'static str,
+    pub transfers_before: usize,
+    pub bytes_before: u64,
+}
+
 /// An ordered list of operations.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
@@ -132,6 +141,60 @@ impl Plan {
         rebind: &[(&wgpu::Buffer, &wgpu::Buffer)],
     ) {
         record(&mut self.items().peekable(), encoder, usize::MAX, rebind);
+    }
+
+    /// [`Plan::encode_rebound`] with each dispatch in its own compute pass, timestamped at
+    /// its start and end (dispatch i at queries 2(first + i) and 2(first + i) + 1 of
+    /// `queries`): the GPU time of every dispatch, and between them that of the copies and
+    /// barriers. Returns, per dispatch, its kernel and the transfers recorded just before it,
+    /// and last the transfers after the last dispatch (kernel "-").
+    pub(crate) fn encode_profiled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        rebind: &[(&wgpu::Buffer, &wgpu::Buffer)],
+        queries: &wgpu::QuerySet,
+        first: u32,
+    ) -> Vec<ProfiledDispatch> {
+        let mut parts = Vec::new();
+        let (mut transfers, mut bytes) = (0, 0);
+        for item in self.items() {
+            match item {
+                Item::Transfer(op) => {
+                    transfer(encoder, op, rebind);
+                    transfers += 1;
+                    bytes += match op {
+                        Op::Copy { size, .. } => *size,
+                        _ => 0,
+                    };
+                }
+                Item::Dispatch(d, offsets, n) => {
+                    let at = 2 * (first + parts.len() as u32);
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("lstm (profiled)"),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: queries,
+                            beginning_of_pass_write_index: Some(at),
+                            end_of_pass_write_index: Some(at + 1),
+                        }),
+                    });
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &offsets[..n]);
+                    let [x, y, z] = d.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                    parts.push(ProfiledDispatch {
+                        kernel: d.kernel.name(),
+                        transfers_before: std::mem::take(&mut transfers),
+                        bytes_before: std::mem::take(&mut bytes),
+                    });
+                }
+            }
+        }
+        parts.push(ProfiledDispatch {
+            kernel: "-",
+            transfers_before: transfers,
+            bytes_before: bytes,
+        });
+        parts
     }
 
     /// Records and submits the plan in chunks (see `CHUNK_DISPATCHES`), so the GPU starts on

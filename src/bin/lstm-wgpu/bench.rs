@@ -68,6 +68,10 @@ pub struct Args {
     /// With --stream: steps recorded per submission in the frame figure
     #[arg(long, default_value_t = 16)]
     frame: usize,
+    /// With --stream: also the GPU time of each dispatch of one step, and of the copies and
+    /// barriers between them (timestamp queries; medians over the timed steps)
+    #[arg(long, requires = "stream")]
+    breakdown: bool,
     /// One JSON line per device instead of a table
     #[arg(long)]
     json: bool,
@@ -109,6 +113,7 @@ pub fn main(args: Args) -> Result<()> {
             steps: args.iters.max(1).saturating_mul(10),
             frame: args.frame,
             json: args.json,
+            breakdown: args.breakdown,
         };
         return crate::stream_bench::run(&args.gpu.context()?, &weights, &stream);
     }

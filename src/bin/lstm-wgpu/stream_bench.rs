@@ -21,6 +21,8 @@ pub struct StreamSpec {
     /// steps per submission in the frame figure
     pub frame: usize,
     pub json: bool,
+    /// also time each dispatch of one step (and the copies between)
+    pub breakdown: bool,
 }
 
 /// µs per step of each way (pool only for B > 1).
@@ -34,11 +36,16 @@ struct Figures {
 pub fn run(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result<()> {
     let figures = measure(ctx, weights, spec)?;
     let adapter = ctx.adapter_name();
+    let parts = match spec.breakdown {
+        true => breakdown(ctx, weights, spec)?,
+        false => Vec::new(),
+    };
     if spec.json {
         let pool = figures.pool.map_or("null".into(), |p| format!("{p:.2}"));
         outln!(
-            "{{\"kind\":\"stream\",\"device\":\"gpu\",\"adapter\":{adapter:?},\"batch\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"host_us\":{:.2},\"resident_step_us\":{:.2},\"resident_frame_us\":{:.2},\"frame\":{},\"pool_us\":{pool}}}",
-            spec.batch, spec.input, spec.hidden, spec.layers, figures.host, figures.resident_step, figures.resident_frame, spec.frame
+            "{{\"kind\":\"stream\",\"device\":\"gpu\",\"adapter\":{adapter:?},\"batch\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"host_us\":{:.2},\"resident_step_us\":{:.2},\"resident_frame_us\":{:.2},\"frame\":{},\"pool_us\":{pool},\"parts\":[{}]}}",
+            spec.batch, spec.input, spec.hidden, spec.layers, figures.host, figures.resident_step, figures.resident_frame, spec.frame,
+            parts.iter().map(Part::json).collect::<Vec<_>>().join(",")
         )?;
         return Ok(());
     }
@@ -64,6 +71,27 @@ pub fn run(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result
         spec.frame,
         figures.resident_frame
     )?;
+    if spec.breakdown && parts.is_empty() {
+        outln!("  (no per-dispatch breakdown: the device has no TIMESTAMP_QUERY)")?;
+    }
+    if !parts.is_empty() {
+        outln!("  one step's GPU time, medians (copies and barriers before each dispatch, then the dispatch):")?;
+    }
+    for part in &parts {
+        let (kernel, us) = match part.kernel {
+            "-" => ("(end)".to_string(), String::new()),
+            k => (k.to_string(), format!("{:9.2} µs", part.us)),
+        };
+        outln!(
+            "    {:>3} transfers ({:>9} B) {:9.2} µs   {kernel:<14} {us}",
+            part.transfers,
+            part.bytes,
+            part.gap_us,
+        )?;
+    }
+    if let Some(last) = parts.last() {
+        outln!("    step total {:.2} µs of GPU time", last.end_us)?;
+    }
     if let Some(pool) = figures.pool {
         outln!(
             "  state pool, {} active streams:     {:9.2} µs/step ({:.2}x the plain B={} step)",
@@ -173,6 +201,63 @@ fn caller_buffers(
         ),
         make("caller output", outputs, wgpu::BufferUsages::COPY_DST),
     )
+}
+
+/// One dispatch of a profiled step: the transfers before it and their time (the gap since
+/// the previous dispatch ended), and its own time; medians.
+struct Part {
+    kernel: &'static str,
+    transfers: usize,
+    bytes: u64,
+    gap_us: f64,
+    us: f64,
+    /// the median end of the span, from the start mark
+    end_us: f64,
+}
+
+impl Part {
+    fn json(&self) -> String {
+        format!(
+            "{{\"kernel\":{:?},\"transfers_before\":{},\"bytes_before\":{},\"gap_us\":{:.2},\"us\":{:.2}}}",
+            self.kernel, self.transfers, self.bytes, self.gap_us, self.us
+        )
+    }
+}
+
+/// Times each dispatch of one host-fed step, `spec.steps` times: empty without timestamps.
+fn breakdown(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result<Vec<Part>> {
+    let (b, input) = (spec.batch, spec.input);
+    let x = Tensor::try_from_fn("stream input [B, I]", [b, input], |i| (i % 7) as f32 * 0.1)?;
+    let mut model = GpuLstm::new(ctx, weights)?;
+    let state = GpuState::zeros(ctx, weights.config(), b)?;
+    let mut runs = Vec::new();
+    for i in 0..spec.steps.max(1) + 3 {
+        let Some(parts) = model.profile_step(&x, &state)? else {
+            return Ok(Vec::new());
+        };
+        if i >= 3 {
+            runs.push(parts);
+        }
+    }
+    let first = &runs[0];
+    Ok((0..first.len())
+        .map(|d| {
+            let mut gaps: Vec<f64> = runs
+                .iter()
+                .map(|r| r[d].1 .0 - if d == 0 { 0.0 } else { r[d - 1].1 .1 })
+                .collect();
+            let mut times: Vec<f64> = runs.iter().map(|r| r[d].1 .1 - r[d].1 .0).collect();
+            let mut ends: Vec<f64> = runs.iter().map(|r| r[d].1 .1).collect();
+            Part {
+                kernel: first[d].0.kernel,
+                transfers: first[d].0.transfers_before,
+                bytes: first[d].0.bytes_before,
+                gap_us: median(&mut gaps),
+                us: median(&mut times),
+                end_us: median(&mut ends),
+            }
+        })
+        .collect())
 }
 
 fn median(values: &mut [f64]) -> f64 {
