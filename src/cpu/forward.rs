@@ -319,10 +319,11 @@ impl<T: Real> CpuLstm<T> {
         let (d, h_out, hidden) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
         let states = d * cfg.num_layers;
 
-        let mut input = if cfg.batch_first {
-            swap_leading_axes(x.data(), batch, seq_len, cfg.input_size)
+        // layer 0 reads the caller's x in place (time-major); later layers the one before's
+        let mut input: std::borrow::Cow<'_, [T]> = if cfg.batch_first {
+            swap_leading_axes(x.data(), batch, seq_len, cfg.input_size).into()
         } else {
-            x.data().to_vec()
+            x.data().into()
         };
         let mut h_n = vec![T::NAN; states * batch * h_out];
         let mut c_n = vec![T::NAN; states * batch * hidden];
@@ -330,7 +331,7 @@ impl<T: Real> CpuLstm<T> {
         for layer in 0..cfg.num_layers {
             let mut output = vec![T::NAN; seq_len * batch * d * h_out];
             if let Some(trace) = trace.as_deref_mut() {
-                trace.inputs.push(input.clone());
+                trace.inputs.push(input.to_vec());
             }
             for direction in 0..d {
                 let ragged = inputs.lengths.iter().any(|&l| l < seq_len);
@@ -362,8 +363,9 @@ impl<T: Real> CpuLstm<T> {
                 h_n[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&h);
                 c_n[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&c);
             }
-            input = output;
+            input = output.into();
         }
+        let input = input.into_owned();
 
         if let Some(trace) = trace {
             trace.lstm_output = input.clone();

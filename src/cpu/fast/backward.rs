@@ -5,7 +5,9 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::kernel::{load_partial, panel_product, row_tiles, store_partial, Acc, KC, MR};
+use super::kernel::{
+    copy_rows, load_partial, panel_product, row_tiles, store_partial, Acc, KC, MR,
+};
 use super::math::tanh;
 use super::pack::{pack_panels, PANEL_VECTORS};
 use super::products::par_gemm_acc;
@@ -233,11 +235,11 @@ impl WithSimd for StepWork<'_> {
                         for (r0, rows) in row_tiles(batch) {
                             let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
                             if k0 > 0 {
-                                acc[..rows].copy_from_slice(&partial[r0..r0 + rows]);
+                                copy_rows(&mut acc, &partial[r0..], rows);
                             }
                             panel_product(simd, &dz[r0 * gw + k0..], gw, rows, kc, chunk, &mut acc);
                             if k0 + kc < gw {
-                                partial[r0..r0 + rows].copy_from_slice(&acc[..rows]);
+                                copy_rows(&mut partial[r0..], &acc, rows);
                                 continue;
                             }
                             for (r, regs) in acc.iter().enumerate().take(rows) {

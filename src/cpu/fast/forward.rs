@@ -4,7 +4,7 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::kernel::{load, panel_product, row_tiles, store, store_partial, Acc, KC, MR};
+use super::kernel::{copy_rows, load, panel_product, row_tiles, store, store_partial, Acc, KC, MR};
 use super::math::{sigmoid, tanh};
 use super::pack::{PackedDirection, PANEL_VECTORS};
 use super::reuse::Reuse;
@@ -214,7 +214,7 @@ impl<'a> DirectionJob<'a> {
                 for (r0, tile_rows) in row_tiles(chunk_rows) {
                     let mut acc: [Acc<S>; MR] = [bias; MR];
                     if k0 > 0 {
-                        acc[..tile_rows].copy_from_slice(&partial[r0..r0 + tile_rows]);
+                        copy_rows(&mut acc, &partial[r0..], tile_rows);
                     }
                     let chunk_w = &panel[k0 * width..(k0 + kc) * width];
                     panel_product(
@@ -227,7 +227,7 @@ impl<'a> DirectionJob<'a> {
                         &mut acc,
                     );
                     if k0 + kc < in_size {
-                        partial[r0..r0 + tile_rows].copy_from_slice(&acc[..tile_rows]);
+                        copy_rows(&mut partial[r0..], &acc, tile_rows);
                         continue;
                     }
                     for (r, regs) in acc.iter().enumerate().take(tile_rows) {
@@ -293,7 +293,7 @@ impl<'a> DirectionJob<'a> {
                 let chunk = &panel[k0 * width..(k0 + kc) * width];
                 panel_product(simd, a, self.h_stride, rows, kc, chunk, &mut acc);
                 if k0 + kc < k_len {
-                    partial[r0..r0 + rows].copy_from_slice(&acc[..rows]);
+                    copy_rows(&mut partial[r0..], &acc, rows);
                 } else {
                     for (r, z) in acc.iter().enumerate().take(rows) {
                         self.cell_update(simd, t, block, r0 + r, z, prev_h, next);
