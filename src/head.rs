@@ -4,7 +4,8 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::tensor::{HostBytes, Tensor};
+use crate::host::HostBytes;
+use crate::tensor::Tensor;
 
 /// A Linear layer: `weight` `[O, in]`, optional `bias` `[O]`; maps `[..., in]` to `[..., O]`.
 #[derive(Clone, Debug, PartialEq)]

@@ -36,6 +36,63 @@ pub fn try_filled<T: Clone>(what: &str, len: usize, value: T) -> Result<Vec<T>> 
     Ok(v)
 }
 
+/// The host bytes a call will hold at once (its big buffers, summed with overflow checks),
+/// checked before any of them is allocated: [`HostBytes::check`] reserves the total once and
+/// gives it back untouched, so that a call the host cannot hold is [`Error::HostMemory`]
+/// naming its size, never an abort half-way (and never a page touched first: on Linux a
+/// reservation larger than the machine's memory fails at once, where the same bytes in
+/// several smaller buffers would each succeed and be killed when written).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HostBytes {
+    /// `None` once the sum overflowed.
+    bytes: Option<usize>,
+}
+
+/// Totals under this are not reserved to check them: a host that cannot hold them fails
+/// anywhere, and a check per small call (a streamed step) would cost an allocation.
+const CHECKED_FROM: usize = 64 << 20;
+
+impl HostBytes {
+    /// Nothing yet.
+    pub fn new() -> Self {
+        Self { bytes: Some(0) }
+    }
+
+    /// Adds `count` buffers of `dims` elements of `elem_bytes` bytes each.
+    pub fn add(&mut self, dims: &[usize], elem_bytes: usize, count: usize) -> &mut Self {
+        let buffer = dims
+            .iter()
+            .try_fold(elem_bytes, |n, &d| n.checked_mul(d))
+            .and_then(|b| b.checked_mul(count));
+        self.bytes = self.bytes.zip(buffer).and_then(|(a, b)| a.checked_add(b));
+        self
+    }
+
+    /// The total so far (saturating at `u64::MAX`).
+    pub fn total(&self) -> u64 {
+        self.bytes.map_or(u64::MAX, |b| b as u64)
+    }
+
+    /// [`Error::HostMemory`] naming `what()` when the total overflows, exceeds `isize::MAX`
+    /// (no allocation can be that large) or cannot be reserved; otherwise nothing (the
+    /// reservation is given back without a page of it touched). `what` runs only on error.
+    pub fn check(&self, what: impl FnOnce() -> String) -> Result<()> {
+        let error = |what: String| Error::HostMemory {
+            what,
+            bytes: self.total(),
+        };
+        match self.bytes {
+            None => Err(error(what())),
+            Some(bytes) if bytes > isize::MAX as usize => Err(error(what())),
+            Some(bytes) if bytes < CHECKED_FROM => Ok(()),
+            Some(bytes) => {
+                let mut probe: Vec<u8> = Vec::new();
+                probe.try_reserve_exact(bytes).map_err(|_| error(what()))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
 use crate::head::Linear;
-use crate::tensor::{HostBytes, Tensor};
+use crate::host::HostBytes;
+use crate::tensor::Tensor;
 
 /// Parameters of one layer in one direction.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,8 +4,9 @@ use super::real::{gemm, sigmoid, Op, Real};
 use crate::config::LstmConfig;
 use crate::error::Result;
 use crate::host::try_filled;
+use crate::host::HostBytes;
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
-use crate::tensor::{swap_leading_axes, HostBytes, Tensor};
+use crate::tensor::{swap_leading_axes, Tensor};
 use crate::weights::LstmWeights;
 
 /// One layer and direction's parameters converted to `T`.

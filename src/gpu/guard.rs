@@ -40,8 +40,6 @@ pub(crate) struct Scopes {
 impl Scopes {
     /// Pushes the scopes for `during`, or [`Error::DeviceLost`] if the device is lost.
     pub fn push(ctx: &GpuContext, during: &'static str) -> Result<Self> {
-        // a non-blocking poll runs the device-lost callback of a loss not yet noticed
-        let _ = ctx.device().poll(wgpu::PollType::Poll);
         ctx.check_alive(during)?;
         let device = ctx.device();
         DEPTH.with(|d| *d.borrow_mut() += 1);

@@ -246,11 +246,7 @@ impl GpuLstm {
 
     /// The async form of [`GpuLstm::step`].
     pub async fn step_async(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Tensor> {
-        self.check_streamable()?;
-        let input = self.weights.config.input_size;
-        let batch = x_t.shape().first().copied().unwrap_or(0);
-        x_t.expect_shape("x_t (one step, [B, I])", &[batch, input])?;
-        let x = Tensor::new([1, batch, input], x_t.data().to_vec())?;
+        let (x, batch) = self.one_step_input(x_t)?;
         let y = self.forward_state_async(&x, state).await?;
         let width = y.data().len() / batch.max(1);
         Tensor::new([batch, width], y.into_data())
@@ -278,10 +274,26 @@ impl GpuLstm {
         }
         let x_bytes = (batch * self.weights.config.input_size * 4) as u64;
         let y_bytes = (ws.buffers.lens.0 * 4) as u64;
+        self.encode_between(encoder, (input, x_bytes), (output, y_bytes), |encoder| {
+            self.encode_with_state(encoder, state)
+        })
+    }
+
+    /// Records a copy of the caller's `input` (its first `x_bytes`, COPY_SRC) into the
+    /// prepared x buffer, then `pass`, then a copy of the first `y_bytes` of the output into
+    /// the caller's `output` (COPY_DST); the caller's buffers are checked first.
+    pub(crate) fn encode_between(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        (input, x_bytes): (&wgpu::Buffer, u64),
+        (output, y_bytes): (&wgpu::Buffer, u64),
+        pass: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
+        let ws = self.workspace()?;
         check_buffer("input", input, wgpu::BufferUsages::COPY_SRC, x_bytes)?;
         check_buffer("output", output, wgpu::BufferUsages::COPY_DST, y_bytes)?;
         encoder.copy_buffer_to_buffer(input, 0, &ws.buffers.x, 0, x_bytes);
-        self.encode_with_state(encoder, state)?;
+        pass(encoder)?;
         encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, output, 0, y_bytes);
         Ok(())
     }
@@ -295,12 +307,31 @@ impl GpuLstm {
         state: &GpuState,
     ) -> Result<()> {
         let ws = self.workspace()?;
+        ws.plan
+            .encode_rebound(encoder, &self.state_rebinding(state)?);
+        Ok(())
+    }
+
+    /// A streamed step's input `x_t` `[B, I]` as a one-step sequence `[1, B, I]`, and B.
+    fn one_step_input(&self, x_t: &Tensor) -> Result<(Tensor, usize)> {
+        self.check_streamable()?;
+        let input = self.weights.config.input_size;
+        let batch = x_t.shape().first().copied().unwrap_or(0);
+        x_t.expect_shape("x_t (one step, [B, I])", &[batch, input])?;
+        Ok((Tensor::new([1, batch, input], x_t.data().to_vec())?, batch))
+    }
+
+    /// The prepared pass's state buffers, each paired with the buffer of `state` its copies
+    /// go to instead (h0 and h_n to h, c0 and c_n to c), after checking `state` fits.
+    fn state_rebinding<'a>(
+        &'a self,
+        state: &'a GpuState,
+    ) -> Result<[(&'a wgpu::Buffer, &'a wgpu::Buffer); 4]> {
+        let ws = self.workspace()?;
         state.check(&self.weights.config, ws.dims.batch)?;
         let b = &ws.buffers;
         let (h, c) = (state.h_buffer(), state.c_buffer());
-        let rebind = [(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)];
-        ws.plan.encode_rebound(encoder, &rebind);
-        Ok(())
+        Ok([(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)])
     }
 
     /// One timestep like [`GpuLstm::step`], with every dispatch timestamped on its own:
@@ -320,11 +351,7 @@ impl GpuLstm {
         x_t: &Tensor,
         state: &GpuState,
     ) -> Result<Option<StepProfile>> {
-        self.check_streamable()?;
-        let input = self.weights.config.input_size;
-        let batch = x_t.shape().first().copied().unwrap_or(0);
-        x_t.expect_shape("x_t (one step, [B, I])", &[batch, input])?;
-        let x = Tensor::new([1, batch, input], x_t.data().to_vec())?;
+        let (x, _) = self.one_step_input(x_t)?;
         let batched = Batched::new(&self.weights.config, &Inputs::new(&x))?;
         self.prepare_async(batched.dims).await?;
         let ctx = self.ctx.clone();
@@ -338,11 +365,8 @@ impl GpuLstm {
         };
         let parts = guarded(&ctx, "profiled step", || {
             self.write_batched(&batched)?;
-            state.check(&self.weights.config, batch)?;
+            let rebind = self.state_rebinding(state)?;
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            let b = &ws.buffers;
-            let (h, c) = (state.h_buffer(), state.c_buffer());
-            let rebind = [(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)];
             timer.mark(&mut encoder, 0);
             let parts = ws
                 .plan
@@ -472,7 +496,7 @@ impl GpuLstm {
 }
 
 /// Whether a caller's `buffer` has `usage` and at least `bytes`; the error names it.
-pub(crate) fn check_buffer(
+fn check_buffer(
     what: &str,
     buffer: &wgpu::Buffer,
     usage: wgpu::BufferUsages,

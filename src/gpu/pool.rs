@@ -6,7 +6,7 @@ use super::builder::PlanBuilder;
 use super::context::GpuContext;
 use super::guard::guarded_now;
 use super::kernels::Kernel;
-use super::model::{check_buffer, GpuLstm};
+use super::model::GpuLstm;
 use super::params::RowsParams;
 use super::plan::Plan;
 use super::resident::GpuWeights;
@@ -252,12 +252,10 @@ impl GpuStatePool {
         let ws = self.model.workspace()?;
         let x_bytes = (slots.len() * self.model.config().input_size * 4) as u64;
         let y_bytes = (slots.len() * (ws.buffers.lens.0 / batch) * 4) as u64;
-        check_buffer("input", input, wgpu::BufferUsages::COPY_SRC, x_bytes)?;
-        check_buffer("output", output, wgpu::BufferUsages::COPY_DST, y_bytes)?;
-        encoder.copy_buffer_to_buffer(input, 0, &ws.buffers.x, 0, x_bytes);
-        self.encode_selected(encoder, batch)?;
-        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, output, 0, y_bytes);
-        Ok(())
+        self.model
+            .encode_between(encoder, (input, x_bytes), (output, y_bytes), |encoder| {
+                self.encode_selected(encoder, batch)
+            })
     }
 
     /// [`GpuStatePool::select_async`], blocking.

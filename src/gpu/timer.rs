@@ -1,73 +1,38 @@
 //! GPU time from timestamp queries (where the device has TIMESTAMP_QUERY): a timestamp
 //! before the first and after the last command of a pass of work, written by two empty
-//! compute passes, so the span covers every submission in between.
+//! compute passes, so the span covers every submission in between; or of each of several
+//! spans (the dispatches of a profiled step).
 
 use super::buffers::{buffer, read_bytes_async};
 use super::context::GpuContext;
 use crate::error::Result;
 
-/// Two timestamps and the buffers to read them back.
-pub(crate) struct GpuTimer {
-    queries: wgpu::QuerySet,
-    resolved: wgpu::Buffer,
-    staging: wgpu::Buffer,
-}
+/// The GPU time of a pass of work: a [`PartTimer`] of two marks, one before the work and
+/// one after it.
+pub(crate) struct GpuTimer(PartTimer);
 
 impl GpuTimer {
     /// `None` when the device cannot write timestamps.
     pub fn new(ctx: &GpuContext) -> Option<Self> {
-        if !ctx.has_timestamps() {
-            return None;
-        }
-        let device = ctx.device();
-        let buffer = |label, usage| buffer(device, label, 16, usage);
-        Some(Self {
-            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("gpu time"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            }),
-            resolved: buffer(
-                "gpu time resolve",
-                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            ),
-            staging: buffer(
-                "gpu time readback",
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ),
-        })
+        PartTimer::new(ctx, 2).map(Self)
     }
 
     /// The start mark: record before the work.
     pub fn start(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.mark(encoder, Some(0), None);
+        self.0.mark(encoder, 0);
     }
 
     /// The end mark and the resolve: record after the work.
     pub fn stop(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.mark(encoder, None, Some(1));
-        encoder.resolve_query_set(&self.queries, 0..2, &self.resolved, 0);
-        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 16);
+        self.0.mark(encoder, 1);
+        self.0.resolve(encoder, 2);
     }
 
-    fn mark(&self, encoder: &mut wgpu::CommandEncoder, begin: Option<u32>, end: Option<u32>) {
-        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("gpu time mark"),
-            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                query_set: &self.queries,
-                beginning_of_pass_write_index: begin,
-                end_of_pass_write_index: end,
-            }),
-        });
-    }
-
-    /// Milliseconds between the marks; call after the submission with `stop` (e.g. after a
-    /// readback waited for it).
+    /// Milliseconds from the start mark to the end mark; call after the submission with
+    /// `stop` (e.g. after a readback waited for it).
     pub async fn read_ms_async(&self, ctx: &GpuContext) -> Result<f64> {
-        let read = read_bytes_async(ctx, "reading GPU time", &[(&self.staging, 16)], None).await?;
-        let ticks: [u64; 2] = bytemuck::pod_read_unaligned(&read[0]);
-        let period_ns = ctx.queue().get_timestamp_period() as f64;
-        Ok(ticks[1].saturating_sub(ticks[0]) as f64 * period_ns / 1e6)
+        let spans = self.0.read_us_async(ctx, 2).await?;
+        Ok(spans[1].1 / 1e3)
     }
 }
 

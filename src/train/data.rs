@@ -3,8 +3,9 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::error::Result;
+use crate::host::HostBytes;
 use crate::host::{element_count, try_filled};
-use crate::tensor::{HostBytes, Tensor};
+use crate::tensor::Tensor;
 
 /// `batch` sine waves of random phase and frequency in [0.2, 0.4] rad/step, each with
 /// Gaussian-ish noise of standard deviation `noise` (sum of uniforms). Returns
