@@ -23,7 +23,8 @@ pub struct DirectionJob<'a> {
     /// `[T, B, D*H_out]`
     pub out_width: usize,
     output: Shared<'a, f32>,
-    /// `[T·B, 4Hp]`: bias + x · W_ihᵀ, packed columns
+    /// `[blocks, T·B, 4L]`: bias + x · W_ihᵀ, each unit block's columns for every row
+    /// together, so that a step reads one contiguous run per block
     pre: Shared<'a, f32>,
     /// h_{t-1} and h_t in turn, `[B, stride]`
     h: [Shared<'a, f32>; 2],
@@ -197,7 +198,7 @@ impl<'a> DirectionJob<'a> {
         let p = self.packed;
         let lanes = S::F32_LANES;
         let (in_size, width, blocks) = (p.input_size, PANEL_VECTORS * lanes, p.gates.blocks());
-        let (columns, rows) = (p.bias.len(), self.seq_len * self.batch);
+        let rows = self.seq_len * self.batch;
         partial.resize(PROJECTION_ROWS, [simd.splat_f32s(0.0); PANEL_VECTORS]);
         for item in self.projection.claims(worker, 0) {
             let (chunk, block) = (item / blocks, item % blocks);
@@ -231,7 +232,7 @@ impl<'a> DirectionJob<'a> {
                         continue;
                     }
                     for (r, regs) in acc.iter().enumerate().take(tile_rows) {
-                        let at = (row0 + r0 + r) * columns + block * width;
+                        let at = (block * rows + row0 + r0 + r) * width;
                         // SAFETY: this item alone writes these columns of these rows.
                         let out = unsafe { self.pre.part(at, width) };
                         for (v, value) in regs.iter().enumerate() {
@@ -273,7 +274,7 @@ impl<'a> DirectionJob<'a> {
         let p = self.packed;
         let lanes = S::F32_LANES;
         let (k_len, width) = (p.h_out, PANEL_VECTORS * lanes);
-        let columns = 4 * p.gates.padded();
+        let all_rows = self.seq_len * self.batch;
         let panel = &p.w_hh[block * k_len * width..][..k_len * width];
         // SAFETY: between the barriers of this step, `pre` and `prev` are only read.
         let (pre, prev_h) = unsafe { (self.pre.read(), prev.read()) };
@@ -283,7 +284,7 @@ impl<'a> DirectionJob<'a> {
                 let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
                 for (r, regs) in acc.iter_mut().enumerate().take(rows) {
                     *regs = if k0 == 0 {
-                        let at = (t * self.batch + r0 + r) * columns + block * width;
+                        let at = (block * all_rows + t * self.batch + r0 + r) * width;
                         core::array::from_fn(|v| load::<S>(pre, at + v * lanes))
                     } else {
                         partial[r0 + r]
