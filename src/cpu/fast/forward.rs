@@ -168,15 +168,18 @@ impl<'a> DirectionJob<'a> {
         self.project_inputs(simd, worker, &mut partial);
         partial.resize(self.batch, [simd.splat_f32s(0.0); PANEL_VECTORS]);
         worker.sync();
+        let time = |step: usize| match self.direction {
+            0 => step,
+            _ => self.seq_len - 1 - step,
+        };
         for step in 0..self.seq_len {
-            let t = if self.direction == 0 {
-                step
-            } else {
-                self.seq_len - 1 - step
-            };
+            let t = time(step);
             let (prev, next) = (&self.h[step % 2], &self.h[(step + 1) % 2]);
             if worker.id == 0 {
                 self.trace_h_before(t, prev);
+            }
+            if step > 0 {
+                self.write_output(time(step - 1), prev, worker);
             }
             for block in self.blocks.claims(worker, step) {
                 self.gate_block(simd, t, block, (prev, next), &mut partial);
@@ -187,6 +190,30 @@ impl<'a> DirectionJob<'a> {
                     self.projection_panel(simd, t, panel, w_hr, prev, next);
                 }
                 worker.sync();
+            }
+        }
+        if self.seq_len > 0 {
+            // the team's join is the barrier after this
+            self.write_output(time(self.seq_len - 1), &self.h[self.seq_len % 2], worker);
+        }
+    }
+
+    /// Copies h_t (`[B, stride]`, complete and read-only until the next barrier) into the
+    /// output at step `t`, this worker's share of the rows: one run per row, after the step,
+    /// instead of one vector per row and unit block from inside the cell update (the
+    /// output's lines are cold; filled whole and in order, the prefetcher follows).
+    fn write_output(&self, t: usize, h: &Shared<'_, f32>, worker: &Worker<'_>) {
+        let h_out = self.packed.h_out;
+        // SAFETY: `h` is only read until the next barrier.
+        let h = unsafe { h.read() };
+        for b in worker.share(self.batch) {
+            let at = (t * self.batch + b) * self.out_width + self.direction * h_out;
+            // SAFETY: this worker alone writes row b of the output at step t.
+            let out = unsafe { self.output.part(at, h_out) };
+            if t < self.lengths[b] {
+                out.copy_from_slice(&h[b * self.h_stride..][..h_out]);
+            } else {
+                out.fill(0.0);
             }
         }
     }
@@ -334,12 +361,10 @@ impl<'a> DirectionJob<'a> {
                 let before = trace.c_before.part(row * hidden + j0, units);
                 store_partial(simd, before, 0, c_old);
             }
-            let out_at = row * self.out_width + self.direction * p.h_out + j0;
             if t >= self.lengths[b] {
                 if p.w_hr.is_none() {
                     let held = load::<S>(prev_h, b * self.h_stride + j0);
                     store::<S>(next.part(b * self.h_stride + j0, lanes), 0, held);
-                    self.output.part(out_at, units).fill(0.0);
                 }
                 return;
             }
@@ -356,7 +381,6 @@ impl<'a> DirectionJob<'a> {
                 store::<S>(self.h_full.part(b * hp + j0, lanes), 0, h);
             } else {
                 store::<S>(next.part(b * self.h_stride + j0, lanes), 0, h);
-                store_partial(simd, self.output.part(out_at, units), 0, h);
             }
             if let Some(trace) = &self.trace {
                 for (gate, value) in [i, f, g, o].into_iter().enumerate() {
@@ -384,35 +408,23 @@ impl<'a> DirectionJob<'a> {
         let (hidden, hp, width) = (p.gates.hidden, p.gates.padded(), PANEL_VECTORS * lanes);
         let panel = &w_hr[panel_index * hidden * width..][..hidden * width];
         let p0 = panel_index * width;
-        let outputs = width.min(p.h_out - p0);
         // SAFETY: `h_full` and `prev` are only read between these barriers; this worker
-        // alone writes outputs p0..p0+width of `next` and of the output.
+        // alone writes outputs p0..p0+width of `next`.
         let (h_full, prev_h) = unsafe { (self.h_full.read(), prev.read()) };
         for (r0, rows) in row_tiles(self.batch) {
             let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
             panel_product(simd, &h_full[r0 * hp..], hp, rows, hidden, panel, &mut acc);
             for (r, h) in acc.iter().enumerate().take(rows) {
                 let b = r0 + r;
-                let row = t * self.batch + b;
                 let at = b * self.h_stride + p0;
                 // SAFETY: this worker's outputs (see above).
-                unsafe {
-                    let next = next.part(at, width);
-                    let out = self.output.part(
-                        row * self.out_width + self.direction * p.h_out + p0,
-                        outputs,
-                    );
-                    if t < self.lengths[b] {
-                        for (v, value) in h.iter().enumerate() {
-                            store::<S>(next, v * lanes, *value);
-                            if v * lanes < outputs {
-                                store_partial(simd, out, v * lanes, *value);
-                            }
-                        }
-                    } else {
-                        next.copy_from_slice(&prev_h[at..at + width]);
-                        out.fill(0.0);
+                let next = unsafe { next.part(at, width) };
+                if t < self.lengths[b] {
+                    for (v, value) in h.iter().enumerate() {
+                        store::<S>(next, v * lanes, *value);
                     }
+                } else {
+                    next.copy_from_slice(&prev_h[at..at + width]);
                 }
             }
         }
