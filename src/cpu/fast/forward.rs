@@ -320,23 +320,65 @@ impl<'a> DirectionJob<'a> {
                 let a = &prev_h[r0 * self.h_stride + k0..];
                 let chunk = &panel[k0 * width..(k0 + kc) * width];
                 panel_product(simd, a, self.h_stride, rows, kc, chunk, &mut acc);
-                if k0 + kc < k_len {
-                    copy_rows(&mut partial[r0..], &acc, rows);
-                } else {
-                    for (r, z) in acc.iter().enumerate().take(rows) {
-                        self.cell_update(simd, t, block, r0 + r, z, prev_h, next);
-                    }
+                copy_rows(&mut partial[r0..], &acc, rows);
+            }
+        }
+        // two passes over the rows: each row's chain of a pass is short enough for the core
+        // to run several rows at once (in one pass, sigmoid → c → tanh(c) left it waiting)
+        for (b, z) in partial.iter_mut().enumerate().take(self.batch) {
+            self.gates_and_cell(simd, t, block, b, z);
+        }
+        for (b, z) in partial.iter().enumerate().take(self.batch) {
+            self.hidden_state(simd, t, block, b, z, prev_h, next);
+        }
+    }
+
+    /// The gates' nonlinearities and the new cell for row `b` of unit block `block`, from its
+    /// pre-activations `z` (i, f, g, o): writes c and the trace's gates, and leaves the
+    /// output gate in `z[3]` for [`Self::hidden_state`].
+    #[inline(always)]
+    fn gates_and_cell<S: Simd>(&self, simd: S, t: usize, block: usize, b: usize, z: &mut Acc<S>) {
+        let p = self.packed;
+        let lanes = S::F32_LANES;
+        let (hidden, hp) = (p.gates.hidden, p.gates.padded());
+        let j0 = block * lanes;
+        let units = lanes.min(hidden - j0);
+        let row = t * self.batch + b;
+        // SAFETY: this worker alone writes columns j0..j0+L of `c` and the trace during this
+        // step.
+        unsafe {
+            let c = self.c.part(b * hp + j0, lanes);
+            let c_old = load::<S>(c, 0);
+            if let Some(trace) = &self.trace {
+                let before = trace.c_before.part(row * hidden + j0, units);
+                store_partial(simd, before, 0, c_old);
+            }
+            if t >= self.lengths[b] {
+                return;
+            }
+            let [i, f, g, o] = [
+                sigmoid(simd, z[0]),
+                sigmoid(simd, z[1]),
+                tanh(simd, z[2]),
+                sigmoid(simd, z[3]),
+            ];
+            store::<S>(c, 0, simd.mul_add_f32s(f, c_old, simd.mul_f32s(i, g)));
+            z[3] = o;
+            if let Some(trace) = &self.trace {
+                for (gate, value) in [i, f, g, o].into_iter().enumerate() {
+                    let at = row * 4 * hidden + gate * hidden + j0;
+                    store_partial(simd, trace.gates.part(at, units), 0, value);
                 }
             }
         }
     }
 
-    /// The gates' nonlinearities and the cell update for row `b` of unit block `block`,
-    /// from its pre-activations `z` (i, f, g, o): writes c, h (or h_full before a
-    /// projection), the output and the trace.
+    /// h = o ⊙ tanh(c) for row `b` of unit block `block` after [`Self::gates_and_cell`]
+    /// (`z[3]` = o): writes h (or h_full before a projection) and the trace; past the row's
+    /// length, h_{t-1} is held.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn cell_update<S: Simd>(
+    fn hidden_state<S: Simd>(
         &self,
         simd: S,
         t: usize,
@@ -352,15 +394,9 @@ impl<'a> DirectionJob<'a> {
         let j0 = block * lanes;
         let units = lanes.min(hidden - j0);
         let row = t * self.batch + b;
-        // SAFETY: this worker alone writes columns j0..j0+L of `c`, `next`, `h_full`, the
-        // output and the trace during this step.
+        // SAFETY: this worker alone writes columns j0..j0+L of `next`, `h_full` and the trace
+        // during this step; it wrote c's in `gates_and_cell`.
         unsafe {
-            let c = self.c.part(b * hp + j0, lanes);
-            let c_old = load::<S>(c, 0);
-            if let Some(trace) = &self.trace {
-                let before = trace.c_before.part(row * hidden + j0, units);
-                store_partial(simd, before, 0, c_old);
-            }
             if t >= self.lengths[b] {
                 if p.w_hr.is_none() {
                     let held = load::<S>(prev_h, b * self.h_stride + j0);
@@ -368,25 +404,14 @@ impl<'a> DirectionJob<'a> {
                 }
                 return;
             }
-            let [i, f, g, o] = [
-                sigmoid(simd, z[0]),
-                sigmoid(simd, z[1]),
-                tanh(simd, z[2]),
-                sigmoid(simd, z[3]),
-            ];
-            let c_new = simd.mul_add_f32s(f, c_old, simd.mul_f32s(i, g));
-            store::<S>(c, 0, c_new);
-            let h = simd.mul_f32s(o, tanh(simd, c_new));
+            let c = load::<S>(self.c.part(b * hp + j0, lanes), 0);
+            let h = simd.mul_f32s(z[3], tanh(simd, c));
             if p.w_hr.is_some() {
                 store::<S>(self.h_full.part(b * hp + j0, lanes), 0, h);
             } else {
                 store::<S>(next.part(b * self.h_stride + j0, lanes), 0, h);
             }
             if let Some(trace) = &self.trace {
-                for (gate, value) in [i, f, g, o].into_iter().enumerate() {
-                    let at = row * 4 * hidden + gate * hidden + j0;
-                    store_partial(simd, trace.gates.part(at, units), 0, value);
-                }
                 store_partial(simd, trace.h_full.part(row * hidden + j0, units), 0, h);
             }
         }
