@@ -16,15 +16,15 @@ pub const MR: usize = 3;
 /// k per chunk of a panel: 128 rows of 4 vectors are 16 KiB with AVX2, half of L1.
 pub const KC: usize = 128;
 
-/// `0..batch` as (first row, rows) tiles of at most [`MR`] rows, as even as possible (16
-/// rows are 2+3+3+2+3+3, not 3+3+3+3+3+1: a one-row tile streams the panel for a third of
-/// the work).
+/// `0..batch` as (first row, rows) tiles of at most [`MR`] rows, as even as possible and the
+/// larger first (16 rows are 3+3+3+3+2+2, not 3+3+3+3+3+1: a one-row tile streams the panel
+/// for a third of the work). The first tile of a k-chunk is the one that brings the panel's
+/// chunk into L1, at 128 bytes per k; a 3-row tile takes 6 cycles per k to a 2-row tile's 4,
+/// so it asks less of L2 (about 1.5% of the T=100 B=16 forward).
 pub fn row_tiles(batch: usize) -> impl Iterator<Item = (usize, usize)> {
     let tiles = batch.div_ceil(MR);
-    (0..tiles).map(move |i| {
-        let (start, end) = (i * batch / tiles, (i + 1) * batch / tiles);
-        (start, end - start)
-    })
+    let (base, extra) = (batch / tiles.max(1), batch % tiles.max(1));
+    (0..tiles).map(move |i| (i * base + i.min(extra), base + usize::from(i < extra)))
 }
 
 /// One row's accumulators: the 4 vectors of a panel's width.
@@ -141,6 +141,10 @@ mod tests {
         for batch in 1..40 {
             let tiles: Vec<_> = row_tiles(batch).collect();
             assert_eq!(tiles.len(), batch.div_ceil(MR));
+            assert!(
+                tiles.windows(2).all(|w| w[0].1 >= w[1].1),
+                "larger tiles first"
+            );
             let mut next = 0;
             for (start, rows) in tiles {
                 assert_eq!(start, next);
