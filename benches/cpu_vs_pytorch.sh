@@ -9,19 +9,27 @@
 #
 #   PYTHON=/path/to/venv/bin/python THREADS=2 ROUNDS=5 benches/cpu_vs_pytorch.sh
 #
-# Needs a release build (cargo build --release) and torch in $PYTHON (default python3).
+# With ORT=1 each forward round also times ONNX Runtime (benches/onnx_baseline.py, after
+# PyTorch) and the table gets its median and ours / ONNX Runtime.
+#
+# Needs a release build (cargo build --release) and torch in $PYTHON (default python3); with
+# ORT=1 also onnx and onnxruntime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 BIN=target/release/lstm-wgpu
 THREADS=${THREADS:-$(nproc)}
 ROUNDS=${ROUNDS:-1}
+ORT=${ORT:-0}
 export OMP_NUM_THREADS=$THREADS
 out=$(mktemp)
 forward() { # T B I H
     for _ in $(seq "$ROUNDS"); do
         $BIN bench --seq "$1" --batch "$2" --input "$3" --hidden "$4" --device cpu --iters 20 --threads "$THREADS" --json >>"$out"
         $PYTHON benches/cudnn_baseline.py --seq "$1" --batch "$2" --input "$3" --hidden "$4" --device cpu --iters 20 >>"$out"
+        if [ "$ORT" = 1 ]; then
+            $PYTHON benches/onnx_baseline.py --seq "$1" --batch "$2" --input "$3" --hidden "$4" --threads "$THREADS" --iters 20 2>/dev/null >>"$out"
+        fi
     done
 }
 train() { # T B I H O
@@ -35,28 +43,42 @@ forward 100 16 256 512
 forward 50 64 512 512
 train 40 32 1 32 1
 train 100 16 64 256 8
-$PYTHON - "$out" "$ROUNDS" <<'PY'
+$PYTHON - "$out" "$ROUNDS" "$ORT" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-rounds = int(sys.argv[2])
+rounds, ort = int(sys.argv[2]), sys.argv[3] == "1"
 med = statistics.median
-print("| run | T / B / I / H | ours (ms) | PyTorch (ms) | ours / PyTorch |")
-print("|---|---|---|---|---|")
-pairs = list(zip(rows[0::2], rows[1::2]))
-for at in range(0, len(pairs), rounds):
-    shape_pairs = pairs[at:at + rounds]
-    ours, torch = shape_pairs[0]
-    kind = "training step" if ours.get("train") else "forward"
-    shape = f"{ours['seq']} / {ours['batch']} / {ours['input']} / {ours['hidden']}"
-    a = med(o["median_ms"] for o, _ in shape_pairs)
-    b = med(t["median_ms"] for _, t in shape_pairs)
-    ratio = med(o["median_ms"] / t["median_ms"] for o, t in shape_pairs)
-    spread = ""
-    if rounds > 1:
-        ratios = sorted(o["median_ms"] / t["median_ms"] for o, t in shape_pairs)
-        spread = f" ({ratios[0]:.2f}-{ratios[-1]:.2f})"
-    print(f"| {kind} | {shape} | {a:.2f} | {b:.2f} | {ratio:.2f}x{spread} |")
+# rows come as rounds of (ours, PyTorch[, ONNX Runtime]) per shape, shapes in order
+groups = {}
+for row in rows:
+    key = (bool(row.get("train")), row["seq"], row["batch"], row["input"], row["hidden"])
+    groups.setdefault(key, {}).setdefault(row["device"], []).append(row)
+def ratio(ours, other):
+    ratios = sorted(o["median_ms"] / t["median_ms"] for o, t in zip(ours, other))
+    spread = f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if rounds > 1 else ""
+    return f"{med(ratios):.2f}x{spread}"
+head = "| run | T / B / I / H | ours (ms) | PyTorch (ms) | ours / PyTorch |"
+rule = "|---|---|---|---|---|"
+if ort:
+    head += " ONNX Runtime (ms) | ours / ONNX Runtime |"
+    rule += "---|---|"
+print(head)
+print(rule)
+adapters = {}
+for (train, *shape), by_device in groups.items():
+    ours, torch = by_device["cpu"], by_device["torch-cpu"]
+    adapters.update({d: r[0]["adapter"] for d, r in by_device.items()})
+    kind = "training step" if train else "forward"
+    line = (f"| {kind} | {' / '.join(map(str, shape))} | {med(o['median_ms'] for o in ours):.2f} | "
+            f"{med(t['median_ms'] for t in torch):.2f} | {ratio(ours, torch)} |")
+    if ort:
+        onnx = by_device.get("onnxruntime-cpu")
+        line += (f" {med(r['median_ms'] for r in onnx):.2f} | {ratio(ours, onnx)} |" if onnx
+                 else " - | - |")
+    print(line)
 print()
-print(f"ours: {rows[0]['adapter']}; PyTorch: {rows[1]['adapter']}; {rounds} interleaved round(s) per shape")
+names = {"cpu": "ours", "torch-cpu": "PyTorch", "onnxruntime-cpu": "ONNX Runtime"}
+print("; ".join(f"{names[d]}: {a}" for d, a in adapters.items())
+      + f"; {rounds} interleaved round(s) per shape")
 PY
 rm -f "$out"
