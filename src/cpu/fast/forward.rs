@@ -333,24 +333,34 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
+    /// Where row `b`'s units `block·L..block·L + L` live at step `t` (L = `lanes`).
+    #[inline(always)]
+    fn cell_at(&self, t: usize, block: usize, b: usize, lanes: usize) -> CellAt {
+        let (hidden, j0) = (self.packed.gates.hidden, block * lanes);
+        let row = t * self.batch + b;
+        CellAt {
+            state: b * self.packed.gates.padded() + j0,
+            traced: row * hidden + j0,
+            traced_gates: row * 4 * hidden + j0,
+            units: lanes.min(hidden - j0),
+            hidden,
+        }
+    }
+
     /// The gates' nonlinearities and the new cell for row `b` of unit block `block`, from its
     /// pre-activations `z` (i, f, g, o): writes c and the trace's gates, and leaves the
     /// output gate in `z[3]` for [`Self::hidden_state`].
     #[inline(always)]
     fn gates_and_cell<S: Simd>(&self, simd: S, t: usize, block: usize, b: usize, z: &mut Acc<S>) {
-        let p = self.packed;
         let lanes = S::F32_LANES;
-        let (hidden, hp) = (p.gates.hidden, p.gates.padded());
-        let j0 = block * lanes;
-        let units = lanes.min(hidden - j0);
-        let row = t * self.batch + b;
+        let cell = self.cell_at(t, block, b, lanes);
         // SAFETY: this worker alone writes columns j0..j0+L of `c` and the trace during this
         // step.
         unsafe {
-            let c = self.c.part(b * hp + j0, lanes);
+            let c = self.c.part(cell.state, lanes);
             let c_old = load::<S>(c, 0);
             if let Some(trace) = &self.trace {
-                let before = trace.c_before.part(row * hidden + j0, units);
+                let before = trace.c_before.part(cell.traced, cell.units);
                 store_partial(simd, before, 0, c_old);
             }
             if t >= self.lengths[b] {
@@ -366,8 +376,8 @@ impl<'a> DirectionJob<'a> {
             z[3] = o;
             if let Some(trace) = &self.trace {
                 for (gate, value) in [i, f, g, o].into_iter().enumerate() {
-                    let at = row * 4 * hidden + gate * hidden + j0;
-                    store_partial(simd, trace.gates.part(at, units), 0, value);
+                    let at = cell.traced_gate(gate);
+                    store_partial(simd, trace.gates.part(at, cell.units), 0, value);
                 }
             }
         }
@@ -390,10 +400,7 @@ impl<'a> DirectionJob<'a> {
     ) {
         let p = self.packed;
         let lanes = S::F32_LANES;
-        let (hidden, hp) = (p.gates.hidden, p.gates.padded());
-        let j0 = block * lanes;
-        let units = lanes.min(hidden - j0);
-        let row = t * self.batch + b;
+        let (cell, j0) = (self.cell_at(t, block, b, lanes), block * lanes);
         // SAFETY: this worker alone writes columns j0..j0+L of `next`, `h_full` and the trace
         // during this step; it wrote c's in `gates_and_cell`.
         unsafe {
@@ -404,15 +411,15 @@ impl<'a> DirectionJob<'a> {
                 }
                 return;
             }
-            let c = load::<S>(self.c.part(b * hp + j0, lanes), 0);
+            let c = load::<S>(self.c.part(cell.state, lanes), 0);
             let h = simd.mul_f32s(z[3], tanh(simd, c));
             if p.w_hr.is_some() {
-                store::<S>(self.h_full.part(b * hp + j0, lanes), 0, h);
+                store::<S>(self.h_full.part(cell.state, lanes), 0, h);
             } else {
                 store::<S>(next.part(b * self.h_stride + j0, lanes), 0, h);
             }
             if let Some(trace) = &self.trace {
-                store_partial(simd, trace.h_full.part(row * hidden + j0, units), 0, h);
+                store_partial(simd, trace.h_full.part(cell.traced, cell.units), 0, h);
             }
         }
     }
@@ -453,6 +460,27 @@ impl<'a> DirectionJob<'a> {
                 }
             }
         }
+    }
+}
+
+/// See [`DirectionJob::cell_at`].
+struct CellAt {
+    /// the units' index in c and h_full `[B, Hp]`
+    state: usize,
+    /// their index in the trace's `[T·B, H]` buffers
+    traced: usize,
+    /// their index in the trace's gates `[T·B, 4H]`, gate i
+    traced_gates: usize,
+    /// how many are below H
+    units: usize,
+    hidden: usize,
+}
+
+impl CellAt {
+    /// The units' index in the trace's gates `[T·B, 4H]`, gate `gate` (i, f, g, o).
+    #[inline(always)]
+    fn traced_gate(&self, gate: usize) -> usize {
+        self.traced_gates + gate * self.hidden
     }
 }
 
