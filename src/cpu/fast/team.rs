@@ -38,16 +38,16 @@ pub fn run_team<F: Fn(&Worker<'_>) + Sync>(threads: usize, work: F) {
     if threads <= 1 {
         return work(&worker(0));
     }
-    if let Some(pool) = kept_pool(threads) {
-        let (pool, free) = &*pool;
+    if let Some(kept) = kept_pool(threads) {
         // a pool runs one team at a time: every thread of a team must be running at once
-        let turn = match free.try_lock() {
+        let turn = match kept.free.try_lock() {
             Ok(turn) => Some(turn),
             Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
             Err(TryLockError::WouldBlock) => None,
         };
         if turn.is_some() {
-            pool.broadcast(|context| work(&worker(context.index())));
+            kept.pool
+                .broadcast(|context| work(&worker(context.index())));
             return;
         }
     }
@@ -60,28 +60,45 @@ pub fn run_team<F: Fn(&Worker<'_>) + Sync>(threads: usize, work: F) {
     });
 }
 
-/// A kept pool of `threads` threads and the lock that gives it to one team at a time.
-type KeptPool = Arc<(rayon::ThreadPool, Mutex<()>)>;
+/// A kept pool of threads and the lock that gives it to one team at a time.
+struct KeptPool {
+    pool: rayon::ThreadPool,
+    free: Mutex<()>,
+    /// the process that started its threads: a child made by `fork` has none of them
+    process: u32,
+}
 
-/// The process's pool of `threads` threads, made on first use (`None` if its threads
-/// cannot be started).
-fn kept_pool(threads: usize) -> Option<KeptPool> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, KeptPool>>> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(pool) = pools.get(&threads) {
-        return Some(pool.clone());
+/// The process's pool of `threads` threads, made on first use; `None` (spawn threads for this
+/// call) if its threads cannot be started or the table of pools is busy.
+fn kept_pool(threads: usize) -> Option<Arc<KeptPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<KeptPool>>>> = OnceLock::new();
+    // not `lock`: in a child forked while another thread held it, it stays held forever
+    let mut pools = match POOLS.get_or_init(Default::default).try_lock() {
+        Ok(pools) => pools,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return None,
+    };
+    let process = std::process::id();
+    if let Some(kept) = pools.get(&threads) {
+        if kept.process == process {
+            return Some(kept.clone());
+        }
+        // forked: the parent's pool has no threads here; leave it be (dropping it would
+        // signal threads that do not exist) and start this process's own
+        std::mem::forget(pools.remove(&threads));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(move |i| format!("lstm-wgpu cpu {i}/{threads}"))
         .build()
         .ok()?;
-    let pool = Arc::new((pool, Mutex::new(())));
-    pools.insert(threads, pool.clone());
-    Some(pool)
+    let kept = Arc::new(KeptPool {
+        pool,
+        free: Mutex::new(()),
+        process,
+    });
+    pools.insert(threads, kept.clone());
+    Some(kept)
 }
 
 /// One thread of a team.
