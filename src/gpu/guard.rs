@@ -70,22 +70,20 @@ impl Scopes {
                 .filter(|(_, bytes)| !too_big || *bytes > limits.max_buffer_size)
                 .max_by_key(|(_, bytes)| *bytes)
         };
+        let out_of_memory_error = |what, bytes| Error::OutOfMemory {
+            what,
+            bytes,
+            max_buffer_size: limits.max_buffer_size,
+            max_binding: limits.max_storage_buffer_binding_size,
+        };
         let too_big = largest(true).filter(|_| validation.is_some());
         if let Some((label, bytes)) = too_big.or(out_of_memory.as_ref().and(largest(false))) {
-            return Err(Error::OutOfMemory {
-                what: format!("{label} ({during})"),
-                bytes: *bytes,
-                max_buffer_size: limits.max_buffer_size,
-                max_binding: limits.max_storage_buffer_binding_size,
-            });
+            return Err(out_of_memory_error(format!("{label} ({during})"), *bytes));
         }
         match validation.or(out_of_memory).or(internal) {
-            Some(wgpu::Error::OutOfMemory { .. }) => Err(Error::OutOfMemory {
-                what: during.to_string(),
-                bytes: 0,
-                max_buffer_size: limits.max_buffer_size,
-                max_binding: limits.max_storage_buffer_binding_size,
-            }),
+            Some(wgpu::Error::OutOfMemory { .. }) => {
+                Err(out_of_memory_error(during.to_string(), 0))
+            }
             Some(source) => Err(Error::Gpu { during, source }),
             None => Ok(()),
         }

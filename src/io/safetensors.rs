@@ -245,40 +245,25 @@ fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
     // Infer the configuration from layer 0.
     let w_ih0 = required(ParamKind::WeightIh, 0, 0)?;
     let w_hh0 = required(ParamKind::WeightHh, 0, 0)?;
-    let key0 = |kind| format!("{prefix}{}", param_name(kind, 0, 0));
-    if w_hh0.shape().len() != 2 || w_hh0.shape()[0] % 4 != 0 || w_hh0.shape()[0] == 0 {
-        return Err(format_err(
+    // layer 0's `kind` has `tensor`'s shape where `expected` was needed
+    let bad_shape = |kind, tensor: &Tensor, expected: &str| {
+        let key = format!("{prefix}{}", param_name(kind, 0, 0));
+        let shape = tensor.shape();
+        format_err(
             path,
-            format!(
-                "key '{}' has shape {:?}; expected [4H, H_out]",
-                key0(ParamKind::WeightHh),
-                w_hh0.shape()
-            ),
-        ));
+            format!("key '{key}' has shape {shape:?}; expected {expected}"),
+        )
+    };
+    if w_hh0.shape().len() != 2 || w_hh0.shape()[0] % 4 != 0 || w_hh0.shape()[0] == 0 {
+        return Err(bad_shape(ParamKind::WeightHh, &w_hh0, "[4H, H_out]"));
     }
     if w_ih0.shape().len() != 2 {
-        return Err(format_err(
-            path,
-            format!(
-                "key '{}' has shape {:?}; expected [4H, input_size]",
-                key0(ParamKind::WeightIh),
-                w_ih0.shape()
-            ),
-        ));
+        return Err(bad_shape(ParamKind::WeightIh, &w_ih0, "[4H, input_size]"));
     }
     let hidden = w_hh0.shape()[0] / 4;
     let proj_size = match get(ParamKind::WeightHr, 0, 0)? {
         Some(w_hr) if w_hr.shape().len() == 2 => w_hr.shape()[0],
-        Some(w_hr) => {
-            return Err(format_err(
-                path,
-                format!(
-                    "key '{}' has shape {:?}; expected [proj_size, H]",
-                    key0(ParamKind::WeightHr),
-                    w_hr.shape()
-                ),
-            ))
-        }
+        Some(w_hr) => return Err(bad_shape(ParamKind::WeightHr, &w_hr, "[proj_size, H]")),
         None => 0,
     };
     let config = LstmConfig {
