@@ -218,7 +218,7 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
-    /// pre = bias + x · W_ihᵀ `[T·B, 4Hp]`, as items of ([`PROJECTION_ROWS`] rows, one unit
+    /// pre = bias + x · W_ihᵀ (`[blocks, T·B, 4L]`, see `pre`), as items of ([`PROJECTION_ROWS`] rows, one unit
     /// block) handed out over the team, with the same k-chunked panel kernel as the steps.
     #[inline(always)]
     fn project_inputs<S: Simd>(&self, simd: S, worker: &Worker<'_>, partial: &mut Vec<Acc<S>>) {
@@ -288,7 +288,8 @@ impl<'a> DirectionJob<'a> {
 
     /// Gates and cell update of one unit block for every row at step `t`. The sum over k
     /// runs in chunks of [`KC`] so that a chunk of the panel stays in L1 while every row
-    /// tile uses it; `partial` holds the rows' sums between chunks.
+    /// tile uses it; `partial` holds the rows' sums between chunks, then the complete sums
+    /// for the cell update's two passes.
     #[inline(always)]
     fn gate_block<S: Simd>(
         &self,
