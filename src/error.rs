@@ -141,4 +141,8 @@ pub enum Error {
     /// Waiting for the GPU or mapping a buffer failed.
     #[error("GPU readback failed: {0}")]
     Readback(String),
+
+    /// An invariant of this crate did not hold: a bug in lstm-wgpu, never the caller's input.
+    #[error("internal error (a bug in lstm-wgpu, please report it): {0}")]
+    Internal(String),
 }

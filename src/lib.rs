@@ -70,6 +70,10 @@ pub mod tensor;
 pub mod train;
 pub mod weights;
 
+/// The wgpu this crate is built on: the API takes and gives its `Device`, `Queue`, `Buffer`
+/// and `CommandEncoder`, so use these types (or the same wgpu version) in your application.
+pub use wgpu;
+
 pub use config::LstmConfig;
 pub use error::{Error, Result};
 pub use head::Linear;

@@ -74,18 +74,18 @@ fn chunking_is_bitwise_invisible_for_every_kernel() {
         ),
         (
             LstmConfig::new(3, 8).num_layers(2).bidirectional(true),
-            KernelChoice::Step,
+            KernelChoice::PerStep,
         ),
         (
             LstmConfig::new(5, 70).bidirectional(true),
-            KernelChoice::Step,
+            KernelChoice::PerStep,
         ),
         (
             LstmConfig::new(4, 20)
                 .num_layers(2)
                 .bidirectional(true)
                 .proj_size(7),
-            KernelChoice::Step,
+            KernelChoice::PerStep,
         ),
     ];
     for (i, (config, kernel)) in cases.into_iter().enumerate() {
@@ -110,13 +110,13 @@ fn a_sequence_longer_than_the_step_slots_runs_in_chunks() {
     let seq_len = MAX_CHUNK_STEPS + 76;
     let config = LstmConfig::new(2, 6).bidirectional(true);
     let run = Run::new(&config, seq_len, 2, 9);
-    let (got, chunk) = run.forward(KernelChoice::Step, None);
+    let (got, chunk) = run.forward(KernelChoice::PerStep, None);
     assert_eq!(chunk, MAX_CHUNK_STEPS);
     let want = run.cpu_f64();
     assert_close("output", got.output.data(), want.output.data(), GPU_VS_F64);
     assert_close("h_n", got.h_n.data(), want.h_n.data(), GPU_VS_F64);
     assert_close("c_n", got.c_n.data(), want.c_n.data(), GPU_VS_F64);
-    let (half, _) = run.forward(KernelChoice::Step, Some(512));
+    let (half, _) = run.forward(KernelChoice::PerStep, Some(512));
     assert_eq!(bits(&half), bits(&got), "chunks of 512 vs 1024");
 }
 
@@ -125,13 +125,13 @@ fn a_sequence_longer_than_the_step_slots_runs_in_chunks() {
 /// too long, which once cut one step in 5,000 short) and the state must carry across.
 #[test]
 fn long_sequences_match_the_cpu_with_each_sequence_kernel() {
-    use lstm_wgpu::gpu::{SequenceTiles, StepVariant};
+    use lstm_wgpu::gpu::{Recurrence, SequenceTiles};
     let config = LstmConfig::new(1, 48);
     let run = Run::new(&config, 20_000, 1, 21);
     let want = run.cpu_f64();
     let mut ran = 0;
     for subgroups in [false, true] {
-        let kernel = KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
+        let kernel = KernelChoice::Exact(Recurrence::Sequence(SequenceTiles {
             splits: 4,
             steps: 8,
             subgroups,

@@ -263,10 +263,7 @@ fn bad_training_input_fails_cleanly() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = lstm_wgpu(&args);
         let stderr = String::from_utf8_lossy(&result.stderr);
-        let lines: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-            .collect();
+        let lines = common::error_lines(&stderr);
         assert!(!result.status.success(), "{args:?} should fail");
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
         assert!(

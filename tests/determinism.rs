@@ -4,7 +4,7 @@
 mod common;
 
 use common::{gpu, kernel_choices, random_tensor};
-use lstm_wgpu::gpu::{GpuLstm, StepShape};
+use lstm_wgpu::gpu::{GpuLstm, RecurrentShape};
 use lstm_wgpu::{LstmConfig, LstmWeights};
 
 #[test]
@@ -27,7 +27,7 @@ fn gpu_forward_is_bitwise_reproducible_with_every_kernel() {
         let x = random_tensor(&[9, 5, config.input_size], seed + 1);
         let h0 = random_tensor(&[states, 5, config.output_size()], seed + 2);
         let c0 = random_tensor(&[states, 5, config.hidden_size], seed + 3);
-        let shape = StepShape {
+        let shape = RecurrentShape {
             hidden: config.hidden_size,
             hidden_out: config.output_size(),
             batch: 5,

@@ -8,7 +8,8 @@
 mod common;
 
 use common::gpu;
-use lstm_wgpu::gpu::{GpuLstm, Kernel, KernelChoice};
+use lstm_wgpu::gpu::internals::Kernel;
+use lstm_wgpu::gpu::{GpuLstm, KernelChoice};
 use lstm_wgpu::{Dims, LstmConfig, LstmWeights};
 
 struct Counts {
@@ -47,7 +48,7 @@ fn plan_counts(
 fn per_step_kernel_is_one_gemm_and_one_fused_dispatch_per_timestep() {
     let t = 17;
     let config = LstmConfig::new(4, 8).num_layers(3).bidirectional(true);
-    let c = plan_counts(&config, t, KernelChoice::Step, None);
+    let c = plan_counts(&config, t, KernelChoice::PerStep, None);
     assert_eq!(c.per_layer, vec![1 + t; 3]);
     assert_eq!((c.gemm, c.step, c.sequence, c.proj), (3, 3 * t, 0, 0));
 }
@@ -74,7 +75,7 @@ fn projection_adds_one_dispatch_per_timestep() {
 fn chunks_add_one_projection_per_chunk_and_direction() {
     let (t, chunk) = (17, 5); // 4 chunks
     let bi = LstmConfig::new(4, 8).bidirectional(true);
-    let c = plan_counts(&bi, t, KernelChoice::Step, Some(chunk));
+    let c = plan_counts(&bi, t, KernelChoice::PerStep, Some(chunk));
     assert_eq!((c.gemm, c.step), (8, t));
     let c = plan_counts(&bi, t, KernelChoice::Sequence, Some(chunk));
     assert_eq!((c.gemm, c.sequence), (8, 4));

@@ -337,10 +337,7 @@ fn the_cli_reports_out_of_memory_in_one_line_and_leaves_the_output_alone() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect();
+    let lines = common::error_lines(&stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(

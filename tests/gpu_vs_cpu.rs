@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, gpu, gpu_webgpu, kernel_choices, random_tensor, to_f64, GPU_VS_F64};
 use lstm_wgpu::cpu::CpuLstm;
-use lstm_wgpu::gpu::{GpuContext, GpuLstm, KernelChoice, StepShape};
+use lstm_wgpu::gpu::{GpuContext, GpuLstm, KernelChoice, RecurrentShape};
 use lstm_wgpu::{Inputs, LstmConfig, LstmWeights};
 
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +91,7 @@ impl Case {
 /// the shape (so nothing was compared).
 fn run(case: &Case, seed: u64, ctx: &GpuContext, kernel: KernelChoice) -> bool {
     let config = case.config();
-    let shape = StepShape {
+    let shape = RecurrentShape {
         hidden: case.hidden,
         hidden_out: config.output_size(),
         batch: case.batch,
@@ -216,10 +216,10 @@ fn every_kernel_variant_matches_cpu_f64() {
 }
 
 fn needs_subgroups(choice: &KernelChoice) -> bool {
-    use lstm_wgpu::gpu::StepVariant;
+    use lstm_wgpu::gpu::Recurrence;
     match choice {
-        KernelChoice::Exact(StepVariant::Step(t)) => t.span > 1,
-        KernelChoice::Exact(StepVariant::Sequence(t)) => t.subgroups,
+        KernelChoice::Exact(Recurrence::PerStep(t)) => t.span > 1,
+        KernelChoice::Exact(Recurrence::Sequence(t)) => t.subgroups,
         _ => false,
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, gpu, random_tensor, to_f64, Tolerance};
 use lstm_wgpu::cpu::CpuLstm;
-use lstm_wgpu::gpu::{GpuTrainer, KernelChoice, StepShape};
+use lstm_wgpu::gpu::{GpuTrainer, KernelChoice, RecurrentShape};
 use lstm_wgpu::loss::{Loss, Target};
 use lstm_wgpu::train::{OptimizerConfig, OptimizerKind, TrainOptions};
 use lstm_wgpu::{Inputs, Linear, LstmConfig, LstmWeights, Tensor};
@@ -148,7 +148,7 @@ fn gpu_gradients_match_cpu_f64_with_each_kernel() {
     let caps = common::caps(gpu());
     let mut ran = [0; 2];
     for (i, case) in CASES.iter().enumerate() {
-        let shape = StepShape {
+        let shape = RecurrentShape {
             hidden: case.hidden,
             hidden_out: if case.proj > 0 {
                 case.proj
@@ -157,7 +157,7 @@ fn gpu_gradients_match_cpu_f64_with_each_kernel() {
             },
             batch: case.batch,
         };
-        for (k, kernel) in [KernelChoice::Sequence, KernelChoice::Step]
+        for (k, kernel) in [KernelChoice::Sequence, KernelChoice::PerStep]
             .into_iter()
             .enumerate()
         {

@@ -127,12 +127,11 @@ mod cli {
     fn fails_naming(args: &[&str], bytes: &str) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_lstm-wgpu"))
             .args(args)
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
             .output()
             .expect("the binary runs");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        let lines: Vec<&str> = stderr.lines().collect();
+        let lines = crate::common::error_lines(&stderr);
         assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {stderr}");
         assert!(
             lines[0].starts_with("error: out of host memory")

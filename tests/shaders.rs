@@ -1,8 +1,9 @@
 //! Every WGSL source a pipeline is built from (each file in shaders/ with the preludes the
-//! host puts before it) parses and validates with naga (no GPU needed), and every kernel's
-//! entry point and bindings are in its source.
+//! host puts before it) parses and validates with naga (no GPU needed), and every row of the
+//! kernel table matches naga's reflection of its shader: entry point, and each binding's
+//! index, name, kind and access.
 
-use lstm_wgpu::gpu::Kernel;
+use lstm_wgpu::gpu::internals::{BindingKind, KernelSpec, KERNELS, SHADER_FILES};
 
 fn module(source: &str, name: &str) -> naga::Module {
     naga::front::wgsl::parse_str(source)
@@ -35,7 +36,7 @@ fn validate(module: &naga::Module, source: &str, name: &str) -> naga::valid::Mod
 
 #[test]
 fn every_shader_validates_with_naga() {
-    let sources = lstm_wgpu::gpu::shader_sources();
+    let sources = SHADER_FILES;
     for entry in std::fs::read_dir("shaders").unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -50,39 +51,108 @@ fn every_shader_validates_with_naga() {
     }
 }
 
-#[test]
-fn every_kernel_has_its_entry_point_and_bindings() {
-    for kernel in Kernel::ALL {
-        let m = module(kernel.source(), kernel.file());
-        assert!(
-            m.entry_points.iter().any(|ep| ep.name == kernel.name()),
+/// What a shader declares for binding i of group 0: its name and kind, as the table says it.
+fn declared_bindings(module: &naga::Module, spec: &KernelSpec) -> Vec<(u32, String, BindingKind)> {
+    let mut declared: Vec<(u32, String, BindingKind)> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, var)| {
+            let binding = var.binding.as_ref()?;
+            assert_eq!(
+                binding.group, 0,
+                "{}: {:?} is not in group 0",
+                spec.entry, var.name
+            );
+            let type_name = module.types[var.ty].name.as_deref();
+            let kind = match var.space {
+                naga::AddressSpace::Uniform if type_name == Some("StepIndex") => {
+                    BindingKind::StepIndex
+                }
+                naga::AddressSpace::Uniform => BindingKind::Params,
+                naga::AddressSpace::Storage { access } => {
+                    if access.contains(naga::StorageAccess::STORE) {
+                        BindingKind::ReadWrite
+                    } else {
+                        BindingKind::Read
+                    }
+                }
+                other => panic!("{}: {:?} in {other:?}", spec.entry, var.name),
+            };
+            Some((binding.binding, var.name.clone().unwrap_or_default(), kind))
+        })
+        .collect();
+    declared.sort_by_key(|(i, ..)| *i);
+    declared
+}
+
+/// Where the table row and the shader disagree, one line each (empty: they agree).
+fn mismatches(spec: &KernelSpec) -> Vec<String> {
+    let m = module(spec.source, spec.file);
+    let mut out = Vec::new();
+    if !m.entry_points.iter().any(|ep| ep.name == spec.entry) {
+        out.push(format!(
             "{}.wgsl has no entry point {}",
-            kernel.file(),
-            kernel.name()
-        );
-        // The host's binding list covers every @binding the file declares.
-        let declared = m
-            .global_variables
-            .iter()
-            .filter(|(_, v)| v.binding.is_some())
-            .count();
-        assert_eq!(
-            declared,
-            kernel.bindings().len(),
-            "{}: bindings",
-            kernel.name()
-        );
+            spec.file, spec.entry
+        ));
     }
+    let declared = declared_bindings(&m, spec);
+    if declared.len() != spec.bindings.len() {
+        out.push(format!(
+            "{}: the shader declares {} bindings, the table {}",
+            spec.entry,
+            declared.len(),
+            spec.bindings.len()
+        ));
+    }
+    for (i, (index, name, kind)) in declared.iter().enumerate() {
+        let want = spec.bindings.get(i);
+        if *index as usize != i || want.map(|b| (b.name, b.kind)) != Some((name.as_str(), *kind)) {
+            out.push(format!(
+                "{}: binding {index} is `{name}` {kind:?} in the shader, {:?} in the table",
+                spec.entry, want
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_kernel_row_matches_its_shader() {
+    let problems: Vec<String> = KERNELS.iter().flat_map(mismatches).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The check above catches a table whose buffers are swapped, or whose access is wrong.
+#[test]
+fn a_wrong_table_row_is_caught() {
+    let spec = KERNELS[0];
+    let mut swapped = spec.bindings.to_vec();
+    swapped.swap(1, 2);
+    let swapped = KernelSpec {
+        bindings: Box::leak(swapped.into_boxed_slice()),
+        ..spec
+    };
+    assert!(!mismatches(&swapped).is_empty(), "swapped bindings pass");
+    let mut writable = spec.bindings.to_vec();
+    writable[1].kind = BindingKind::ReadWrite;
+    let writable = KernelSpec {
+        bindings: Box::leak(writable.into_boxed_slice()),
+        ..spec
+    };
+    assert!(
+        !mismatches(&writable).is_empty(),
+        "a read binding as read_write passes"
+    );
 }
 
 /// The host's workgroup constants match the shaders' (`override WG` defaults, tile sizes).
 #[test]
 fn host_constants_match_shaders() {
-    use lstm_wgpu::gpu::{
+    use lstm_wgpu::gpu::internals::{
         BACKWARD_MAX_ROWS, GEMM_TILE, SEQUENCE_MAX_PER_INVOCATION, STEP_MAX_QUADS, STEP_MAX_ROWS,
         WORKGROUP_SIZE,
     };
-    for (name, source) in lstm_wgpu::gpu::shader_sources() {
+    for (name, source) in SHADER_FILES {
         if source.contains("override WG") {
             assert!(
                 source.contains(&format!("override WG: u32 = {WORKGROUP_SIZE}u;")),
@@ -90,7 +160,7 @@ fn host_constants_match_shaders() {
             );
         }
     }
-    let find = |n: &str| Kernel::ALL.iter().find(|k| k.file() == n).unwrap().source();
+    let find = |n: &str| KERNELS.iter().find(|k| k.file == n).unwrap().source;
     assert!(find("gemm").contains(&format!("const TILE: u32 = {GEMM_TILE}u;")));
     assert!(find("lstm_step").contains(&format!("const MAX_BT: u32 = {STEP_MAX_ROWS}u;")));
     assert!(find("lstm_step").contains(&format!("const MAX_QPI: u32 = {STEP_MAX_QUADS}u;")));
@@ -104,13 +174,13 @@ fn host_constants_match_shaders() {
 /// StepParams is declared once: in lstm_common.wgsl, which the recurrent kernels start with.
 #[test]
 fn params_structs_match_their_rust_twins() {
-    use lstm_wgpu::gpu::params_sizes;
-    let common = lstm_wgpu::gpu::shader_sources()
+    use lstm_wgpu::gpu::internals::params_sizes;
+    let common = SHADER_FILES
         .into_iter()
         .find(|(n, _)| *n == "lstm_common")
         .unwrap()
         .1;
-    for (name, source) in lstm_wgpu::gpu::shader_sources() {
+    for (name, source) in SHADER_FILES {
         let declares = source.matches("struct StepParams {").count();
         assert!(
             declares == 0 || (declares == 1 && source.starts_with(common)),
@@ -136,7 +206,7 @@ fn params_structs_match_their_rust_twins() {
 /// variant the table can pick (naga's override processing, as pipeline creation does it).
 #[test]
 fn step_kernels_specialise_for_their_variants() {
-    use lstm_wgpu::gpu::{DeviceCaps, KernelChoice, StepShape};
+    use lstm_wgpu::gpu::{DeviceCaps, KernelChoice, RecurrentShape};
     let plain = DeviceCaps {
         limits: wgpu::Limits::default(),
         subgroup_size: None,
@@ -153,7 +223,7 @@ fn step_kernels_specialise_for_their_variants() {
         (600, 300, 17),
         (1024, 1024, 64),
     ] {
-        let shape = StepShape {
+        let shape = RecurrentShape {
             hidden,
             hidden_out,
             batch,
@@ -162,15 +232,15 @@ fn step_kernels_specialise_for_their_variants() {
         for (choice, caps) in [
             (KernelChoice::Auto, &plain),
             (KernelChoice::Auto, &subgroups),
-            (KernelChoice::Step, &plain),
+            (KernelChoice::PerStep, &plain),
             (folded, &subgroups),
         ] {
             let Ok(variant) = choice.resolve(shape, caps) else {
                 continue;
             };
-            let kernel = variant.kernel();
-            let m = module(kernel.source(), kernel.file());
-            let info = validate(&m, kernel.source(), kernel.file());
+            let spec = variant.kernel().spec();
+            let m = module(spec.source, spec.file);
+            let info = validate(&m, spec.source, spec.file);
             let constants: naga::back::PipelineConstants = variant
                 .constants(shape)
                 .into_iter()

@@ -3,60 +3,59 @@
 //! Data flow of one forward pass, per layer (both directions together) and chunk of steps:
 //! 1. `gemm`: `pre[steps, B, D*4H] = x · W_ihᵀ + b_ih + b_hh` for the chunk's steps (`gemv`,
 //!    bitwise the same, when the chunk has at most 8 rows, as a streamed step);
-//! 2. the recurrence, by the variant [`StepVariant::choose`] picks for the shape and device:
+//! 2. the recurrence, as [`Recurrence::choose`] picks it for the shape and device:
 //!    `lstm_sequence` runs every step of the chunk in ONE dispatch (small H), `lstm_step`
 //!    does the four gate matmuls with `h_{t-1}`, the nonlinearities and the cell update in one
 //!    fused dispatch per step (plus `lstm_proj` per step with `proj_size`);
 //! 3. copies of the final state into `h_n`/`c_n`.
 //!
 //! A plan is recorded and submitted in chunks, so the GPU starts while the host records.
+//!
+//! # Module map
+//! Layers, lowest first; each imports only from the layers before it (tests/layers.rs):
+//!
+//! | layer | holds |
+//! |---|---|
+//! | `kernels` | pure data, no device: the kernel table (one row per kernel, bindings by name), the WGSL sources, params structs and their arena, grids and size checks, the recurrent variants and the choice table |
+//! | `device` | wgpu plumbing with no LSTM knowledge: buffers, pipelines, [`GpuContext`], error scopes, readback, timers, adapters |
+//! | `plan` | a pass as data ([`internals::Plan`]) and the builder that binds it |
+//! | `weights` | [`GpuWeights`]: PyTorch layouts re-laid out and uploaded once |
+//! | `forward` | the forward pass, the state-slot rule, [`GpuLstm`] |
+//! | `stream` | [`GpuState`], the streaming calls of [`GpuLstm`], [`GpuStatePool`] |
+//! | `train` | [`GpuTrainer`]: loss, backward, weight gradients, optimizers |
 
-mod adapters;
-mod buffers;
-mod builder;
-mod choice;
-mod context;
+mod device;
 mod forward;
-mod guard;
 #[allow(missing_docs)] // internals: re-exported hidden, for tests and benches
 mod kernels;
-mod layout;
-mod model;
-mod params;
-mod pipelines;
 #[allow(missing_docs)] // internals: re-exported hidden, for tests and benches
 mod plan;
-mod pool;
-mod resident;
-mod sizes;
-mod slots;
-mod state;
-mod timer;
+mod stream;
 mod train;
-mod variant;
-mod workspace;
+mod weights;
 
-pub use adapters::{enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary};
-pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
-pub use context::{ContextOptions, GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS};
-#[doc(hidden)] // the kernels and plans are internals, public for the tests and benches only
-pub use kernels::Kernel;
-pub use kernels::{GEMM_TILE, WORKGROUP_SIZE};
-pub use model::{GpuLstm, PREPARED_SHAPES};
-pub use params::params_sizes;
-#[doc(hidden)]
-pub use plan::{Dispatch, Op, Plan, ProfiledDispatch};
-pub use pool::{GpuStatePool, SlotState};
-pub use resident::GpuWeights;
-pub use state::GpuState;
-pub use train::{GpuGradients, GpuTrainer, BACKWARD_MAX_ROWS};
-pub use variant::{
-    DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, SEQUENCE_MAX_PER_INVOCATION,
-    STEP_MAX_QUADS, STEP_MAX_ROWS,
+pub use device::{
+    enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary, ContextOptions,
+    GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS,
 };
+pub use forward::{GpuLstm, PREPARED_SHAPES};
+pub use kernels::{
+    DeviceCaps, KernelChoice, Recurrence, RecurrentShape, SequenceTiles, StepTiles,
+    SEQUENCE_MAX_STEPS_STAGED,
+};
+pub use stream::{GpuState, GpuStatePool, SlotState};
+pub use train::{GpuGradients, GpuTrainer};
+pub use weights::GpuWeights;
 
-/// Every WGSL file: (file stem, the source a pipeline is built from), e.g. for validation
-/// with naga.
-pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    kernels::SHADER_FILES.to_vec()
+/// Test-only hooks: the kernel table, plans, params sizes and tile maxima, public for the
+/// tests and benches only. Not part of the API: they change without notice.
+#[doc(hidden)]
+pub mod internals {
+    pub use super::kernels::{
+        params_sizes, Binding, BindingKind, Kernel, KernelSpec, GEMM_TILE, KERNELS,
+        SEQUENCE_MAX_PER_INVOCATION, SHADER_FILES, STEP_MAX_QUADS, STEP_MAX_ROWS, WORKGROUP_SIZE,
+    };
+    pub use super::plan::{Dispatch, Op, Plan, ProfiledDispatch};
+    pub use super::stream::StepProfile;
+    pub use super::train::BACKWARD_MAX_ROWS;
 }

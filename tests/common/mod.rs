@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 pub use lstm_wgpu::check::{Tolerance, GPU_VS_F64};
 use lstm_wgpu::gpu::{
-    ContextOptions, DeviceCaps, GpuContext, KernelChoice, SequenceTiles, StepTiles, StepVariant,
+    ContextOptions, DeviceCaps, GpuContext, KernelChoice, Recurrence, SequenceTiles, StepTiles,
 };
 use lstm_wgpu::Tensor;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -51,14 +51,14 @@ pub fn caps(ctx: &GpuContext) -> DeviceCaps {
 /// skipped by the caller through `KernelChoice::resolve`).
 pub fn kernel_choices() -> Vec<KernelChoice> {
     let sequence = |splits, steps, subgroups| {
-        KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
+        KernelChoice::Exact(Recurrence::Sequence(SequenceTiles {
             splits,
             steps,
             subgroups,
         }))
     };
     let step = |units, splits, rows, quads| {
-        KernelChoice::Exact(StepVariant::Step(StepTiles {
+        KernelChoice::Exact(Recurrence::PerStep(StepTiles {
             units,
             splits,
             rows,
@@ -67,7 +67,7 @@ pub fn kernel_choices() -> Vec<KernelChoice> {
         }))
     };
     let folded = |units, splits, rows, quads, span| {
-        KernelChoice::Exact(StepVariant::Step(StepTiles {
+        KernelChoice::Exact(Recurrence::PerStep(StepTiles {
             units,
             splits,
             rows,
@@ -78,7 +78,7 @@ pub fn kernel_choices() -> Vec<KernelChoice> {
     vec![
         KernelChoice::Auto,
         KernelChoice::Sequence,
-        KernelChoice::Step,
+        KernelChoice::PerStep,
         step(1, 1, 1, 1),
         step(4, 64, 1, 2),
         step(3, 5, 3, 3),
@@ -162,4 +162,14 @@ pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
 
 pub fn to_f64(t: &Tensor) -> Tensor<f64> {
     t.map(|x| x as f64)
+}
+
+/// The `error: …` lines of a run of the binary: what our program printed to say why it
+/// failed. Other lines (a driver's notes) are not ours to count.
+#[allow(dead_code)] // used by the tests that run the binary
+pub fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
 }

@@ -10,6 +10,7 @@ mod info;
 mod init;
 mod progress;
 mod run;
+mod runtime_dir;
 mod stdout;
 mod stream;
 mod stream_bench;
@@ -56,6 +57,7 @@ pub enum Device {
 }
 
 fn main() {
+    runtime_dir::ensure();
     env_logger::init();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal failure: {info}");

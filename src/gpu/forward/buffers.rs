@@ -2,11 +2,11 @@
 
 use std::sync::Mutex;
 
-use super::super::buffers::{storage_init, storage_nan};
-use super::super::resident::ResidentWeights;
-use super::super::sizes::{check_size, to_u32};
-use super::super::slots::Slots;
+use super::slots::Slots;
 use crate::error::Result;
+use crate::gpu::device::{lock, storage_init, storage_nan};
+use crate::gpu::kernels::{check_size, to_u32};
+use crate::gpu::weights::ResidentWeights;
 use crate::shape::{Batched, Dims};
 
 /// The buffers of a forward pass; per-layer vectors hold clones of one buffer where layers
@@ -146,7 +146,7 @@ impl ForwardBuffers {
     /// buffers already hold (zeros, the same lengths).
     pub fn write_state(&self, queue: &wgpu::Queue, inputs: &Batched<'_, f32>) {
         let (_, hn_len, cn_len) = self.lens;
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let mut written = lock(&self.written);
         let state =
             |buffer, t: &Option<std::borrow::Cow<'_, crate::Tensor>>, len, zero: &mut bool| {
                 match t {
@@ -171,7 +171,7 @@ impl ForwardBuffers {
     /// Notes that h0 and c0 were overwritten on the GPU (from a state), so the next host
     /// write of zeros is not skipped.
     pub fn state_overwritten(&self) {
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let mut written = lock(&self.written);
         written.h0_zero = false;
         written.c0_zero = false;
     }

@@ -5,10 +5,10 @@
 //! carries from chunk to chunk through the state slots, and every element is computed exactly
 //! as without chunking, so the results are bitwise the same.
 
-use super::super::context::MAX_CHUNK_STEPS;
-use super::super::sizes::binding_limit;
-use super::super::variant::StepVariant;
 use crate::error::{Error, Result};
+use crate::gpu::device::MAX_CHUNK_STEPS;
+use crate::gpu::kernels::binding_limit;
+use crate::gpu::kernels::Recurrence;
 
 /// Steps per dispatch of the sequence kernel: lavapipe ends any shader loop after 65,535
 /// iterations, and one very long dispatch can trip an OS's GPU watchdog.
@@ -36,7 +36,7 @@ impl Chunk {
 /// The longest chunk for a layer: `pre_row_floats` is one step of `pre` (B * D * 4H).
 pub(crate) fn chunk_steps(
     limits: &wgpu::Limits,
-    variant: StepVariant,
+    variant: Recurrence,
     seq_len: usize,
     pre_row_floats: usize,
     max_steps: Option<usize>,

@@ -1,16 +1,16 @@
 //! Recording one layer: the initial state into its slots, then chunk by chunk the input
 //! projection (gemm) and the recurrent steps (the variant's kernel), then the final state out.
 
-use super::super::builder::{PlanBuilder, StepKernel};
-use super::super::kernels::{Kernel, WORKGROUP_SIZE};
-use super::super::params::{GemmParams, StepParams};
-use super::super::resident::ResidentWeights;
-use super::super::sizes::{product_kernel, to_u32};
-use super::super::slots::Slots;
-use super::super::variant::{StepShape, StepVariant};
+use super::buffers::ForwardBuffers;
 use super::chunks::{chunks, Chunk};
-use super::ForwardBuffers;
+use super::slots::Slots;
 use crate::error::Result;
+use crate::gpu::kernels::{product_kernel, to_u32};
+use crate::gpu::kernels::{GemmParams, StepParams};
+use crate::gpu::kernels::{Kernel, WORKGROUP_SIZE};
+use crate::gpu::kernels::{Recurrence, RecurrentShape};
+use crate::gpu::plan::{PlanBuilder, StepKernel};
+use crate::gpu::weights::ResidentWeights;
 use crate::shape::Dims;
 
 /// Everything the layers of one forward pass share.
@@ -19,7 +19,7 @@ pub(super) struct LayerPass<'a> {
     pub buffers: &'a ForwardBuffers,
     pub dims: Dims,
     pub cache: bool,
-    pub variant: StepVariant,
+    pub variant: Recurrence,
     pub chunk_steps: usize,
 }
 
@@ -35,18 +35,23 @@ impl LayerPass<'_> {
         let bias = if cfg.bias { &w.bias } else { &bufs.unused };
         let mut projection = Projection {
             label: format!("input projection l{layer}"),
-            buffers: [input, &w.w_ih_t, bias, &bufs.pre],
+            buffers: [
+                ("a", input),
+                ("b", &w.w_ih_t),
+                ("bias", bias),
+                ("c", &bufs.pre),
+            ],
             groups: Vec::new(),
         };
         let state = [
-            &bufs.pre,
-            &w.w_hh,
-            &bufs.h_state[layer],
-            &bufs.c_state[layer],
-            &bufs.y[layer],
-            &bufs.h_full[layer],
-            &bufs.lengths,
-            &bufs.gates[layer],
+            ("pre", &bufs.pre),
+            ("w_hh", &w.w_hh),
+            ("h_state", &bufs.h_state[layer]),
+            ("c_state", &bufs.c_state[layer]),
+            ("y", &bufs.y[layer]),
+            ("h_full", &bufs.h_full[layer]),
+            ("lengths", &bufs.lengths),
+            ("gates", &bufs.gates[layer]),
         ];
         let kernel = self.variant.kernel();
         let step = plan.group(kernel, &format!("{} l{layer}", kernel.name()), &state);
@@ -55,11 +60,11 @@ impl LayerPass<'_> {
                 Kernel::LstmProj,
                 &format!("lstm_proj l{layer}"),
                 &[
-                    &bufs.h_full[layer],
-                    &w.w_hr_t,
-                    &bufs.h_state[layer],
-                    &bufs.y[layer],
-                    &bufs.lengths,
+                    ("h_full", &bufs.h_full[layer]),
+                    ("w_hr", &w.w_hr_t),
+                    ("h_state", &bufs.h_state[layer]),
+                    ("y", &bufs.y[layer]),
+                    ("lengths", &bufs.lengths),
                 ],
             )
         });
@@ -73,9 +78,9 @@ impl LayerPass<'_> {
         Ok(())
     }
 
-    fn shape(&self) -> StepShape {
+    fn shape(&self) -> RecurrentShape {
         let cfg = &self.weights.config;
-        StepShape {
+        RecurrentShape {
             hidden: cfg.hidden_size,
             hidden_out: cfg.output_size(),
             batch: self.dims.batch,
@@ -224,7 +229,7 @@ impl LayerPass<'_> {
         if let Some(group) = proj {
             kernels.push(StepKernel {
                 group,
-                constants: Kernel::LstmProj.default_constants(),
+                constants: Kernel::LstmProj.spec().constants.to_vec(),
                 workgroups: [
                     cfg.output_size().div_ceil(WORKGROUP_SIZE as usize),
                     batch,
@@ -240,7 +245,7 @@ impl LayerPass<'_> {
 /// for a chunk of few rows).
 struct Projection<'b> {
     label: String,
-    buffers: [&'b wgpu::Buffer; 4],
+    buffers: [(&'static str, &'b wgpu::Buffer); 4],
     groups: Vec<(Kernel, usize)>,
 }
 

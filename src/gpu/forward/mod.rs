@@ -1,129 +1,24 @@
-//! The forward pass as plan operations. Per layer and chunk of steps: the input projection
-//! (one gemm), then the recurrent steps: ONE dispatch for the whole chunk with the sequence
-//! kernel (small H), or one fused dispatch per step with the per-step kernel (two with a
-//! projection). Then the head's gemm.
+//! The forward pass. Per layer and chunk of steps: the input projection (one gemm), then the
+//! recurrent steps: ONE dispatch for the whole chunk with the sequence kernel (small H), or
+//! one fused dispatch per step with the per-step kernel (two with a projection). Then the
+//! head's gemm.
 //!
-//! Inference keeps two rolling h slots and shares buffers between layers. Training (`cache`)
-//! keeps every layer's output and every state, gate activation and h_full by time, for the
-//! backward pass; its input and output are always time-major.
+//! Inference keeps two rolling h slots and shares buffers between layers (the slot rule:
+//! `slots.rs` here, `lstm_common.wgsl` on the GPU). Training (`cache`) keeps every layer's
+//! output and every state, gate activation and h_full by time, for the backward pass; its
+//! input and output are always time-major.
+//!
+//! Files, lowest first: `slots`, `buffers`, `chunks`, `layer`, `pass` (the whole pass as a
+//! plan), `workspace` (one prepared shape), `model` ([`GpuLstm`]).
 
 mod buffers;
 mod chunks;
 mod layer;
+mod model;
+mod pass;
+mod slots;
+mod workspace;
 
 pub(crate) use buffers::ForwardBuffers;
-
-use super::builder::PlanBuilder;
-use super::choice::KernelChoice;
-use super::params::{GemmParams, View};
-use super::resident::ResidentWeights;
-use super::sizes::product_kernel;
-use super::variant::{DeviceCaps, StepShape, StepVariant};
-use crate::error::Result;
-use crate::shape::Dims;
-
-/// How a forward pass is built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ForwardOptions {
-    /// Training: keep what the backward pass needs.
-    pub cache: bool,
-    /// Which recurrent kernel runs (default: the table's choice).
-    pub kernel: KernelChoice,
-    /// At most this many steps per chunk (default: as many as the limits allow).
-    pub max_chunk_steps: Option<usize>,
-}
-
-impl Default for ForwardOptions {
-    fn default() -> Self {
-        Self {
-            cache: false,
-            kernel: KernelChoice::Auto,
-            max_chunk_steps: None,
-        }
-    }
-}
-
-/// What [`build_forward`] made: the buffers, the kernel variant and the chunk length.
-pub(crate) struct Forward {
-    pub buffers: ForwardBuffers,
-    pub variant: StepVariant,
-    pub chunk_steps: usize,
-}
-
-/// Records the forward pass of `weights` for `dims` into `plan`.
-pub(crate) fn build_forward(
-    plan: &mut PlanBuilder<'_>,
-    device: &wgpu::Device,
-    weights: &ResidentWeights,
-    dims: Dims,
-    options: ForwardOptions,
-) -> Result<Forward> {
-    let cfg = &weights.config;
-    let limits = device.limits();
-    let shape = StepShape {
-        hidden: cfg.hidden_size,
-        hidden_out: cfg.output_size(),
-        batch: dims.batch,
-    };
-    let variant = options.kernel.resolve(shape, &DeviceCaps::of(device))?;
-    let pre_row = dims.batch * cfg.num_directions() * 4 * cfg.hidden_size;
-    let chunk_steps = chunks::chunk_steps(
-        &limits,
-        variant,
-        dims.seq_len,
-        pre_row,
-        options.max_chunk_steps,
-    )?;
-    let buffers = ForwardBuffers::new(device, weights, dims, options.cache, chunk_steps)?;
-    let pass = layer::LayerPass {
-        weights,
-        buffers: &buffers,
-        dims,
-        cache: options.cache,
-        variant,
-        chunk_steps,
-    };
-    for layer in 0..cfg.num_layers {
-        pass.record(plan, layer)?;
-    }
-    record_head(plan, weights, &buffers, dims)?;
-    Ok(Forward {
-        buffers,
-        variant,
-        chunk_steps,
-    })
-}
-
-/// `head(y) = y · weightᵀ + bias` over every row, `weightᵀ` resident as `[D*H_out, O]`.
-fn record_head(
-    plan: &mut PlanBuilder<'_>,
-    weights: &ResidentWeights,
-    buffers: &ForwardBuffers,
-    dims: Dims,
-) -> Result<()> {
-    let (Some(head), Some(out)) = (&weights.head, &buffers.head_out) else {
-        return Ok(());
-    };
-    let cfg = &weights.config;
-    let last = cfg.num_layers - 1;
-    let width = cfg.num_directions() * cfg.output_size();
-    let rows = dims.seq_len * dims.batch;
-    let bias = head.bias.as_ref().unwrap_or(&buffers.unused);
-    let o = head.out_features;
-    let (kernel, workgroups) = product_kernel(rows, o)?;
-    let group = plan.group(
-        kernel,
-        "head",
-        &[&buffers.y[last], &head.weight_t, bias, out],
-    );
-    let p = GemmParams::product(
-        rows,
-        o,
-        width,
-        View::rows(0, width),
-        View::rows(0, o),
-        View::rows(0, o),
-    )?
-    .with_bias(head.bias.is_some());
-    plan.dispatch(last, group, &p, workgroups)
-}
+pub use model::{GpuLstm, PREPARED_SHAPES};
+pub(crate) use pass::{build_forward, ForwardOptions};

@@ -1,6 +1,17 @@
 //! Recording the loss and the backward pass.
 
-use super::*;
+use super::tiles::BackwardTiles;
+use super::trainer::GpuTrainer;
+use super::weight_grads::WeightGrads;
+use crate::error::Result;
+use crate::gpu::device::{storage_init, storage_nan};
+use crate::gpu::forward::ForwardBuffers;
+use crate::gpu::kernels::{
+    check_size, elementwise_groups, to_u32, BackParams, GemmParams, Kernel, LossParams, View,
+};
+use crate::gpu::plan::PlanBuilder;
+use crate::loss::Loss;
+use crate::shape::Dims;
 
 pub(super) struct BackwardBuffers {
     pub values: wgpu::Buffer,
@@ -75,7 +86,13 @@ impl<'a> Backward<'a> {
         let group = plan.group(
             kernel,
             "loss",
-            &[output, &values, &classes, &d_output, &terms],
+            &[
+                ("y", output),
+                ("values", &values),
+                ("classes", &classes),
+                ("grad", &d_output),
+                ("terms", &terms),
+            ],
         );
         plan.dispatch(
             layers - 1,
@@ -191,14 +208,14 @@ impl<'a> Backward<'a> {
             };
             plan.clear(&carry);
             let buffers = [
-                &t.params,
-                &dgates,
-                &dy,
-                &carry,
-                &fwd.gates[layer],
-                &fwd.c_state[layer],
-                &dh_cache,
-                &fwd.lengths,
+                ("weights", &t.params),
+                ("dgates", &dgates),
+                ("dy", &dy),
+                ("carry", &carry),
+                ("gates", &fwd.gates[layer]),
+                ("c_state", &fwd.c_state[layer]),
+                ("dh_cache", &dh_cache),
+                ("lengths", &fwd.lengths),
             ];
             let step_group = plan.group(
                 Kernel::LstmBackwardStep,

@@ -2,7 +2,9 @@
 //! of fixed order (column_sum.wgsl): splits of up to 256 rows into partial sums, then the
 //! partial sums of each column.
 
-use super::*;
+use crate::error::Result;
+use crate::gpu::kernels::{to_u32, ColumnParams, Kernel};
+use crate::gpu::plan::PlanBuilder;
 
 /// Rows a split sums at most before there are `MAX_SPLITS` splits.
 const ROWS_PER_SPLIT: usize = 256;
@@ -39,8 +41,16 @@ pub(super) fn record_column_sums(
     // column tiles on x, and on z past 65,535
     let tiles = u(columns.div_ceil(64))?;
     let (tx, tz) = (tiles.min(65_535), tiles.div_ceil(65_535));
-    let group = plan.group(Kernel::ColumnPartial, label, &[x, partials, out]);
+    let group = plan.group(
+        Kernel::ColumnPartial,
+        label,
+        &[("x", x), ("partials", partials), ("out", out)],
+    );
     plan.dispatch(layer, group, &params, [tx, u(splits)?, tz])?;
-    let group = plan.group(Kernel::ColumnFinish, label, &[x, partials, out]);
+    let group = plan.group(
+        Kernel::ColumnFinish,
+        label,
+        &[("x", x), ("partials", partials), ("out", out)],
+    );
     plan.dispatch(layer, group, &params, [tx, 1, tz])
 }

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use futures_intrusive::channel::shared::{oneshot_channel, OneshotReceiver};
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{buffer, mapped};
-use crate::gpu::context::GpuContext;
+use crate::gpu::device::GpuContext;
+use crate::gpu::device::{buffer, mapped};
 
 struct InFlight {
     step: u64,

@@ -2,7 +2,9 @@
 //! one workgroup for short inputs; for long ones, one workgroup per block of items into
 //! `partials`, then one workgroup over those (reduce.wgsl). Bitwise reproducible.
 
-use super::*;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{to_u32, Kernel, ReduceParams};
+use crate::gpu::plan::PlanBuilder;
 
 /// Items a single workgroup sums on its own; longer inputs take two passes.
 const ONE_PASS_ITEMS: usize = 16_384;
@@ -32,7 +34,7 @@ pub(super) fn record_sum(
         })
     };
     if n <= ONE_PASS_ITEMS {
-        let group = plan.group(Kernel::ReduceSum, label, &[x, out]);
+        let group = plan.group(Kernel::ReduceSum, label, &[("x", x), ("out", out)]);
         return plan.dispatch(
             layer,
             group,
@@ -42,14 +44,14 @@ pub(super) fn record_sum(
     }
     let blocks = n.div_ceil(ONE_PASS_ITEMS).min(MAX_BLOCKS);
     let block = n.div_ceil(blocks);
-    let group = plan.group(Kernel::ReduceBlocks, label, &[x, partials]);
+    let group = plan.group(Kernel::ReduceBlocks, label, &[("x", x), ("out", partials)]);
     plan.dispatch(
         layer,
         group,
         &params(n, square, 1.0, 0, block)?,
         [to_u32(label, blocks)?, 1, 1],
     )?;
-    let group = plan.group(Kernel::ReduceSum, label, &[partials, out]);
+    let group = plan.group(Kernel::ReduceSum, label, &[("x", partials), ("out", out)]);
     plan.dispatch(
         layer,
         group,

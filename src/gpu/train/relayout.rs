@@ -1,6 +1,10 @@
 //! Flat parameters -> the forward kernels' layouts (see gpu/layout.rs for the host twin).
 
-use super::*;
+use crate::error::Result;
+use crate::gpu::forward::GpuLstm;
+use crate::gpu::kernels::{elementwise_groups, to_u32, Kernel, PermuteParams};
+use crate::gpu::plan::PlanBuilder;
+use crate::train::ParamLayout;
 
 pub(super) fn record(
     plan: &mut PlanBuilder<'_>,
@@ -20,7 +24,7 @@ pub(super) fn record(
                        add_offset: Option<usize>|
      -> Result<()> {
         let count: usize = dims.iter().product();
-        let group = plan.group(Kernel::Permute, label, &[params, dst]);
+        let group = plan.group(Kernel::Permute, label, &[("src", params), ("dst", dst)]);
         let p = PermuteParams {
             count: u("count", count)?,
             src_offset: u("offset", src_offset)?,

@@ -3,7 +3,7 @@
 //! tiles of 8 rows split 8 ways beyond; shrunk until the workgroup fits the device.
 
 use crate::error::{Error, Result};
-use crate::gpu::sizes::{prev_power_of_two, shrink_tiles};
+use crate::gpu::kernels::{prev_power_of_two, shrink_tiles};
 
 /// `MAX_BT` in lstm_backward.wgsl.
 pub const BACKWARD_MAX_ROWS: u32 = 16;

@@ -2,7 +2,11 @@
 //! (e.g. 4H × I) may give few workgroups. Then K is split over the grid's z (gemm.wgsl) into
 //! a scratch buffer, and the splits are summed in a fixed order (column_sum.wgsl).
 
-use super::*;
+use super::columns;
+use crate::error::Result;
+use crate::gpu::device::storage_nan;
+use crate::gpu::kernels::{gemm_groups, to_u32, GemmParams, Kernel, GEMM_TILE};
+use crate::gpu::plan::PlanBuilder;
 
 /// Workgroups below which a long product is split.
 const FEW_GROUPS: usize = 256;
@@ -70,7 +74,11 @@ impl WeightGrads {
         let splits = if plain { k_splits(m, n, k) } else { 1 };
         let [gx, gy, _] = gemm_groups(m, n)?;
         if splits == 1 {
-            let group = plan.group(Kernel::Gemm, label, &[a, b, &self.unused, c]);
+            let group = plan.group(
+                Kernel::Gemm,
+                label,
+                &[("a", a), ("b", b), ("bias", &self.unused), ("c", c)],
+            );
             return plan.dispatch(layer, group, &p, [gx, gy, 1]);
         }
         let k_split = k.div_ceil(splits).next_multiple_of(16);
@@ -82,7 +90,16 @@ impl WeightGrads {
             c_split_stride: to_u32(label, m * n)?,
             ..p
         };
-        let group = plan.group(Kernel::Gemm, label, &[a, b, &self.unused, &self.scratch]);
+        let group = plan.group(
+            Kernel::Gemm,
+            label,
+            &[
+                ("a", a),
+                ("b", b),
+                ("bias", &self.unused),
+                ("c", &self.scratch),
+            ],
+        );
         plan.dispatch(layer, group, &split, [gx, gy, to_u32(label, splits)?])?;
         columns::record_column_sums(
             plan,

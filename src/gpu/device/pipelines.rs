@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::guard::ready_now;
-use super::kernels::{Binding, Kernel};
-use super::params::{PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE};
+use super::ready::ready_now;
+use super::sync::lock;
 use crate::error::{Error, Result};
+use crate::gpu::kernels::{BindingKind, Kernel, PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE};
 
 /// Override constants of one pipeline: (name, value), in a fixed order.
 pub type Constants = Vec<(&'static str, f64)>;
@@ -53,19 +53,20 @@ impl Pipelines {
             kernel,
             constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
         );
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        let mut built = lock(&self.built);
         if let Some(pipeline) = built.get(&key) {
             return Ok(pipeline.clone());
         }
+        let spec = kernel.spec();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = {
-            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            let mut modules = lock(&self.modules);
             modules
-                .entry(kernel.file())
+                .entry(spec.file)
                 .or_insert_with(|| {
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(kernel.file()),
-                        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                        label: Some(spec.file),
+                        source: wgpu::ShaderSource::Wgsl(spec.source.into()),
                     })
                 })
                 .clone()
@@ -75,7 +76,7 @@ impl Pipelines {
             label: Some(&label),
             layout: Some(&self.layouts[kernel as usize].pipeline),
             module: &module,
-            entry_point: Some(kernel.name()),
+            entry_point: Some(spec.entry),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants,
                 zero_initialize_workgroup_memory: true,
@@ -111,18 +112,19 @@ fn layout(device: &wgpu::Device, kernel: Kernel) -> KernelLayout {
         min_binding_size: wgpu::BufferSize::new(size),
     };
     let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
-        .bindings()
+        .spec()
+        .bindings
         .iter()
         .enumerate()
         .map(|(i, binding)| wgpu::BindGroupLayoutEntry {
             binding: i as u32,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: match binding {
-                Binding::Params => uniform(PARAMS_BINDING_SIZE),
-                Binding::StepIndex => uniform(STEP_INDEX_BINDING_SIZE),
-                Binding::StorageRead | Binding::StorageReadWrite => wgpu::BindingType::Buffer {
+            ty: match binding.kind {
+                BindingKind::Params => uniform(PARAMS_BINDING_SIZE),
+                BindingKind::StepIndex => uniform(STEP_INDEX_BINDING_SIZE),
+                BindingKind::Read | BindingKind::ReadWrite => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
-                        read_only: *binding == Binding::StorageRead,
+                        read_only: binding.kind == BindingKind::Read,
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,

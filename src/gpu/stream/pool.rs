@@ -1,18 +1,18 @@
 //! `GpuStatePool`: many independent streams of one model, each in a slot of a state pool on
 //! the GPU, served together one timestep at a time by whichever slots are active.
 
-use super::buffers::{staging, storage_zeros, submit_and_read};
-use super::builder::PlanBuilder;
-use super::context::GpuContext;
-use super::guard::guarded_now;
-use super::kernels::Kernel;
-use super::model::GpuLstm;
-use super::params::RowsParams;
-use super::plan::Plan;
-use super::resident::GpuWeights;
-use super::sizes::{check_size, to_u32};
-use super::train::elementwise_groups;
 use crate::error::{Error, Result};
+use crate::gpu::device::guarded_now;
+use crate::gpu::device::GpuContext;
+use crate::gpu::device::{staging, storage_zeros, submit_and_read};
+use crate::gpu::forward::{GpuLstm, PREPARED_SHAPES};
+use crate::gpu::kernels::elementwise_groups;
+use crate::gpu::kernels::Kernel;
+use crate::gpu::kernels::RowsParams;
+use crate::gpu::kernels::{check_size, to_u32};
+use crate::gpu::plan::Plan;
+use crate::gpu::plan::PlanBuilder;
+use crate::gpu::weights::GpuWeights;
 use crate::shape::Dims;
 use crate::tensor::Tensor;
 
@@ -35,7 +35,7 @@ pub struct SlotState {
 ///
 /// Each stream's results match the same stream run alone within the forward tolerance. They
 /// are bitwise equal when the same recurrent kernel variant serves both batch sizes: the
-/// variant depends on the batch ([`super::StepVariant::choose`]); every row's sums run in the
+/// variant depends on the batch ([`super::Recurrence::choose`]); every row's sums run in the
 /// same order whatever the batch for a given variant.
 pub struct GpuStatePool {
     model: GpuLstm,
@@ -106,9 +106,9 @@ impl GpuStatePool {
         if capacity <= self.capacity {
             return Ok(());
         }
-        let grown = Self::new(self.model.ctx(), &self.model.gpu_weights(), capacity)?;
+        let grown = Self::new(self.model.context(), &self.model.gpu_weights(), capacity)?;
         let (h_out, hidden) = self.widths();
-        let ctx = self.model.ctx();
+        let ctx = self.model.context();
         guarded_now(ctx, "growing a state pool", || {
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
             for layer in 0..self.layers() {
@@ -157,7 +157,7 @@ impl GpuStatePool {
         state
             .c
             .expect_shape("the slot's c [L, H]", &[layers, hidden])?;
-        let ctx = self.model.ctx();
+        let ctx = self.model.context();
         guarded_now(ctx, "restoring a slot", || {
             for layer in 0..layers {
                 for (buffer, data, width) in
@@ -183,7 +183,7 @@ impl GpuStatePool {
         self.check_slot(slot)?;
         let (h_out, hidden) = self.widths();
         let layers = self.layers();
-        let ctx = self.model.ctx();
+        let ctx = self.model.context();
         let len = layers * (h_out + hidden);
         let stage = guarded_now(ctx, "slot snapshot", || {
             Ok(staging(ctx.device(), "slot snapshot", len))
@@ -220,7 +220,7 @@ impl GpuStatePool {
         let input = self.model.config().input_size;
         x.expect_shape("the pool step's x [B, I]", &[slots.len(), input])?;
         let batch = self.select_async(slots).await?;
-        let ctx = self.model.ctx().clone();
+        let ctx = self.model.context().clone();
         let ws = self.model.workspace()?;
         let width = ws.buffers.lens.0 / batch;
         let y_len = slots.len() * width;
@@ -282,7 +282,7 @@ impl GpuStatePool {
         self.model.prepare_async(Dims { seq_len: 1, batch }).await?;
         let mut list: Vec<u32> = slots.iter().map(|&s| s as u32).collect();
         list.resize(batch, to_u32("capacity", self.capacity)?);
-        let ctx = self.model.ctx().clone();
+        let ctx = self.model.context().clone();
         guarded_now(&ctx, "selecting pool slots", || {
             self.plans_for(batch)?;
             ctx.queue()
@@ -315,7 +315,7 @@ impl GpuStatePool {
             return Ok(());
         }
         let (gather, scatter) = self.build_plans(batch)?;
-        self.plans.truncate(super::PREPARED_SHAPES - 1);
+        self.plans.truncate(PREPARED_SHAPES - 1);
         self.plans.insert(0, (batch, gather, scatter, h0));
         Ok(())
     }
@@ -324,7 +324,7 @@ impl GpuStatePool {
         let ws = self.model.workspace()?;
         let b = &ws.buffers;
         let (h_out, hidden) = self.widths();
-        let ctx = self.model.ctx();
+        let ctx = self.model.context();
         let mut plans = Vec::new();
         for (mode, moves) in [
             (0, [(&self.h, &b.h0, h_out), (&self.c, &b.c0, hidden)]),
@@ -333,7 +333,11 @@ impl GpuStatePool {
             let mut plan = PlanBuilder::new(ctx);
             for (src, dst, width) in moves {
                 let label = if mode == 0 { "gather" } else { "scatter" };
-                let group = plan.group(Kernel::Rows, label, &[&self.slots, src, dst]);
+                let group = plan.group(
+                    Kernel::Rows,
+                    label,
+                    &[("slot", &self.slots), ("src", src), ("dst", dst)],
+                );
                 let params = RowsParams {
                     rows: to_u32("batch", batch)?,
                     width: to_u32("width", width)?,

@@ -4,8 +4,8 @@
 
 use std::iter::Peekable;
 
-use super::context::GpuContext;
-use super::kernels::Kernel;
+use crate::gpu::device::GpuContext;
+use crate::gpu::kernels::Kernel;
 
 /// A bound kernel: what one compute dispatch needs besides its dynamic offsets.
 #[derive(Clone, Debug)]

@@ -2,20 +2,17 @@
 
 use std::sync::Arc;
 
-use super::buffers::{read_f32_async, submit_and_read};
-use super::choice::KernelChoice;
-use super::context::GpuContext;
-use super::forward::ForwardOptions;
-use super::guard::{guarded, guarded_now};
-use super::plan::Plan;
-use super::plan::ProfiledDispatch;
-use super::resident::{GpuWeights, ResidentWeights};
-use super::sizes::to_u32;
-use super::state::GpuState;
-use super::timer::{GpuTimer, PartTimer};
-use super::variant::StepVariant;
+use super::pass::ForwardOptions;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
+use crate::gpu::device::read_f32_async;
+use crate::gpu::device::GpuContext;
+use crate::gpu::device::GpuTimer;
+use crate::gpu::device::{guarded, guarded_now, Scopes};
+use crate::gpu::kernels::KernelChoice;
+use crate::gpu::kernels::Recurrence;
+use crate::gpu::plan::Plan;
+use crate::gpu::weights::{GpuWeights, ResidentWeights};
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
@@ -29,7 +26,7 @@ use crate::weights::LstmWeights;
 /// [`GpuLstm::prepare`], write [`GpuLstm::input_buffer`], [`GpuLstm::encode`] into your
 /// encoder, then read [`GpuLstm::output_buffer`] (and `h_n`/`c_n`) on the GPU.
 ///
-/// The recurrent kernel is chosen per shape and device ([`StepVariant::choose`]);
+/// The recurrent kernel is chosen per shape and device ([`Recurrence::choose`]);
 /// [`GpuLstm::set_kernel`] forces one.
 pub struct GpuLstm {
     ctx: GpuContext,
@@ -40,11 +37,6 @@ pub struct GpuLstm {
     /// made on the first timed forward
     timer: Option<GpuTimer>,
 }
-
-/// Per dispatch of a profiled step, its description and (start, end) in µs of GPU time (see
-/// [`GpuLstm::profile_step`]).
-#[doc(hidden)]
-pub type StepProfile = Vec<(ProfiledDispatch, (f64, f64))>;
 
 /// Shapes whose buffers a model keeps prepared at once (least recently used dropped first).
 pub const PREPARED_SHAPES: usize = 4;
@@ -94,7 +86,7 @@ impl GpuLstm {
     }
 
     /// The kernel variant and the steps per chunk of the prepared shape.
-    pub fn kernel(&self) -> Result<(StepVariant, usize)> {
+    pub fn kernel(&self) -> Result<(Recurrence, usize)> {
         let ws = self.workspace()?;
         Ok((ws.variant, ws.chunk_steps))
     }
@@ -150,7 +142,7 @@ impl GpuLstm {
         let stage = &ws.readback;
         let timer = self.timer.as_ref().filter(|_| timed);
 
-        let scopes = ctx.scopes("forward")?;
+        let scopes = Scopes::push(&ctx, "forward")?;
         let written = self.write_batched(&batched);
         ws.plan.submit(
             &self.ctx,
@@ -195,7 +187,7 @@ impl GpuLstm {
 
     /// The model output `y` of a pass over `dims` as a tensor: `[T, B, W]`, or `[B, T, W]`
     /// when `batch_first` (W: the head's width, else D*H_out).
-    fn output_tensor(&self, dims: Dims, y: Vec<f32>) -> Result<Tensor> {
+    pub(crate) fn output_tensor(&self, dims: Dims, y: Vec<f32>) -> Result<Tensor> {
         let width = y.len() / (dims.seq_len * dims.batch).max(1);
         let shape = if self.weights.config.batch_first {
             [dims.batch, dims.seq_len, width]
@@ -203,194 +195,6 @@ impl GpuLstm {
             [dims.seq_len, dims.batch, width]
         };
         Tensor::new(shape, y)
-    }
-
-    /// Runs the model on `x` (`[T, B, I]`, `[B, T, I]` when `batch_first`) starting from
-    /// `state` and leaving the final state in it, on the GPU; returns the output (as
-    /// [`GpuLstm::forward`]'s). Feeding a long sequence in chunks this way gives bitwise the
-    /// output and final state of one forward over the whole sequence (a unidirectional
-    /// model; a bidirectional one runs each chunk in both directions on its own).
-    pub fn forward_state(&mut self, x: &Tensor, state: &GpuState) -> Result<Tensor> {
-        pollster::block_on(self.forward_state_async(x, state))
-    }
-
-    /// The async form of [`GpuLstm::forward_state`].
-    pub async fn forward_state_async(&mut self, x: &Tensor, state: &GpuState) -> Result<Tensor> {
-        if x.shape().len() != 3 {
-            return Err(Error::Input(
-                "forward_state needs a batched input [T, B, I] ([B, T, I] batch_first)".into(),
-            ));
-        }
-        let batched = Batched::new(&self.weights.config, &Inputs::new(x))?;
-        let dims = batched.dims;
-        self.prepare_async(dims).await?;
-        let ws = self.workspace()?;
-        let y_len = ws.buffers.lens.0;
-        let during = "forward with a state";
-        let y = submit_and_read(&self.ctx, during, &ws.readback, y_len, |encoder| {
-            self.write_batched(&batched)?;
-            self.encode_with_state(encoder, state)?;
-            let bytes = (y_len * 4) as u64;
-            encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, &ws.readback, 0, bytes);
-            Ok(())
-        })
-        .await?;
-        self.output_tensor(dims, y)
-    }
-
-    /// One timestep of a unidirectional model for B streams: `x_t` `[B, I]` in, the step's
-    /// output `[B, O]` out (O: the head's width, else H_out), the state advanced on the GPU.
-    pub fn step(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Tensor> {
-        pollster::block_on(self.step_async(x_t, state))
-    }
-
-    /// The async form of [`GpuLstm::step`].
-    pub async fn step_async(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Tensor> {
-        let (x, batch) = self.one_step_input(x_t)?;
-        let y = self.forward_state_async(&x, state).await?;
-        let width = y.data().len() / batch.max(1);
-        Tensor::new([batch, width], y.into_data())
-    }
-
-    /// Records one timestep entirely on the GPU into the caller's `encoder`: reads `input`
-    /// (`[B, I]` f32, COPY_SRC), advances `state`, writes the step's output `[B, O]` into
-    /// `output` (COPY_DST). Prepare the shape once with
-    /// `prepare(Dims { seq_len: 1, batch: B })`; nothing is submitted or read back.
-    pub fn encode_step(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &wgpu::Buffer,
-        output: &wgpu::Buffer,
-        state: &GpuState,
-    ) -> Result<()> {
-        self.check_streamable()?;
-        let ws = self.workspace()?;
-        let batch = state.batch();
-        if ws.dims != (Dims { seq_len: 1, batch }) {
-            return Err(Error::Input(format!(
-                "encode_step needs the shape (T, B) = (1, {batch}) prepared (prepare(Dims {{ seq_len: 1, batch: {batch} }})); the current one is ({}, {})",
-                ws.dims.seq_len, ws.dims.batch
-            )));
-        }
-        let x_bytes = (batch * self.weights.config.input_size * 4) as u64;
-        let y_bytes = (ws.buffers.lens.0 * 4) as u64;
-        self.encode_between(encoder, (input, x_bytes), (output, y_bytes), |encoder| {
-            self.encode_with_state(encoder, state)
-        })
-    }
-
-    /// Records a copy of the caller's `input` (its first `x_bytes`, COPY_SRC) into the
-    /// prepared x buffer, then `pass`, then a copy of the first `y_bytes` of the output into
-    /// the caller's `output` (COPY_DST); the caller's buffers are checked first.
-    pub(crate) fn encode_between(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        (input, x_bytes): (&wgpu::Buffer, u64),
-        (output, y_bytes): (&wgpu::Buffer, u64),
-        pass: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
-    ) -> Result<()> {
-        let ws = self.workspace()?;
-        check_buffer("input", input, wgpu::BufferUsages::COPY_SRC, x_bytes)?;
-        check_buffer("output", output, wgpu::BufferUsages::COPY_DST, y_bytes)?;
-        encoder.copy_buffer_to_buffer(input, 0, &ws.buffers.x, 0, x_bytes);
-        pass(encoder)?;
-        encoder.copy_buffer_to_buffer(ws.buffers.output(), 0, output, 0, y_bytes);
-        Ok(())
-    }
-
-    /// Records the pass of the prepared shape into `encoder`, starting from `state` and
-    /// leaving the final state in it (the pass's own state copies read and write the state's
-    /// buffers; the input must already be in [`GpuLstm::input_buffer`]).
-    pub fn encode_with_state(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        state: &GpuState,
-    ) -> Result<()> {
-        let ws = self.workspace()?;
-        ws.plan
-            .encode_rebound(encoder, &self.state_rebinding(state)?);
-        Ok(())
-    }
-
-    /// A streamed step's input `x_t` `[B, I]` as a one-step sequence `[1, B, I]`, and B.
-    fn one_step_input(&self, x_t: &Tensor) -> Result<(Tensor, usize)> {
-        self.check_streamable()?;
-        let input = self.weights.config.input_size;
-        let batch = x_t.shape().first().copied().unwrap_or(0);
-        x_t.expect_shape("x_t (one step, [B, I])", &[batch, input])?;
-        Ok((Tensor::new([1, batch, input], x_t.data().to_vec())?, batch))
-    }
-
-    /// The prepared pass's state buffers, each paired with the buffer of `state` its copies
-    /// go to instead (h0 and h_n to h, c0 and c_n to c), after checking `state` fits.
-    fn state_rebinding<'a>(
-        &'a self,
-        state: &'a GpuState,
-    ) -> Result<[(&'a wgpu::Buffer, &'a wgpu::Buffer); 4]> {
-        let ws = self.workspace()?;
-        state.check(&self.weights.config, ws.dims.batch)?;
-        let b = &ws.buffers;
-        let (h, c) = (state.h_buffer(), state.c_buffer());
-        Ok([(&b.h0, h), (&b.c0, c), (&b.h_n, h), (&b.c_n, c)])
-    }
-
-    /// One timestep like [`GpuLstm::step`], with every dispatch timestamped on its own:
-    /// per dispatch its kernel, the copies recorded before it (count, bytes) and its (start,
-    /// end) in µs of GPU time from a mark before the step's first command; the gap before a
-    /// dispatch is its copies and the barriers. Last comes an end mark (kernel "-") after the
-    /// final copies. `None` without TIMESTAMP_QUERY. For `bench --stream --breakdown`.
-    #[doc(hidden)]
-    pub fn profile_step(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Option<StepProfile>> {
-        pollster::block_on(self.profile_step_async(x_t, state))
-    }
-
-    /// The async form of [`GpuLstm::profile_step`].
-    #[doc(hidden)]
-    pub async fn profile_step_async(
-        &mut self,
-        x_t: &Tensor,
-        state: &GpuState,
-    ) -> Result<Option<StepProfile>> {
-        let (x, _) = self.one_step_input(x_t)?;
-        let batched = Batched::new(&self.weights.config, &Inputs::new(&x))?;
-        self.prepare_async(batched.dims).await?;
-        let ctx = self.ctx.clone();
-        let ws = self.workspace()?;
-        // spans: a start mark, each dispatch, an end mark
-        let spans = to_u32("dispatches", ws.plan.dispatch_count())? + 2;
-        let Some(timer) =
-            guarded(&ctx, "timer allocation", || Ok(PartTimer::new(&ctx, spans))).await?
-        else {
-            return Ok(None);
-        };
-        let parts = guarded(&ctx, "profiled step", || {
-            self.write_batched(&batched)?;
-            let rebind = self.state_rebinding(state)?;
-            let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            timer.mark(&mut encoder, 0);
-            let parts = ws
-                .plan
-                .encode_profiled(&mut encoder, &rebind, timer.queries(), 1);
-            timer.mark(&mut encoder, spans - 1);
-            timer.resolve(&mut encoder, spans);
-            ctx.queue().submit([encoder.finish()]);
-            Ok(parts)
-        })
-        .await?;
-        let times = timer.read_us_async(&ctx, spans).await?;
-        Ok(Some(
-            parts.into_iter().zip(times.into_iter().skip(1)).collect(),
-        ))
-    }
-
-    /// Streaming runs forward in time only.
-    fn check_streamable(&self) -> Result<()> {
-        if self.weights.config.bidirectional {
-            return Err(Error::Config(
-                "streaming needs a unidirectional model; a bidirectional one reads the whole sequence backwards too".into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Allocates (or keeps) the buffers, bind groups and plan for `dims`, and makes it the
@@ -428,7 +232,7 @@ impl GpuLstm {
         })
     }
 
-    fn write_batched(&self, inputs: &Batched<'_, f32>) -> Result<()> {
+    pub(crate) fn write_batched(&self, inputs: &Batched<'_, f32>) -> Result<()> {
         let ws = self.workspace()?;
         if inputs.dims != ws.dims {
             return Err(Error::Input(format!(
@@ -483,36 +287,9 @@ impl GpuLstm {
         Ok(&self.workspace()?.buffers.c_n)
     }
 
-    /// The context the model runs on.
-    pub(crate) fn ctx(&self) -> &GpuContext {
-        &self.ctx
-    }
-
     pub(crate) fn workspace(&self) -> Result<&Workspace> {
         self.workspaces.first().ok_or_else(|| {
             Error::Input("call prepare(dims) before using the model's buffers".into())
         })
     }
-}
-
-/// Whether a caller's `buffer` has `usage` and at least `bytes`; the error names it.
-fn check_buffer(
-    what: &str,
-    buffer: &wgpu::Buffer,
-    usage: wgpu::BufferUsages,
-    bytes: u64,
-) -> Result<()> {
-    if !buffer.usage().contains(usage) {
-        return Err(Error::Input(format!(
-            "the {what} buffer needs {usage:?} usage; it has {:?}",
-            buffer.usage()
-        )));
-    }
-    if buffer.size() < bytes {
-        return Err(Error::Input(format!(
-            "the {what} buffer holds {} bytes; the step needs {bytes}",
-            buffer.size()
-        )));
-    }
-    Ok(())
 }

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use super::kernels::Kernel;
+use super::table::Kernel;
 use crate::error::{Error, Result};
 
 /// `MAX_L` in lstm_sequence.wgsl: the most W_hh vec4s an invocation may keep in registers.
@@ -27,7 +27,7 @@ pub const STEP_MAX_QUADS: u32 = 8;
 
 /// What the choice depends on, besides the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StepShape {
+pub struct RecurrentShape {
     /// Hidden units per direction `H`.
     pub hidden: usize,
     /// `proj_size`, or `hidden` without a projection
@@ -58,13 +58,14 @@ impl DeviceCaps {
     }
 }
 
-/// How the recurrent half of a layer runs; see the module docs.
+/// How the recurrent half of a layer runs (the recurrent kernel and its tiles); see the
+/// module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StepVariant {
-    /// lstm_sequence with these tiles.
+pub enum Recurrence {
+    /// lstm_sequence (one dispatch for every step of a chunk) with these tiles.
     Sequence(SequenceTiles),
-    /// lstm_step with these tiles.
-    Step(StepTiles),
+    /// lstm_step (one fused dispatch per timestep) with these tiles.
+    PerStep(StepTiles),
 }
 
 /// The tiles of lstm_sequence: `splits` invocations per hidden unit (`KS`), `pre` staged
@@ -97,9 +98,9 @@ pub struct StepTiles {
     pub span: u32,
 }
 
-impl StepVariant {
+impl Recurrence {
     /// Whether this variant can run `shape` on the device; the error names what does not fit.
-    pub fn check(&self, shape: StepShape, caps: &DeviceCaps) -> Result<()> {
+    pub fn check(&self, shape: RecurrentShape, caps: &DeviceCaps) -> Result<()> {
         let limits = &caps.limits;
         let invocations = self.workgroup_size(shape);
         let limit = |what: String, limit: &'static str, needed: u64, available: u64| {
@@ -115,7 +116,7 @@ impl StepVariant {
             }
         };
         match *self {
-            StepVariant::Sequence(SequenceTiles {
+            Recurrence::Sequence(SequenceTiles {
                 splits,
                 steps,
                 subgroups,
@@ -155,7 +156,7 @@ impl StepVariant {
                     }
                 }
             }
-            StepVariant::Step(StepTiles {
+            Recurrence::PerStep(StepTiles {
                 units,
                 splits,
                 rows,
@@ -221,23 +222,23 @@ impl StepVariant {
     }
 
     /// Invocations per workgroup.
-    fn workgroup_size(&self, shape: StepShape) -> u64 {
+    fn workgroup_size(&self, shape: RecurrentShape) -> u64 {
         match *self {
-            StepVariant::Sequence(t) => shape.hidden as u64 * t.splits as u64,
-            StepVariant::Step(t) => t.units as u64 * t.splits as u64,
+            Recurrence::Sequence(t) => shape.hidden as u64 * t.splits as u64,
+            Recurrence::PerStep(t) => t.units as u64 * t.splits as u64,
         }
     }
 
     /// Bytes of workgroup memory (the `var<workgroup>` arrays of the kernel).
-    fn workgroup_bytes(&self, shape: StepShape) -> u64 {
+    fn workgroup_bytes(&self, shape: RecurrentShape) -> u64 {
         match *self {
-            StepVariant::Sequence(t) => {
+            Recurrence::Sequence(t) => {
                 let (h, ks, p) = (shape.hidden as u64, t.splits.max(1) as u64, t.steps as u64);
                 // h_buf, pre_tile, and split_sum's partial without subgroups
                 let partial = if t.subgroups { 0 } else { h * ks * 16 };
                 2 * ks * h.div_ceil(ks) * 4 + p * h * 16 + partial
             }
-            StepVariant::Step(t) => {
+            Recurrence::PerStep(t) => {
                 let (u, s, r, q) = (
                     t.units as u64,
                     t.splits as u64,
@@ -251,15 +252,15 @@ impl StepVariant {
     }
 
     /// The pipeline's override constants.
-    pub fn constants(&self, shape: StepShape) -> Vec<(&'static str, f64)> {
+    pub fn constants(&self, shape: RecurrentShape) -> Vec<(&'static str, f64)> {
         match *self {
-            StepVariant::Sequence(t) => vec![
+            Recurrence::Sequence(t) => vec![
                 ("H", shape.hidden as f64),
                 ("KS", t.splits as f64),
                 ("L", (shape.hidden as u32).div_ceil(t.splits) as f64),
                 ("P", t.steps as f64),
             ],
-            StepVariant::Step(t) => vec![
+            Recurrence::PerStep(t) => vec![
                 ("U", t.units as f64),
                 ("KS", t.splits as f64),
                 ("BT", t.rows as f64),
@@ -270,10 +271,10 @@ impl StepVariant {
     }
 
     /// Workgroups of one dispatch for `dirs` directions.
-    pub fn workgroups(&self, shape: StepShape, dirs: usize) -> [usize; 3] {
+    pub fn workgroups(&self, shape: RecurrentShape, dirs: usize) -> [usize; 3] {
         match *self {
-            StepVariant::Sequence { .. } => [shape.batch, dirs, 1],
-            StepVariant::Step(t) => [
+            Recurrence::Sequence { .. } => [shape.batch, dirs, 1],
+            Recurrence::PerStep(t) => [
                 shape.hidden.div_ceil(t.units as usize),
                 shape.batch.div_ceil(t.rows as usize),
                 dirs,
@@ -283,31 +284,31 @@ impl StepVariant {
 
     /// True for the kernel that runs a whole chunk in one dispatch.
     pub fn is_sequence(&self) -> bool {
-        matches!(self, StepVariant::Sequence(_))
+        matches!(self, Recurrence::Sequence(_))
     }
 
     /// The kernel (and so the pipeline source) this variant runs.
     pub fn kernel(&self) -> Kernel {
         match self {
-            StepVariant::Sequence(t) if t.subgroups => Kernel::LstmSequenceSubgroup,
-            StepVariant::Sequence(_) => Kernel::LstmSequence,
-            StepVariant::Step(t) if t.span > 1 => Kernel::LstmStepSubgroup,
-            StepVariant::Step(_) => Kernel::LstmStep,
+            Recurrence::Sequence(t) if t.subgroups => Kernel::LstmSequenceSubgroup,
+            Recurrence::Sequence(_) => Kernel::LstmSequence,
+            Recurrence::PerStep(t) if t.span > 1 => Kernel::LstmStepSubgroup,
+            Recurrence::PerStep(_) => Kernel::LstmStep,
         }
     }
 }
 
 /// `sequence ks=4 p=32 sg=1`, `step u=4 ks=32 bt=1 qpi=4`: what `bench` prints and
 /// `--kernel` takes.
-impl fmt::Display for StepVariant {
+impl fmt::Display for Recurrence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StepVariant::Sequence(t) => write!(
+            Recurrence::Sequence(t) => write!(
                 f,
                 "sequence ks={} p={} sg={}",
                 t.splits, t.steps, t.subgroups as u32
             ),
-            StepVariant::Step(t) => {
+            Recurrence::PerStep(t) => {
                 write!(
                     f,
                     "step u={} ks={} bt={} qpi={}",

@@ -3,12 +3,12 @@
 
 use bytemuck::Pod;
 
-use super::context::GpuContext;
-use super::kernels::{Binding, Kernel};
-use super::params::{ParamArena, PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE};
-use super::pipelines::Constants;
-use super::plan::{Dispatch, Op, Plan};
+use super::ops::{Dispatch, Op, Plan};
 use crate::error::{Error, Result};
+use crate::gpu::device::{uniform_init, Constants, GpuContext, MAX_CHUNK_STEPS};
+use crate::gpu::kernels::{
+    BindingKind, Kernel, ParamArena, PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE,
+};
 
 /// A dispatch waiting for its bind group.
 struct PendingDispatch {
@@ -32,11 +32,21 @@ pub(crate) struct StepKernel {
     pub workgroups: [usize; 3],
 }
 
+/// The storage buffers of one bind group, by binding name (see [`PlanBuilder::group`]).
+pub(crate) type Bound<'b> = [(&'static str, &'b wgpu::Buffer)];
+
+/// A bind group waiting to be created: its kernel, label and named storage buffers.
+struct PendingGroup {
+    kernel: Kernel,
+    label: String,
+    buffers: Vec<(&'static str, wgpu::Buffer)>,
+}
+
 /// Collects a plan; see the module docs.
 pub(crate) struct PlanBuilder<'a> {
     ctx: &'a GpuContext,
     arena: ParamArena,
-    groups: Vec<(Kernel, String, Vec<wgpu::Buffer>)>,
+    groups: Vec<PendingGroup>,
     ops: Vec<Pending>,
 }
 
@@ -51,15 +61,16 @@ impl<'a> PlanBuilder<'a> {
         }
     }
 
-    /// Registers the storage buffers of one bind group of `kernel` (its storage bindings, in
-    /// order; the params and step-index uniforms are bound by the builder). Returns its
-    /// handle for [`PlanBuilder::dispatch`].
-    pub fn group(&mut self, kernel: Kernel, label: &str, buffers: &[&wgpu::Buffer]) -> usize {
-        self.groups.push((
+    /// Registers the storage buffers of one bind group of `kernel`, each by the name of its
+    /// binding in the kernel table (any order; every storage binding exactly once: checked in
+    /// [`PlanBuilder::finish`]). The params and step-index uniforms are bound by the builder.
+    /// Returns its handle for [`PlanBuilder::dispatch`].
+    pub fn group(&mut self, kernel: Kernel, label: &str, buffers: &Bound<'_>) -> usize {
+        self.groups.push(PendingGroup {
             kernel,
-            label.to_string(),
-            buffers.iter().map(|&b| b.clone()).collect(),
-        ));
+            label: label.to_string(),
+            buffers: buffers.iter().map(|&(n, b)| (n, b.clone())).collect(),
+        });
         self.groups.len() - 1
     }
 
@@ -72,15 +83,9 @@ impl<'a> PlanBuilder<'a> {
         params: &P,
         workgroups: [u32; 3],
     ) -> Result<()> {
-        let kernel = self.groups[group].0;
+        let constants = self.groups[group].kernel.spec().constants;
         let workgroups = workgroups.map(|n| n as usize);
-        self.dispatch_with(
-            layer,
-            group,
-            &kernel.default_constants(),
-            params,
-            workgroups,
-        )
+        self.dispatch_with(layer, group, constants, params, workgroups)
     }
 
     /// [`PlanBuilder::dispatch`] with explicit override constants.
@@ -107,10 +112,9 @@ impl<'a> PlanBuilder<'a> {
         params: &P,
         count: usize,
     ) -> Result<()> {
-        let max = super::context::MAX_CHUNK_STEPS;
-        if count > max {
-            return Err(Error::Input(format!(
-                "a chunk of {count} steps is longer than the {max} step-index slots"
+        if count > MAX_CHUNK_STEPS {
+            return Err(Error::Internal(format!(
+                "a chunk of {count} steps is longer than the {MAX_CHUNK_STEPS} step-index slots"
             )));
         }
         let pending = kernels
@@ -129,7 +133,7 @@ impl<'a> PlanBuilder<'a> {
         constants: &[(&'static str, f64)],
         workgroups: [usize; 3],
     ) -> Result<PendingDispatch> {
-        let kernel = self.groups[group].0;
+        let kernel = self.groups[group].kernel;
         let device = self.ctx.device();
         let max = device.limits().max_compute_workgroups_per_dimension;
         let mut grid = [0u32; 3];
@@ -189,58 +193,54 @@ impl<'a> PlanBuilder<'a> {
                 available: limits.max_buffer_size,
             });
         }
-        let params = super::buffers::uniform_init(device, "params", bytes);
+        let params = uniform_init(device, "params", bytes);
         let (step_slots, step_stride) = self.ctx.step_slots();
-        for (kernel, label, buffers) in &self.groups {
-            let storage = kernel
-                .bindings()
-                .iter()
-                .filter(|b| matches!(b, Binding::StorageRead | Binding::StorageReadWrite))
-                .count();
-            if buffers.len() != storage {
-                return Err(Error::Input(format!(
-                    "internal: bind group `{label}` has {} buffers for {storage} storage bindings",
-                    buffers.len()
+        let uniform = |buffer, size| {
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer,
+                offset: 0,
+                size: wgpu::BufferSize::new(size),
+            })
+        };
+        let mut groups = Vec::with_capacity(self.groups.len());
+        for group in &self.groups {
+            let spec = group.kernel.spec();
+            let storage = spec.bindings.iter().filter(|b| b.is_storage()).count();
+            if group.buffers.len() != storage {
+                return Err(Error::Internal(format!(
+                    "bind group `{}` has {} buffers for the {storage} storage bindings of {}",
+                    group.label,
+                    group.buffers.len(),
+                    spec.entry
                 )));
             }
+            let mut entries = Vec::with_capacity(spec.bindings.len());
+            for (i, binding) in spec.bindings.iter().enumerate() {
+                let resource = match binding.kind {
+                    BindingKind::Params => uniform(&params, PARAMS_BINDING_SIZE),
+                    BindingKind::StepIndex => uniform(step_slots, STEP_INDEX_BINDING_SIZE),
+                    BindingKind::Read | BindingKind::ReadWrite => {
+                        let found = group.buffers.iter().find(|(name, _)| *name == binding.name);
+                        let Some((_, buffer)) = found else {
+                            return Err(Error::Internal(format!(
+                                "bind group `{}` has no buffer for `{}` of {}",
+                                group.label, binding.name, spec.entry
+                            )));
+                        };
+                        buffer.as_entire_binding()
+                    }
+                };
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource,
+                });
+            }
+            groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&group.label),
+                layout: self.ctx.pipelines().layout(group.kernel),
+                entries: &entries,
+            }));
         }
-        let groups: Vec<wgpu::BindGroup> = self
-            .groups
-            .iter()
-            .map(|(kernel, label, buffers)| {
-                let mut storage = buffers.iter();
-                let entries: Vec<wgpu::BindGroupEntry> = kernel
-                    .bindings()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, binding)| {
-                        let uniform = |buffer, size| {
-                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer,
-                                offset: 0,
-                                size: wgpu::BufferSize::new(size),
-                            })
-                        };
-                        let resource = match binding {
-                            Binding::Params => uniform(&params, PARAMS_BINDING_SIZE),
-                            Binding::StepIndex => uniform(step_slots, STEP_INDEX_BINDING_SIZE),
-                            Binding::StorageRead | Binding::StorageReadWrite => storage
-                                .next()
-                                .map_or(uniform(&params, 4), |b| b.as_entire_binding()), // never empty: counted above
-                        };
-                        wgpu::BindGroupEntry {
-                            binding: i as u32,
-                            resource,
-                        }
-                    })
-                    .collect();
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(label),
-                    layout: self.ctx.pipelines().layout(*kernel),
-                    entries: &entries,
-                })
-            })
-            .collect();
         let bound = |p: PendingDispatch| Dispatch {
             kernel: p.kernel,
             layer: p.layer,

@@ -1,7 +1,7 @@
 //! Size checks shared by the plan builders: u32 conversion for the shaders, buffer limits,
-//! and the gemm (or gemv) grid.
+//! tile shrinking, and the grids of the gemm (or gemv) and the elementwise kernels.
 
-use super::kernels::{Kernel, GEMM_TILE};
+use super::table::{Kernel, GEMM_TILE, WORKGROUP_SIZE};
 use crate::error::{Error, Result};
 
 pub(crate) fn to_u32(what: &str, n: usize) -> Result<u32> {
@@ -92,4 +92,14 @@ pub(crate) fn product_kernel(m: usize, n: usize) -> Result<(Kernel, [u32; 3])> {
     } else {
         Ok((Kernel::Gemm, gemm_groups(m, n)?))
     }
+}
+
+/// A 2-D grid of WORKGROUP_SIZE-wide groups covering `n` items (see loss.wgsl).
+pub(crate) fn elementwise_groups(n: usize) -> Result<[u32; 3]> {
+    let groups = to_u32(
+        "elementwise groups",
+        n.div_ceil(WORKGROUP_SIZE as usize).max(1),
+    )?;
+    let x = groups.min(65535);
+    Ok([x, groups.div_ceil(x), 1])
 }

@@ -1,21 +1,22 @@
 //! `Workspace`: the buffers and plan of one inference shape `(T, B)`.
 
-use super::buffers::staging;
-use super::builder::PlanBuilder;
-use super::context::GpuContext;
-use super::forward::{build_forward, ForwardBuffers, ForwardOptions};
-use super::guard::guarded;
-use super::plan::Plan;
-use super::resident::ResidentWeights;
-use super::variant::StepVariant;
+use super::buffers::ForwardBuffers;
+use super::pass::{build_forward, ForwardOptions};
 use crate::error::Result;
+use crate::gpu::device::guarded;
+use crate::gpu::device::staging;
+use crate::gpu::device::GpuContext;
+use crate::gpu::kernels::Recurrence;
+use crate::gpu::plan::Plan;
+use crate::gpu::plan::PlanBuilder;
+use crate::gpu::weights::ResidentWeights;
 use crate::shape::Dims;
 
 pub(crate) struct Workspace {
     pub dims: Dims,
     pub buffers: ForwardBuffers,
     pub plan: Plan,
-    pub variant: StepVariant,
+    pub variant: Recurrence,
     pub chunk_steps: usize,
     /// a mappable copy of output, h_n and c_n, one after the other, for host readback;
     /// reused call after call

@@ -1,11 +1,11 @@
 //! `GpuState`: the recurrent state of a batch of streams, kept on the GPU between calls.
 
-use super::buffers::{staging, storage_zeros, submit_and_read};
-use super::context::GpuContext;
-use super::guard::guarded_now;
-use super::sizes::check_size;
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
+use crate::gpu::device::guarded_now;
+use crate::gpu::device::GpuContext;
+use crate::gpu::device::{staging, storage_zeros, submit_and_read};
+use crate::gpu::kernels::check_size;
 use crate::tensor::Tensor;
 
 /// h `[L*D, B, H_out]` and c `[L*D, B, H]` (f32, index `layer * D + direction`) of `B`

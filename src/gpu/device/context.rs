@@ -4,11 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::buffers::uniform_init;
-use super::guard::Scopes;
-use super::params::{StepIndex, STEP_INDEX_BINDING_SIZE};
+use super::alloc::uniform_init;
 use super::pipelines::Pipelines;
+use super::sync::lock;
 use crate::error::{Error, Result};
+use crate::gpu::kernels::{StepIndex, STEP_INDEX_BINDING_SIZE};
 
 /// Steps per chunk of the per-step kernels: the step-index buffer has this many slots.
 pub const MAX_CHUNK_STEPS: usize = 1024;
@@ -259,13 +259,10 @@ impl GpuContext {
                 during,
                 seconds: timeout.as_secs_f64(),
             }),
-            Err(e) => Err(Error::Readback(format!("{during}: {e}"))),
+            Err(e @ wgpu::PollError::WrongSubmissionIndex(..)) => {
+                Err(Error::Internal(format!("{during}: {e}")))
+            }
         }
-    }
-
-    /// Pushes the error scopes of one library call (see [`Scopes`]).
-    pub(crate) fn scopes(&self, during: &'static str) -> Result<Scopes> {
-        Scopes::push(self, during)
     }
 
     /// The wgpu device.
@@ -320,9 +317,4 @@ impl GpuContext {
     pub fn wait_idle(&self) -> Result<()> {
         self.wait("wait_idle", None)
     }
-}
-
-/// The value behind `mutex`, even if a thread panicked while holding it.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

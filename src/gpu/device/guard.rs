@@ -1,7 +1,8 @@
 //! The one error path of the GPU calls: every library call that touches the device runs
 //! under [`Scopes`] (validation, out-of-memory and internal error scopes, which wgpu keeps
 //! per thread) and turns what they caught into this crate's [`Error`]. Buffer helpers note
-//! each allocation here, so that an out-of-memory error can name the buffer and its size.
+//! each allocation (`allocations.rs`), so that an out-of-memory error can name the buffer and
+//! its size.
 //!
 //! A call that finds the device lost returns [`Error::DeviceLost`] before touching it.
 //!
@@ -9,24 +10,10 @@
 //! async calls keep no scope open across an `.await` that can suspend: the pops resolve at
 //! once on native backends, and the waits for the GPU come after the scopes are popped.
 
-use std::cell::RefCell;
-
+use super::allocations;
 use super::context::GpuContext;
+use super::ready::ready_now;
 use crate::error::{Error, Result};
-
-thread_local! {
-    /// The allocations made on this thread since the outermost open scope, (label, bytes).
-    static ALLOCATIONS: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
-    /// How many scopes are open on this thread.
-    static DEPTH: RefCell<usize> = const { RefCell::new(0) };
-}
-
-/// Notes an allocation of `bytes` for `label` (inside a scope; otherwise nothing to name).
-pub(crate) fn note_allocation(label: &str, bytes: u64) {
-    if DEPTH.with(|d| *d.borrow()) > 0 {
-        ALLOCATIONS.with(|a| a.borrow_mut().push((label.to_string(), bytes)));
-    }
-}
 
 /// Error scopes pushed for one library call (pop them with [`Scopes::finish`]).
 pub(crate) struct Scopes {
@@ -42,13 +29,13 @@ impl Scopes {
     pub fn push(ctx: &GpuContext, during: &'static str) -> Result<Self> {
         ctx.check_alive(during)?;
         let device = ctx.device();
-        DEPTH.with(|d| *d.borrow_mut() += 1);
+        let first_allocation = allocations::open();
         Ok(Self {
             during,
             internal: device.push_error_scope(wgpu::ErrorFilter::Internal),
             out_of_memory: device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
             validation: device.push_error_scope(wgpu::ErrorFilter::Validation),
-            first_allocation: ALLOCATIONS.with(|a| a.borrow().len()),
+            first_allocation,
         })
     }
 
@@ -60,8 +47,7 @@ impl Scopes {
         let validation = self.validation.pop().await;
         let out_of_memory = self.out_of_memory.pop().await;
         let internal = self.internal.pop().await;
-        let allocations = ALLOCATIONS.with(|a| a.borrow_mut().split_off(self.first_allocation));
-        DEPTH.with(|d| *d.borrow_mut() -= 1);
+        let allocations = allocations::close(self.first_allocation);
         ctx.check_alive(during)?;
         let limits = ctx.device().limits();
         let largest = |too_big: bool| {
@@ -115,16 +101,4 @@ pub(crate) fn guarded_now<T>(
     let out = body();
     ready_now(scopes.finish(ctx)).unwrap_or(Ok(()))?;
     out
-}
-
-/// The output of `future` if it is ready at once, without blocking: an error scope's pop
-/// on native backends, where errors are known as soon as the call returns. On the web it is
-/// pending; the caller's own scopes then report the error.
-pub(crate) fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(value) => Some(value),
-        std::task::Poll::Pending => None,
-    }
 }

@@ -3,8 +3,9 @@
 //! compute passes, so the span covers every submission in between; or of each of several
 //! spans (the dispatches of a profiled step).
 
-use super::buffers::{buffer, read_bytes_async};
+use super::alloc::buffer;
 use super::context::GpuContext;
+use super::readback::read_bytes_async;
 use crate::error::Result;
 
 /// The GPU time of a pass of work: a [`PartTimer`] of two marks, one before the work and

@@ -1,11 +1,11 @@
 //! Weights resident on the GPU, uploaded once and re-laid out for the kernels (see
 //! [`super::layout`]). Plans read them; nothing here knows about plans.
 
-use super::buffers::{buffer, storage_init};
-use super::context::GpuContext;
 use super::layout;
 use crate::config::LstmConfig;
 use crate::error::Result;
+use crate::gpu::device::{buffer, storage_init};
+use crate::gpu::device::{GpuContext, Scopes};
 use crate::weights::LstmWeights;
 
 /// One layer's resident weights.
@@ -105,7 +105,7 @@ impl ResidentWeights {
     pub async fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
         let config = weights.config().clone();
         config.validate()?;
-        let scopes = ctx.scopes("weight upload")?;
+        let scopes = Scopes::push(ctx, "weight upload")?;
         let device = ctx.device();
         let upload = |name: &str, l: usize, data: &[f32]| {
             storage_init(device, &format!("{name} l{l}"), data)

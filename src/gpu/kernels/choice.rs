@@ -1,14 +1,14 @@
-//! The kernel table: which [`StepVariant`] runs a shape on a device, as data. Its rows come
+//! The kernel table: which [`Recurrence`] runs a shape on a device, as data. Its rows come
 //! from sweeps of every variant on an NVIDIA H100 beside cuDNN (benches/kernel_sweep.sh);
 //! every candidate is checked against the device (limits, subgroups) and shrunk until it
 //! fits. `lstm-wgpu bench --kernel` and [`KernelChoice`] override it.
 
 use std::str::FromStr;
 
-use super::sizes::{prev_power_of_two, shrink_tiles};
-use super::variant::{
-    DeviceCaps, SequenceTiles, StepShape, StepTiles, StepVariant, STEP_MAX_QUADS,
+use super::recurrence::{
+    DeviceCaps, Recurrence, RecurrentShape, SequenceTiles, StepTiles, STEP_MAX_QUADS,
 };
+use super::sizes::{prev_power_of_two, shrink_tiles};
 use crate::error::{Error, Result};
 
 /// Steps of `pre` the sequence kernel stages at once, at most (the table's first try).
@@ -16,21 +16,46 @@ pub const SEQUENCE_MAX_STEPS_STAGED: u32 = 32;
 /// W_hh vec4s per invocation the table gives the sequence kernel (64 floats of registers).
 const SEQUENCE_PER_INVOCATION: u32 = 16;
 
-impl StepVariant {
+/// One row of the per-step kernel's table: the tiles for batches of at most `max_batch` rows.
+struct PerStepRow {
+    max_batch: usize,
+    /// batch rows per workgroup (`BT`), each weight read serving them all
+    rows: u32,
+    /// hidden units per workgroup (`U`), and where H_out > 512
+    units: u32,
+    wide_units: u32,
+    /// the most k-slices per unit (`KS`; fewer when H_out is small)
+    max_splits: u32,
+}
+
+/// At B <= 4 every batch row in one workgroup and k split 32 ways, so each invocation loads a
+/// few quads of weights; from B = 5, tiles of 8 rows, so each weight read serves 8 rows,
+/// split 16 ways up to B = 16 and 8 ways with 16 units beyond. The last row takes every
+/// larger batch.
+#[rustfmt::skip]
+const PER_STEP_TABLE: [PerStepRow; 5] = [
+    PerStepRow { max_batch: 1, rows: 1, units: 4, wide_units: 8, max_splits: 32 },
+    PerStepRow { max_batch: 2, rows: 2, units: 4, wide_units: 4, max_splits: 32 },
+    PerStepRow { max_batch: 4, rows: 4, units: 4, wide_units: 4, max_splits: 32 },
+    PerStepRow { max_batch: 16, rows: 8, units: 4, wide_units: 4, max_splits: 16 },
+    PerStepRow { max_batch: usize::MAX, rows: 8, units: 16, wide_units: 16, max_splits: 8 },
+];
+
+impl Recurrence {
     /// The table: the sequence kernel wherever it fits (small H, no projection), else the
     /// per-step kernel with tiles by batch size.
-    pub fn choose(shape: StepShape, caps: &DeviceCaps) -> Self {
+    pub fn choose(shape: RecurrentShape, caps: &DeviceCaps) -> Self {
         let sequence = Self::sequence_for(shape, caps);
         if sequence.check(shape, caps).is_ok() {
             return sequence;
         }
-        Self::step_for(shape, caps)
+        Self::per_step_for(shape, caps)
     }
 
     /// The sequence kernel with the fewest splits (a power of two) that keep W_hh in
     /// registers; subgroup shuffles for the split sums where the device has subgroups that
     /// large; as many steps of `pre` staged as workgroup memory holds (up to 32).
-    pub fn sequence_for(shape: StepShape, caps: &DeviceCaps) -> Self {
+    pub fn sequence_for(shape: RecurrentShape, caps: &DeviceCaps) -> Self {
         let splits = (shape.hidden as u32)
             .div_ceil(SEQUENCE_PER_INVOCATION)
             .max(1)
@@ -41,26 +66,26 @@ impl StepVariant {
             steps: SEQUENCE_MAX_STEPS_STAGED,
             subgroups,
         };
-        while tiles.steps > 1 && StepVariant::Sequence(tiles).check(shape, caps).is_err() {
+        while tiles.steps > 1 && Recurrence::Sequence(tiles).check(shape, caps).is_err() {
             tiles.steps /= 2;
         }
-        StepVariant::Sequence(tiles)
+        Recurrence::Sequence(tiles)
     }
 
-    /// The per-step kernel's tiles: at B <= 4 every batch row in one workgroup and k split
-    /// 32 ways (fewer when H_out is small), so each invocation loads a few quads of weights;
-    /// from B = 5, tiles of 8 rows, so each weight read serves 8 rows, split 16 ways up to
-    /// B = 16 and 8 ways with 16 units beyond. Shrunk, staging depth first, until the
-    /// workgroup fits the device.
-    pub fn step_for(shape: StepShape, caps: &DeviceCaps) -> Self {
+    /// The per-step kernel's tiles from [`PER_STEP_TABLE`], shrunk, staging depth first,
+    /// until the workgroup fits the device.
+    pub fn per_step_for(shape: RecurrentShape, caps: &DeviceCaps) -> Self {
         let quads = (shape.hidden_out as u32).div_ceil(4).max(1);
-        let (rows, units, max_splits) = match shape.batch {
-            0..=1 => (1, if quads > 128 { 8 } else { 4 }, 32),
-            2 => (2, 4, 32),
-            3..=4 => (4, 4, 32),
-            5..=16 => (8, 4, 16),
-            _ => (8, 16, 8),
+        let row = PER_STEP_TABLE
+            .iter()
+            .find(|row| shape.batch <= row.max_batch)
+            .unwrap_or(&PER_STEP_TABLE[PER_STEP_TABLE.len() - 1]);
+        let units = if quads > 128 {
+            row.wide_units
+        } else {
+            row.units
         };
+        let (rows, max_splits) = (row.rows, row.max_splits);
         let splits = max_splits.min(prev_power_of_two(quads.div_ceil(2)));
         // (subgroup folding, span > 1, is tested but not yet measured on hardware: off)
         let mut tiles = StepTiles {
@@ -70,18 +95,18 @@ impl StepVariant {
             quads: quads.div_ceil(splits).min(STEP_MAX_QUADS),
             span: 1,
         };
-        while StepVariant::Step(tiles).check(shape, caps).is_err() {
+        while Recurrence::PerStep(tiles).check(shape, caps).is_err() {
             let t = &mut tiles;
             if !shrink_tiles(&mut t.quads, &mut t.splits, &mut t.units, &mut t.rows) {
                 break;
             }
         }
-        StepVariant::Step(tiles)
+        Recurrence::PerStep(tiles)
     }
 }
 
 /// A kernel choice as the user writes it: `auto`, `sequence` or `step` (tiles from the
-/// table), or the full form [`StepVariant`] displays, e.g. `step u=4 ks=32 bt=1 qpi=4` or
+/// table), or the full form [`Recurrence`] displays, e.g. `step u=4 ks=32 bt=1 qpi=4` or
 /// `sequence ks=4 p=32 sg=1` (`,` or ` ` between fields).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelChoice {
@@ -90,18 +115,18 @@ pub enum KernelChoice {
     /// The sequence kernel, tiles from the table.
     Sequence,
     /// The per-step kernel, tiles from the table.
-    Step,
+    PerStep,
     /// Exactly this.
-    Exact(StepVariant),
+    Exact(Recurrence),
 }
 
 impl KernelChoice {
     /// The variant for `shape` on the device; errors when a forced one cannot run there.
-    pub fn resolve(self, shape: StepShape, caps: &DeviceCaps) -> Result<StepVariant> {
+    pub fn resolve(self, shape: RecurrentShape, caps: &DeviceCaps) -> Result<Recurrence> {
         let v = match self {
-            KernelChoice::Auto => StepVariant::choose(shape, caps),
-            KernelChoice::Sequence => StepVariant::sequence_for(shape, caps),
-            KernelChoice::Step => StepVariant::step_for(shape, caps),
+            KernelChoice::Auto => Recurrence::choose(shape, caps),
+            KernelChoice::Sequence => Recurrence::sequence_for(shape, caps),
+            KernelChoice::PerStep => Recurrence::per_step_for(shape, caps),
             KernelChoice::Exact(v) => v,
         };
         v.check(shape, caps)?;
@@ -132,8 +157,8 @@ impl FromStr for KernelChoice {
         let choice = match (kind, bare) {
             ("auto", true) => KernelChoice::Auto,
             ("sequence", true) => KernelChoice::Sequence,
-            ("step", true) => KernelChoice::Step,
-            ("sequence", false) => KernelChoice::Exact(StepVariant::Sequence(SequenceTiles {
+            ("step", true) => KernelChoice::PerStep,
+            ("sequence", false) => KernelChoice::Exact(Recurrence::Sequence(SequenceTiles {
                 splits: take("ks")?,
                 steps: take("p")?,
                 subgroups: match take("sg").unwrap_or(0) {
@@ -142,7 +167,7 @@ impl FromStr for KernelChoice {
                     _ => return Err(bad()),
                 },
             })),
-            ("step", false) => KernelChoice::Exact(StepVariant::Step(StepTiles {
+            ("step", false) => KernelChoice::Exact(Recurrence::PerStep(StepTiles {
                 units: take("u")?,
                 splits: take("ks")?,
                 rows: take("bt")?,
@@ -195,31 +220,31 @@ mod tests {
 
     #[test]
     fn the_table_picks_the_sequence_kernel_for_small_h_only() {
-        let shape = |hidden, hidden_out, batch| StepShape {
+        let shape = |hidden, hidden_out, batch| RecurrentShape {
             hidden,
             hidden_out,
             batch,
         };
         let with = caps(Some(32));
-        let v = StepVariant::choose(shape(64, 64, 1), &with);
+        let v = Recurrence::choose(shape(64, 64, 1), &with);
         assert!(
-            matches!(v, StepVariant::Sequence(t) if t.splits == 4 && t.subgroups),
+            matches!(v, Recurrence::Sequence(t) if t.splits == 4 && t.subgroups),
             "{v}"
         );
-        let v = StepVariant::choose(shape(64, 64, 1), &caps(None));
-        assert!(matches!(v, StepVariant::Sequence(t) if !t.subgroups), "{v}");
+        let v = Recurrence::choose(shape(64, 64, 1), &caps(None));
+        assert!(matches!(v, Recurrence::Sequence(t) if !t.subgroups), "{v}");
         // lavapipe's subgroups of 8 take splits of 4; 1 split needs no reduction
-        let v = StepVariant::choose(shape(16, 16, 1), &with);
+        let v = Recurrence::choose(shape(16, 16, 1), &with);
         assert!(
-            matches!(v, StepVariant::Sequence(t) if t.splits == 1 && !t.subgroups),
+            matches!(v, Recurrence::Sequence(t) if t.splits == 1 && !t.subgroups),
             "{v}"
         );
         for (h, p) in [(65, 65), (512, 512), (64, 32)] {
-            assert!(!StepVariant::choose(shape(h, p, 1), &with).is_sequence());
+            assert!(!Recurrence::choose(shape(h, p, 1), &with).is_sequence());
         }
         // WebGPU's 16 KiB of workgroup memory: fewer staged steps, never an invalid variant
         for (h, b) in [(64, 1), (1024, 64), (512, 16), (129, 3)] {
-            let v = StepVariant::choose(shape(h, h, b), &with);
+            let v = Recurrence::choose(shape(h, h, b), &with);
             v.check(shape(h, h, b), &with).unwrap();
         }
     }

@@ -1,0 +1,25 @@
+//! wgpu plumbing with no LSTM knowledge: buffers, pipelines, the context, error scopes,
+//! readback and timers. Each file imports only those before it in this order (tests/layers.rs
+//! reads the line below and checks):
+//!
+//! Order: sync, ready, allocations, alloc, pipelines, adapters, context, guard, readback, timer
+
+mod adapters;
+mod alloc;
+mod allocations;
+mod context;
+mod guard;
+mod pipelines;
+mod readback;
+mod ready;
+mod sync;
+mod timer;
+
+pub use adapters::{enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary};
+pub(crate) use alloc::{buffer, staging, storage_init, storage_nan, storage_zeros, uniform_init};
+pub use context::{ContextOptions, GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS};
+pub(crate) use guard::{guarded, guarded_now, Scopes};
+pub(crate) use pipelines::Constants;
+pub(crate) use readback::{mapped, read_bytes_async, read_f32_async, submit_and_read};
+pub(crate) use sync::lock;
+pub(crate) use timer::{GpuTimer, PartTimer};

@@ -1,0 +1,123 @@
+//! The forward pass as plan operations: every layer (`layer.rs`), then the head's gemm.
+
+use super::buffers::ForwardBuffers;
+use super::{chunks, layer};
+use crate::error::Result;
+use crate::gpu::kernels::product_kernel;
+use crate::gpu::kernels::KernelChoice;
+use crate::gpu::kernels::{DeviceCaps, Recurrence, RecurrentShape};
+use crate::gpu::kernels::{GemmParams, View};
+use crate::gpu::plan::PlanBuilder;
+use crate::gpu::weights::ResidentWeights;
+use crate::shape::Dims;
+
+/// How a forward pass is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// Training: keep what the backward pass needs.
+    pub cache: bool,
+    /// Which recurrent kernel runs (default: the table's choice).
+    pub kernel: KernelChoice,
+    /// At most this many steps per chunk (default: as many as the limits allow).
+    pub max_chunk_steps: Option<usize>,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        Self {
+            cache: false,
+            kernel: KernelChoice::Auto,
+            max_chunk_steps: None,
+        }
+    }
+}
+
+/// What [`build_forward`] made: the buffers, the kernel variant and the chunk length.
+pub(crate) struct Forward {
+    pub buffers: ForwardBuffers,
+    pub variant: Recurrence,
+    pub chunk_steps: usize,
+}
+
+/// Records the forward pass of `weights` for `dims` into `plan`.
+pub(crate) fn build_forward(
+    plan: &mut PlanBuilder<'_>,
+    device: &wgpu::Device,
+    weights: &ResidentWeights,
+    dims: Dims,
+    options: ForwardOptions,
+) -> Result<Forward> {
+    let cfg = &weights.config;
+    let limits = device.limits();
+    let shape = RecurrentShape {
+        hidden: cfg.hidden_size,
+        hidden_out: cfg.output_size(),
+        batch: dims.batch,
+    };
+    let variant = options.kernel.resolve(shape, &DeviceCaps::of(device))?;
+    let pre_row = dims.batch * cfg.num_directions() * 4 * cfg.hidden_size;
+    let chunk_steps = chunks::chunk_steps(
+        &limits,
+        variant,
+        dims.seq_len,
+        pre_row,
+        options.max_chunk_steps,
+    )?;
+    let buffers = ForwardBuffers::new(device, weights, dims, options.cache, chunk_steps)?;
+    let pass = layer::LayerPass {
+        weights,
+        buffers: &buffers,
+        dims,
+        cache: options.cache,
+        variant,
+        chunk_steps,
+    };
+    for layer in 0..cfg.num_layers {
+        pass.record(plan, layer)?;
+    }
+    record_head(plan, weights, &buffers, dims)?;
+    Ok(Forward {
+        buffers,
+        variant,
+        chunk_steps,
+    })
+}
+
+/// `head(y) = y · weightᵀ + bias` over every row, `weightᵀ` resident as `[D*H_out, O]`.
+fn record_head(
+    plan: &mut PlanBuilder<'_>,
+    weights: &ResidentWeights,
+    buffers: &ForwardBuffers,
+    dims: Dims,
+) -> Result<()> {
+    let (Some(head), Some(out)) = (&weights.head, &buffers.head_out) else {
+        return Ok(());
+    };
+    let cfg = &weights.config;
+    let last = cfg.num_layers - 1;
+    let width = cfg.num_directions() * cfg.output_size();
+    let rows = dims.seq_len * dims.batch;
+    let bias = head.bias.as_ref().unwrap_or(&buffers.unused);
+    let o = head.out_features;
+    let (kernel, workgroups) = product_kernel(rows, o)?;
+    let group = plan.group(
+        kernel,
+        "head",
+        &[
+            ("a", &buffers.y[last]),
+            ("b", &head.weight_t),
+            ("bias", bias),
+            ("c", out),
+        ],
+    );
+    let p = GemmParams::product(
+        rows,
+        o,
+        width,
+        View::rows(0, width),
+        View::rows(0, o),
+        View::rows(0, o),
+    )?
+    .with_bias(head.bias.is_some());
+    plan.dispatch(last, group, &p, workgroups)
+}

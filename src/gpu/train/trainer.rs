@@ -1,0 +1,571 @@
+//! `GpuTrainer`: the training state on the GPU and the calls that submit steps, read losses
+//! and weights, and roll back to the last good step.
+
+use std::sync::Mutex;
+
+use super::backward::{self};
+use super::losses;
+use super::reduce;
+use super::relayout;
+use crate::error::{Error, Result};
+use crate::gpu::device::{
+    guarded, lock, read_bytes_async, staging, storage_init, storage_nan, storage_zeros, GpuContext,
+    GpuTimer,
+};
+use crate::gpu::forward::{build_forward, ForwardBuffers, ForwardOptions, GpuLstm};
+use crate::gpu::kernels::{
+    check_size, elementwise_groups, to_u32, Kernel, KernelChoice, OptParams,
+};
+use crate::gpu::plan::{Plan, PlanBuilder};
+use crate::loss::{check_target, Target};
+use crate::shape::{Batched, Dims, Inputs};
+use crate::tensor::{swap_leading_axes, Tensor};
+use crate::train::{OptimizerKind, ParamLayout, TrainOptions, Trainer};
+use crate::weights::LstmWeights;
+
+/// Gradients computed on the GPU, read back.
+#[derive(Clone, Debug)]
+pub struct GpuGradients {
+    /// The loss of the batch before any update.
+    pub loss: f32,
+    /// Parameter gradients in PyTorch layout (an [`LstmWeights`] holding gradients).
+    pub grads: LstmWeights,
+    /// Same shape as the input.
+    pub dx: Tensor,
+    /// `[D*L, B, H_out]` (`[D*L, H_out]` unbatched)
+    pub dh0: Tensor,
+    /// `[D*L, B, H]` (`[D*L, H]` unbatched)
+    pub dc0: Tensor,
+}
+
+struct TrainWorkspace {
+    dims: Dims,
+    fwd: ForwardBuffers,
+    values: wgpu::Buffer,
+    classes: wgpu::Buffer,
+    dx: wgpu::Buffer,
+    dh0: wgpu::Buffer,
+    dc0: wgpu::Buffer,
+    /// forward, loss, backward
+    grad_plan: Plan,
+    /// clip, optimizer, re-layout
+    update_plan: Plan,
+}
+
+/// An LSTM (and head) trained on the GPU; see the module docs.
+pub struct GpuTrainer {
+    pub(super) model: GpuLstm,
+    pub(super) like: LstmWeights,
+    pub(super) layout: ParamLayout,
+    pub(super) params: wgpu::Buffer,
+    /// the parameters at the start of step k are kept in backups[k % 3]: with one step in
+    /// flight, the start of step k - 1 is still there when step k's loss comes back
+    /// (see Trainer::restore_last_good)
+    backups: [wgpu::Buffer; 3],
+    /// the losses of submitted steps, read back one step behind
+    losses: losses::LossRing,
+    /// made on the first timed step
+    timer: Option<GpuTimer>,
+    pub(super) grads: wgpu::Buffer,
+    moment1: wgpu::Buffer,
+    moment2: wgpu::Buffer,
+    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ)]
+    pub(super) scalars: wgpu::Buffer,
+    /// the first pass of long sums (reduce.rs)
+    pub(super) partials: wgpu::Buffer,
+    pub(super) options: TrainOptions,
+    /// the forward pass's recurrent kernel
+    kernel: KernelChoice,
+    step: u64,
+    /// the workspaces of the last shapes used (a last, smaller minibatch has its own)
+    workspaces: Vec<TrainWorkspace>,
+    /// the weights after step .0: the latest read back to the host
+    host_copy: Mutex<(u64, LstmWeights)>,
+}
+
+impl GpuTrainer {
+    /// Uploads `weights` and sets up the optimizer state on `ctx`'s device.
+    pub fn new(ctx: &GpuContext, weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
+        pollster::block_on(Self::new_async(ctx, weights, options))
+    }
+
+    /// The async form of [`GpuTrainer::new`].
+    pub async fn new_async(
+        ctx: &GpuContext,
+        weights: &LstmWeights,
+        options: TrainOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        let model = GpuLstm::new_async(ctx, weights).await?;
+        let layout = ParamLayout::new(weights);
+        let device = ctx.device();
+        check_size(&device.limits(), "the flat parameters", layout.total)?;
+        guarded(ctx, "trainer allocation", || {
+            Ok(Self {
+                params: storage_init(device, "flat parameters", &layout.flatten(weights)),
+                backups: [0, 1, 2]
+                    .map(|i| storage_zeros(device, &format!("parameter backup {i}"), layout.total)),
+                losses: losses::LossRing::new(device),
+                timer: None,
+                grads: storage_zeros(device, "flat gradients", layout.total),
+                moment1: storage_zeros(device, "optimizer moment 1", layout.total),
+                moment2: storage_zeros(device, "optimizer moment 2", layout.total),
+                scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
+                partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
+                model,
+                like: weights.clone(),
+                layout,
+                options,
+                kernel: KernelChoice::Auto,
+                step: 0,
+                workspaces: Vec::new(),
+                host_copy: Mutex::new((0, weights.clone())),
+            })
+        })
+        .await
+    }
+
+    /// Forces the forward pass's recurrent kernel (see [`GpuLstm::set_kernel`]).
+    pub fn set_kernel(&mut self, kernel: KernelChoice) {
+        self.kernel = kernel;
+        self.workspaces.clear();
+    }
+
+    /// Forward, loss and backward for `inputs` against `target`, read back in full (for
+    /// checking gradients; training uses [`Trainer::step`], which reads back only the loss).
+    pub fn gradients(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<GpuGradients> {
+        pollster::block_on(self.gradients_async(inputs, target))
+    }
+
+    /// The async form of [`GpuTrainer::gradients`].
+    pub async fn gradients_async(
+        &mut self,
+        inputs: &Inputs<'_>,
+        target: &Target,
+    ) -> Result<GpuGradients> {
+        let batched = Batched::new(self.model.config(), inputs)?;
+        let dims = batched.dims;
+        let ctx = self.model.context().clone();
+        let (stages, lens, submission) = guarded(&ctx, "gradients", || {
+            let index = self.write_batch(&batched, target)?;
+            self.record_gradients(index, dims)
+        })
+        .await?;
+        let pairs: Vec<(&wgpu::Buffer, u64)> = stages
+            .iter()
+            .zip(lens)
+            .map(|(b, n)| (b, n as u64 * 4))
+            .collect();
+        let read = read_bytes_async(&ctx, "gradients", &pairs, Some(submission)).await?;
+        let [loss, grads, dx, dh0, dc0]: [Vec<f32>; 5] = read
+            .iter()
+            .map(|b| bytemuck::pod_collect_to_vec::<u8, f32>(b))
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| Error::Readback("expected five buffers".into()))?;
+        let cfg = self.model.config();
+        let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let states = d * cfg.num_layers;
+        let dx = if cfg.batch_first && inputs.x.shape().len() == 3 {
+            swap_leading_axes(&dx, dims.seq_len, dims.batch, cfg.input_size)
+        } else {
+            dx
+        };
+        Ok(GpuGradients {
+            loss: loss[0],
+            grads: self.layout.unflatten(&grads, &self.like)?,
+            dx: Tensor::new(inputs.x.shape().to_vec(), dx)?,
+            dh0: Tensor::new(batched.state_shape(states, h_out), dh0)?,
+            dc0: Tensor::new(batched.state_shape(states, h), dc0)?,
+        })
+    }
+
+    /// Records and submits the gradient pass of workspace `index` with copies of the loss,
+    /// gradients, dx, dh0 and dc0 into fresh staging buffers.
+    fn record_gradients(
+        &self,
+        index: usize,
+        dims: Dims,
+    ) -> Result<(Vec<wgpu::Buffer>, [usize; 5], wgpu::SubmissionIndex)> {
+        let ws = &self.workspaces[index];
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("gradients"),
+        });
+        ws.grad_plan.encode(&mut encoder);
+        let cfg = self.model.config();
+        let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let rows = dims.seq_len * dims.batch;
+        let states = d * cfg.num_layers;
+        let lens = [
+            1,
+            self.layout.total,
+            rows * cfg.input_size,
+            states * dims.batch * h_out,
+            states * dims.batch * h,
+        ];
+        let sources = [&self.scalars, &self.grads, &ws.dx, &ws.dh0, &ws.dc0];
+        let stages: Vec<wgpu::Buffer> = lens
+            .iter()
+            .map(|&n| staging(device, "gradient readback", n))
+            .collect();
+        for ((src, dst), &n) in sources.iter().zip(&stages).zip(&lens) {
+            encoder.copy_buffer_to_buffer(src, 0, dst, 0, (n * 4) as u64);
+        }
+        Ok((stages, lens, ctx.queue().submit([encoder.finish()])))
+    }
+
+    /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
+    /// Returns the index of the workspace in `self.workspaces`.
+    fn write_batch(&mut self, batched: &Batched<'_, f32>, target: &Target) -> Result<usize> {
+        let cfg = self.model.config().clone();
+        let Dims { seq_len, batch } = batched.dims;
+        let width = self.like.output_width();
+        let out_shape = if cfg.batch_first {
+            vec![batch, seq_len, width]
+        } else {
+            vec![seq_len, batch, width]
+        };
+        let unbatched_target;
+        let target = match (target.shape().len(), target) {
+            // unbatched: the target has no batch axis either
+            (2, Target::Values(t)) => {
+                unbatched_target = Target::Values(t.clone().reshape(out_shape.clone())?);
+                &unbatched_target
+            }
+            (1, Target::Classes(t)) => {
+                unbatched_target = Target::Classes(t.clone().reshape(out_shape[..2].to_vec())?);
+                &unbatched_target
+            }
+            _ => target,
+        };
+        check_target(self.options.loss, &out_shape, target)?;
+        let index = match self
+            .workspaces
+            .iter()
+            .position(|ws| ws.dims == batched.dims)
+        {
+            Some(i) => i,
+            None => {
+                if self.workspaces.len() == 2 {
+                    self.workspaces.remove(0); // free the older shape first
+                }
+                let ws = self.build_workspace(batched.dims)?;
+                self.workspaces.push(ws);
+                self.workspaces.len() - 1
+            }
+        };
+        let ws = &self.workspaces[index];
+        let queue = self.model.context().queue();
+        let time_major = |data: &[f32], rest: usize| {
+            if cfg.batch_first {
+                swap_leading_axes(data, batch, seq_len, rest)
+            } else {
+                data.to_vec()
+            }
+        };
+        queue.write_buffer(
+            &ws.fwd.x,
+            0,
+            bytemuck::cast_slice(&time_major(batched.x.data(), cfg.input_size)),
+        );
+        ws.fwd.write_state(queue, batched);
+        match target {
+            Target::Values(t) => queue.write_buffer(
+                &ws.values,
+                0,
+                bytemuck::cast_slice(&time_major(t.data(), width)),
+            ),
+            Target::Classes(t) => {
+                let classes: Vec<u32> = t.data().iter().map(|&c| c as u32).collect();
+                let classes = if cfg.batch_first {
+                    swap_leading_axes(&classes, batch, seq_len, 1)
+                } else {
+                    classes
+                };
+                queue.write_buffer(&ws.classes, 0, bytemuck::cast_slice(&classes));
+            }
+        }
+        Ok(index)
+    }
+
+    /// One step, waited for, with its GPU time in milliseconds (timestamp queries; `None`
+    /// without TIMESTAMP_QUERY): for benchmarks.
+    pub fn step_timed(&mut self, x: &Tensor, target: &Target) -> Result<(f32, Option<f64>)> {
+        pollster::block_on(self.step_timed_async(x, target))
+    }
+
+    /// The async form of [`GpuTrainer::step_timed`].
+    pub async fn step_timed_async(
+        &mut self,
+        x: &Tensor,
+        target: &Target,
+    ) -> Result<(f32, Option<f64>)> {
+        if self.timer.is_none() {
+            let ctx = self.model.context();
+            self.timer = guarded(ctx, "timer allocation", || Ok(GpuTimer::new(ctx))).await?;
+        }
+        let mut losses = self.submit_step(x, target, true).await?;
+        losses.extend(self.flush_async().await?);
+        let loss = losses
+            .last()
+            .map(|&(_, l)| l)
+            .ok_or_else(|| Error::Readback("no loss came back".into()))?;
+        let ms = match &self.timer {
+            Some(t) => Some(t.read_ms_async(self.model.context()).await?),
+            None => None,
+        };
+        Ok((loss, ms))
+    }
+
+    /// Records and submits step k (between timestamps when `timed`); returns the losses that
+    /// came back meanwhile (step k - 1's).
+    async fn submit_step(
+        &mut self,
+        x: &Tensor,
+        target: &Target,
+        timed: bool,
+    ) -> Result<Vec<(u64, f32)>> {
+        let ctx = self.model.context().clone();
+        let k = self.step + 1;
+        let submission =
+            guarded(&ctx, "training step", || self.record_step(x, target, timed)).await?;
+        self.step = k;
+        self.losses.submitted(k, submission);
+        self.losses.drain(&ctx, 1).await
+    }
+
+    /// Uploads the batch and records and submits step `self.step + 1`.
+    fn record_step(
+        &mut self,
+        x: &Tensor,
+        target: &Target,
+        timed: bool,
+    ) -> Result<wgpu::SubmissionIndex> {
+        let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
+        let k = self.step + 1;
+        let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
+        let index = self.write_batch(&batched, target)?;
+        let ws = &self.workspaces[index];
+        let ctx = self.model.context();
+        ctx.queue()
+            .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
+        let device = ctx.device();
+        let timer = self.timer.as_ref().filter(|_| timed);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("training step"),
+        });
+        if let Some(t) = timer {
+            t.start(&mut encoder);
+        }
+        let bytes = (self.layout.total * 4) as u64;
+        let backup = &self.backups[(k % 3) as usize];
+        encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
+        ws.grad_plan.encode(&mut encoder);
+        ws.update_plan.encode(&mut encoder);
+        encoder.copy_buffer_to_buffer(&self.scalars, 0, self.losses.stage(k), 0, 4);
+        if let Some(t) = timer {
+            t.stop(&mut encoder);
+        }
+        Ok(ctx.queue().submit([encoder.finish()]))
+    }
+
+    fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let mut plan = PlanBuilder::new(ctx);
+        let fwd = build_forward(
+            &mut plan,
+            device,
+            &self.model.weights,
+            dims,
+            ForwardOptions {
+                cache: true,
+                kernel: self.kernel,
+                max_chunk_steps: None,
+            },
+        )?
+        .buffers;
+        let back = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
+        let grad_plan = plan.finish()?;
+        let mut update = PlanBuilder::new(ctx);
+        self.record_update(&mut update)?;
+        let update_plan = update.finish()?;
+        Ok(TrainWorkspace {
+            dims,
+            fwd,
+            values: back.values,
+            classes: back.classes,
+            dx: back.dx,
+            dh0: back.dh0,
+            dc0: back.dc0,
+            grad_plan,
+            update_plan,
+        })
+    }
+
+    /// Clip, optimizer, and the re-layout of the flat parameters for the forward kernels.
+    fn record_update(&self, plan: &mut PlanBuilder<'_>) -> Result<()> {
+        let n = self.layout.total;
+        let opt = &self.options.optimizer;
+        let groups = elementwise_groups(n)?;
+        if self.options.clip_norm.is_some() {
+            reduce::record_sum(
+                plan,
+                0,
+                "grad norm",
+                (&self.grads, n),
+                true,
+                1.0,
+                (&self.scalars, 1),
+                &self.partials,
+            )?;
+        }
+        let kernel = if opt.kind == OptimizerKind::Sgd {
+            Kernel::Sgd
+        } else {
+            Kernel::Adam
+        };
+        let group = plan.group(
+            kernel,
+            "optimizer",
+            &[
+                ("p", &self.params),
+                ("grad", &self.grads),
+                ("m", &self.moment1),
+                ("v", &self.moment2),
+                ("scalars", &self.scalars),
+            ],
+        );
+        plan.dispatch(
+            0,
+            group,
+            &OptParams {
+                n: to_u32("parameters", n)?,
+                decoupled: (opt.kind == OptimizerKind::AdamW) as u32,
+                clip: self.options.clip_norm.is_some() as u32,
+                has_momentum: (opt.momentum != 0.0) as u32,
+                lr: opt.lr,
+                momentum: opt.momentum,
+                weight_decay: opt.weight_decay,
+                beta1: opt.beta1,
+                beta2: opt.beta2,
+                eps: opt.eps,
+                max_norm: self.options.clip_norm.unwrap_or(0.0),
+                _pad: 0,
+            },
+            groups,
+        )?;
+        relayout::record(plan, &self.model, &self.layout, &self.params)
+    }
+
+    /// An inference model with the weights of every step submitted so far, copied on the GPU
+    /// (no host round trip, no wait): later training steps do not change it. Its weights can
+    /// be shared further with [`GpuLstm::gpu_weights`].
+    pub fn inference_model(&self) -> Result<GpuLstm> {
+        pollster::block_on(self.inference_model_async())
+    }
+
+    /// The async form of [`GpuTrainer::inference_model`].
+    pub async fn inference_model_async(&self) -> Result<GpuLstm> {
+        let ctx = self.model.context();
+        let copy = guarded(ctx, "copying the trained weights", || {
+            Ok(self.model.weights.duplicate(ctx))
+        })
+        .await?;
+        let weights = crate::gpu::weights::GpuWeights(std::sync::Arc::new(copy));
+        Ok(GpuLstm::with_weights(ctx, &weights))
+    }
+
+    /// The latest weights known on the host and the step they follow: those of the last
+    /// successful [`Trainer::weights`] (the initial weights before any). After a lost device
+    /// or a failed step they are what training can go on from, on a new context.
+    pub fn last_host_weights(&self) -> (u64, LstmWeights) {
+        lock(&self.host_copy).clone()
+    }
+
+    /// The async form of [`Trainer::flush`].
+    pub async fn flush_async(&mut self) -> Result<Vec<(u64, f32)>> {
+        let ctx = self.model.context().clone();
+        self.losses.drain(&ctx, 0).await
+    }
+
+    /// The async form of [`Trainer::submit`].
+    pub async fn submit_async(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+        self.submit_step(x, target, false).await
+    }
+
+    /// The async form of [`Trainer::weights`] (which also keeps them as
+    /// [`GpuTrainer::last_host_weights`]).
+    pub async fn weights_async(&self) -> Result<LstmWeights> {
+        let ctx = self.model.context();
+        let (stage, submission) = guarded(ctx, "weights readback", || {
+            let device = ctx.device();
+            let stage = staging(device, "weights readback", self.layout.total);
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("weights readback"),
+            });
+            let bytes = (self.layout.total * 4) as u64;
+            encoder.copy_buffer_to_buffer(&self.params, 0, &stage, 0, bytes);
+            Ok((stage, ctx.queue().submit([encoder.finish()])))
+        })
+        .await?;
+        let bytes = (self.layout.total * 4) as u64;
+        let read = read_bytes_async(
+            ctx,
+            "weights readback",
+            &[(&stage, bytes)],
+            Some(submission),
+        )
+        .await?;
+        let flat = bytemuck::pod_collect_to_vec::<u8, f32>(&read[0]);
+        let weights = self.layout.unflatten(&flat, &self.like)?;
+        *lock(&self.host_copy) = (self.step, weights.clone());
+        Ok(weights)
+    }
+}
+
+impl Trainer for GpuTrainer {
+    /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
+    /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
+    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+        pollster::block_on(self.submit_async(x, target))
+    }
+
+    fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
+        pollster::block_on(self.flush_async())
+    }
+
+    fn restore_last_good(&mut self, bad: u64) -> Result<()> {
+        if bad == 0 || bad > self.step || self.step > bad + 1 {
+            return Err(Error::Input(format!(
+                "restore_last_good({bad}) after {} steps: it takes the step whose loss was \
+                 not finite, at most one step back",
+                self.step
+            )));
+        }
+        self.flush()?; // the step after `bad`, if any, is undone below
+                       // backups[k % 3] holds the start of step k; the start of step 1 is the initial weights
+        let source = &self.backups[(bad.saturating_sub(1).max(1) % 3) as usize];
+        let ctx = self.model.context();
+        pollster::block_on(guarded(ctx, "rollback", || {
+            let device = ctx.device();
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("rollback"),
+            });
+            let bytes = (self.layout.total * 4) as u64;
+            encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
+            // the forward kernels' layouts follow the restored parameters
+            let mut plan = PlanBuilder::new(ctx);
+            relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
+            plan.finish()?.encode(&mut encoder);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(())
+        }))
+    }
+
+    fn weights(&self) -> Result<LstmWeights> {
+        pollster::block_on(self.weights_async())
+    }
+}
