@@ -85,3 +85,8 @@ pub use weights::{LayerWeights, LstmWeights, ParamKind};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// So are those of the streaming guide.
+#[doc = include_str!("../docs/streaming.md")]
+#[cfg(doctest)]
+pub struct StreamingDoctests;

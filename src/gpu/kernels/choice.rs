@@ -72,7 +72,7 @@ impl Recurrence {
         Recurrence::Sequence(tiles)
     }
 
-    /// The per-step kernel's tiles from [`PER_STEP_TABLE`], shrunk, staging depth first,
+    /// The per-step kernel's tiles from `PER_STEP_TABLE`, shrunk, staging depth first,
     /// until the workgroup fits the device.
     pub fn per_step_for(shape: RecurrentShape, caps: &DeviceCaps) -> Self {
         let quads = (shape.hidden_out as u32).div_ceil(4).max(1);

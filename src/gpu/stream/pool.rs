@@ -35,7 +35,7 @@ pub struct SlotState {
 ///
 /// Each stream's results match the same stream run alone within the forward tolerance. They
 /// are bitwise equal when the same recurrent kernel variant serves both batch sizes: the
-/// variant depends on the batch ([`super::Recurrence::choose`]); every row's sums run in the
+/// variant depends on the batch ([`crate::gpu::Recurrence::choose`]); every row's sums run in the
 /// same order whatever the batch for a given variant.
 pub struct GpuStatePool {
     model: GpuLstm,

@@ -10,8 +10,8 @@ use crate::tensor::Tensor;
 
 /// h `[L*D, B, H_out]` and c `[L*D, B, H]` (f32, index `layer * D + direction`) of `B`
 /// independent streams: what h0/c0 are to a forward pass and h_n/c_n come out as. A pass
-/// run with a state ([`super::GpuLstm::forward_state`], [`super::GpuLstm::step`],
-/// [`super::GpuLstm::encode_with_state`]) starts from it and leaves its final state in it,
+/// run with a state ([`crate::gpu::GpuLstm::forward_state`], [`crate::gpu::GpuLstm::step`],
+/// [`crate::gpu::GpuLstm::encode_with_state`]) starts from it and leaves its final state in it,
 /// all on the GPU, so a long sequence can be fed in chunks or one step at a time.
 pub struct GpuState {
     h: wgpu::Buffer,

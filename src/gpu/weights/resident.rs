@@ -30,7 +30,7 @@ pub(crate) struct HeadBuffers {
 }
 
 /// An LSTM's weights uploaded to one device, re-laid out for the kernels: one upload that
-/// any number of [`super::GpuLstm`]s and [`super::GpuStatePool`]s on that device share
+/// any number of [`crate::gpu::GpuLstm`]s and [`crate::gpu::GpuStatePool`]s on that device share
 /// (cheap to clone).
 #[derive(Clone)]
 pub struct GpuWeights(pub(crate) std::sync::Arc<ResidentWeights>);
