@@ -117,6 +117,30 @@ fn every_gpu_layer_imports_only_lower_layers() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Device objects `kernels/` must never hold or make: it is data only.
+const DEVICE_TYPES: [&str; 6] = [
+    "wgpu::Device",
+    "wgpu::Queue",
+    "wgpu::Buffer",
+    "wgpu::CommandEncoder",
+    "wgpu::ComputePipeline",
+    "wgpu::BindGroup",
+];
+
+#[test]
+fn kernels_hold_no_device_objects() {
+    let mut problems = Vec::new();
+    for path in rust_files(Path::new("src/gpu/kernels")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in code_lines(&text) {
+            for ty in DEVICE_TYPES.iter().filter(|ty| line.contains(*ty)) {
+                problems.push(format!("{}:{number}: {ty}", path.display()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn device_files_import_only_those_before_them() {
     let dir = Path::new("src/gpu/device");

@@ -39,10 +39,7 @@ pub use device::{
     GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS,
 };
 pub use forward::{GpuLstm, PREPARED_SHAPES};
-pub use kernels::{
-    DeviceCaps, KernelChoice, Recurrence, RecurrentShape, SequenceTiles, StepTiles,
-    SEQUENCE_MAX_STEPS_STAGED,
-};
+pub use kernels::{DeviceCaps, KernelChoice, Recurrence, RecurrentShape, SequenceTiles, StepTiles};
 pub use stream::{GpuState, GpuStatePool, SlotState};
 pub use train::{GpuGradients, GpuTrainer};
 pub use weights::GpuWeights;
@@ -53,7 +50,8 @@ pub use weights::GpuWeights;
 pub mod internals {
     pub use super::kernels::{
         params_sizes, Binding, BindingKind, Kernel, KernelSpec, GEMM_TILE, KERNELS,
-        SEQUENCE_MAX_PER_INVOCATION, SHADER_FILES, STEP_MAX_QUADS, STEP_MAX_ROWS, WORKGROUP_SIZE,
+        SEQUENCE_MAX_PER_INVOCATION, SEQUENCE_MAX_STEPS_STAGED, SHADER_FILES, STEP_MAX_QUADS,
+        STEP_MAX_ROWS, WORKGROUP_SIZE,
     };
     pub use super::plan::{Dispatch, Op, Plan, ProfiledDispatch};
     pub use super::stream::StepProfile;

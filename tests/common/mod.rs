@@ -43,7 +43,7 @@ fn context(webgpu_limits: bool) -> GpuContext {
 
 /// What the kernel table sees of `ctx`'s device.
 pub fn caps(ctx: &GpuContext) -> DeviceCaps {
-    DeviceCaps::of(ctx.device())
+    ctx.caps()
 }
 
 /// Every kernel choice the variant tests run: the table's, each kernel with the table's

@@ -8,7 +8,7 @@ use super::alloc::uniform_init;
 use super::pipelines::Pipelines;
 use super::sync::lock;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{StepIndex, STEP_INDEX_BINDING_SIZE};
+use crate::gpu::kernels::{DeviceCaps, StepIndex, STEP_INDEX_BINDING_SIZE};
 
 /// Steps per chunk of the per-step kernels: the step-index buffer has this many slots.
 pub const MAX_CHUNK_STEPS: usize = 1024;
@@ -284,6 +284,11 @@ impl GpuContext {
         (&self.inner.step_slots, self.inner.step_stride)
     }
 
+    /// What the kernel choice needs to know of the device: its limits and subgroup size.
+    pub fn caps(&self) -> DeviceCaps {
+        caps_of(self.device())
+    }
+
     /// Whether GPU time can be measured (the device has TIMESTAMP_QUERY).
     pub fn has_timestamps(&self) -> bool {
         self.device()
@@ -316,5 +321,16 @@ impl GpuContext {
     /// [`GpuContext::timeout`]).
     pub fn wait_idle(&self) -> Result<()> {
         self.wait("wait_idle", None)
+    }
+}
+
+/// The limits and smallest subgroup size (with SUBGROUP) of `device`.
+pub(crate) fn caps_of(device: &wgpu::Device) -> DeviceCaps {
+    DeviceCaps {
+        limits: device.limits(),
+        subgroup_size: device
+            .features()
+            .contains(wgpu::Features::SUBGROUP)
+            .then(|| device.adapter_info().subgroup_min_size),
     }
 }

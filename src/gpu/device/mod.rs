@@ -17,6 +17,7 @@ mod timer;
 
 pub use adapters::{enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary};
 pub(crate) use alloc::{buffer, staging, storage_init, storage_nan, storage_zeros, uniform_init};
+pub(crate) use context::caps_of;
 pub use context::{ContextOptions, GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS};
 pub(crate) use guard::{guarded, guarded_now, Scopes};
 pub(crate) use pipelines::Constants;

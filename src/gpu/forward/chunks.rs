@@ -7,8 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::device::MAX_CHUNK_STEPS;
-use crate::gpu::kernels::binding_limit;
-use crate::gpu::kernels::Recurrence;
+use crate::gpu::kernels::{binding_limit, Recurrence};
 
 /// Steps per dispatch of the sequence kernel: lavapipe ends any shader loop after 65,535
 /// iterations, and one very long dispatch can trip an OS's GPU watchdog.

@@ -5,10 +5,10 @@ use super::buffers::ForwardBuffers;
 use super::chunks::{chunks, Chunk};
 use super::slots::Slots;
 use crate::error::Result;
-use crate::gpu::kernels::{product_kernel, to_u32};
-use crate::gpu::kernels::{GemmParams, StepParams};
-use crate::gpu::kernels::{Kernel, WORKGROUP_SIZE};
-use crate::gpu::kernels::{Recurrence, RecurrentShape};
+use crate::gpu::kernels::{
+    product_kernel, to_u32, GemmParams, Kernel, Recurrence, RecurrentShape, StepParams,
+    WORKGROUP_SIZE,
+};
 use crate::gpu::plan::{PlanBuilder, StepKernel};
 use crate::gpu::weights::ResidentWeights;
 use crate::shape::Dims;

@@ -3,10 +3,10 @@
 use super::buffers::ForwardBuffers;
 use super::{chunks, layer};
 use crate::error::Result;
-use crate::gpu::kernels::product_kernel;
-use crate::gpu::kernels::KernelChoice;
-use crate::gpu::kernels::{DeviceCaps, Recurrence, RecurrentShape};
-use crate::gpu::kernels::{GemmParams, View};
+use crate::gpu::device::caps_of;
+use crate::gpu::kernels::{
+    product_kernel, GemmParams, KernelChoice, Recurrence, RecurrentShape, View,
+};
 use crate::gpu::plan::PlanBuilder;
 use crate::gpu::weights::ResidentWeights;
 use crate::shape::Dims;
@@ -54,7 +54,7 @@ pub(crate) fn build_forward(
         hidden_out: cfg.output_size(),
         batch: dims.batch,
     };
-    let variant = options.kernel.resolve(shape, &DeviceCaps::of(device))?;
+    let variant = options.kernel.resolve(shape, &caps_of(device))?;
     let pre_row = dims.batch * cfg.num_directions() * 4 * cfg.hidden_size;
     let chunk_steps = chunks::chunk_steps(
         &limits,

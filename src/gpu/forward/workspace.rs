@@ -3,12 +3,9 @@
 use super::buffers::ForwardBuffers;
 use super::pass::{build_forward, ForwardOptions};
 use crate::error::Result;
-use crate::gpu::device::guarded;
-use crate::gpu::device::staging;
-use crate::gpu::device::GpuContext;
+use crate::gpu::device::{guarded, staging, GpuContext};
 use crate::gpu::kernels::Recurrence;
-use crate::gpu::plan::Plan;
-use crate::gpu::plan::PlanBuilder;
+use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::gpu::weights::ResidentWeights;
 use crate::shape::Dims;
 

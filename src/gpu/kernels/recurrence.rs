@@ -36,26 +36,13 @@ pub struct RecurrentShape {
     pub batch: usize,
 }
 
-/// What the table and the checks need to know of a device.
+/// What the table and the checks need to know of a device ([`crate::gpu::GpuContext::caps`]).
 #[derive(Clone, Debug)]
 pub struct DeviceCaps {
     /// The device's limits (as requested, not the adapter's maximum).
     pub limits: wgpu::Limits,
     /// The smallest subgroup size, when the device has the SUBGROUP feature.
     pub subgroup_size: Option<u32>,
-}
-
-impl DeviceCaps {
-    /// The limits and subgroup size of `device`.
-    pub fn of(device: &wgpu::Device) -> Self {
-        Self {
-            limits: device.limits(),
-            subgroup_size: device
-                .features()
-                .contains(wgpu::Features::SUBGROUP)
-                .then(|| device.adapter_info().subgroup_min_size),
-        }
-    }
 }
 
 /// How the recurrent half of a layer runs (the recurrent kernel and its tiles); see the

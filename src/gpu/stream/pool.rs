@@ -2,16 +2,10 @@
 //! the GPU, served together one timestep at a time by whichever slots are active.
 
 use crate::error::{Error, Result};
-use crate::gpu::device::guarded_now;
-use crate::gpu::device::GpuContext;
-use crate::gpu::device::{staging, storage_zeros, submit_and_read};
+use crate::gpu::device::{guarded_now, staging, storage_zeros, submit_and_read, GpuContext};
 use crate::gpu::forward::{GpuLstm, PREPARED_SHAPES};
-use crate::gpu::kernels::elementwise_groups;
-use crate::gpu::kernels::Kernel;
-use crate::gpu::kernels::RowsParams;
-use crate::gpu::kernels::{check_size, to_u32};
-use crate::gpu::plan::Plan;
-use crate::gpu::plan::PlanBuilder;
+use crate::gpu::kernels::{check_size, elementwise_groups, to_u32, Kernel, RowsParams};
+use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::gpu::weights::GpuWeights;
 use crate::shape::Dims;
 use crate::tensor::Tensor;

@@ -2,9 +2,7 @@
 
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
-use crate::gpu::device::guarded_now;
-use crate::gpu::device::GpuContext;
-use crate::gpu::device::{staging, storage_zeros, submit_and_read};
+use crate::gpu::device::{guarded_now, staging, storage_zeros, submit_and_read, GpuContext};
 use crate::gpu::kernels::check_size;
 use crate::tensor::Tensor;
 

@@ -7,8 +7,7 @@ use std::collections::VecDeque;
 use futures_intrusive::channel::shared::{oneshot_channel, OneshotReceiver};
 
 use crate::error::{Error, Result};
-use crate::gpu::device::GpuContext;
-use crate::gpu::device::{buffer, mapped};
+use crate::gpu::device::{buffer, mapped, GpuContext};
 
 struct InFlight {
     step: u64,

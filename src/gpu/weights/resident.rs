@@ -4,8 +4,7 @@
 use super::layout;
 use crate::config::LstmConfig;
 use crate::error::Result;
-use crate::gpu::device::{buffer, storage_init};
-use crate::gpu::device::{GpuContext, Scopes};
+use crate::gpu::device::{buffer, storage_init, GpuContext, Scopes};
 use crate::weights::LstmWeights;
 
 /// One layer's resident weights.
