@@ -268,3 +268,31 @@ impl<'a> PlanBuilder<'a> {
         Ok(Plan { ops })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::device::storage_zeros;
+
+    /// A bind group whose buffer names miss a binding of its kernel is an internal error
+    /// naming the binding, not a bind group with a buffer in the wrong slot.
+    #[test]
+    fn a_misnamed_binding_is_an_internal_error_naming_it() {
+        let ctx = GpuContext::new().unwrap_or_else(|e| {
+            panic!("no GPU adapter ({e}); install one, e.g. apt-get install mesa-vulkan-drivers")
+        });
+        let buffer = storage_zeros(ctx.device(), "any", 16);
+        let mut plan = PlanBuilder::new(&ctx);
+        let names = [("slot", &buffer), ("source", &buffer), ("dst", &buffer)];
+        plan.group(Kernel::Rows, "rows", &names);
+        let Err(Error::Internal(message)) = plan.finish() else {
+            panic!("a misnamed binding was accepted");
+        };
+        assert!(message.contains("`src`"), "{message}");
+
+        let mut plan = PlanBuilder::new(&ctx);
+        let named = [("slot", &buffer), ("src", &buffer), ("dst", &buffer)];
+        plan.group(Kernel::Rows, "rows", &named);
+        plan.finish().expect("the right names bind");
+    }
+}
