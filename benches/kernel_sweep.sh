@@ -1,6 +1,6 @@
 #!/bin/bash
 # Every recurrent-kernel variant worth trying on the target shapes of issue 7, beside
-# PyTorch/cuDNN, in one run on one machine: the figures the table in src/gpu/variant.rs is
+# PyTorch/cuDNN, in one run on one machine: the figures the table in src/gpu/kernels/choice.rs is
 # chosen from. Results are JSON lines (lstm-wgpu bench --json; benches/cudnn_baseline.py).
 #
 #   BIN=target/release/lstm-wgpu OUT=results bash benches/kernel_sweep.sh

@@ -1,9 +1,9 @@
 // lstm_common: what the recurrent kernels share. The host prepends this file to
-// lstm_step.wgsl, lstm_sequence.wgsl, lstm_proj.wgsl and lstm_backward.wgsl (gpu/kernels.rs),
-// so each definition below exists once; it is valid WGSL on its own, and naga validates it
+// lstm_step.wgsl, lstm_sequence.wgsl, lstm_proj.wgsl and lstm_backward.wgsl
+// (gpu/kernels/sources.rs), so each definition below exists once; it is valid WGSL on its own, and naga validates it
 // alone and in front of every kernel.
 //
-// Time and state slots (the one statement of the rule; gpu/slots.rs is its host twin):
+// Time and state slots (the one statement of the rule; gpu/forward/slots.rs is its host twin):
 //   Step s runs direction 0 at time t = s and direction 1 at time t = T - 1 - s.
 //   Inference (cache == 0): h ping-pongs between 2 slots: step s reads slot s % 2 and writes
 //   slot (s + 1) % 2, so no workgroup overwrites an h that another still reads. c has 1 slot,

@@ -15,7 +15,7 @@
 // the host prepends one of them. pre is staged in workgroup memory P steps
 // at a time, so a step waits on no global load: one round of loads serves P steps.
 //
-// Override constants (gpu/variant.rs): H = the hidden size, KS k-slices, L = ceil(H / KS),
+// Override constants (gpu/kernels/recurrence.rs): H = the hidden size, KS k-slices, L = ceil(H / KS),
 // P steps of pre per staging round.
 //
 // Rows with t >= lengths[b] carry their state over and write zeros to y (variable lengths).

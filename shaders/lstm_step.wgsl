@@ -17,7 +17,7 @@
 // can issue all their loads before it waits on any, and the epilogue's pre, c_{t-1} and length
 // are loaded before the sum begins, so those loads overlap the loads of h and W_hh.
 //
-// Override constants (gpu/variant.rs picks them per shape and adapter): U units, KS k-slices,
+// Override constants (gpu/kernels/choice.rs picks them per shape and adapter): U units, KS k-slices,
 // BT batch rows (at most MAX_BT), QPI quads per slice per stage (at most MAX_QPI).
 //
 // Rows with t >= lengths[b] carry their state over and write zeros to y (variable lengths).

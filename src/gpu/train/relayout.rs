@@ -1,4 +1,4 @@
-//! Flat parameters -> the forward kernels' layouts (see gpu/layout.rs for the host twin).
+//! Flat parameters -> the forward kernels' layouts (see gpu/weights/layout.rs for the host twin).
 
 use crate::error::Result;
 use crate::gpu::forward::GpuLstm;
