@@ -1,7 +1,7 @@
 // lstm_common: what the recurrent kernels share. The host prepends this file to
 // lstm_step.wgsl, lstm_sequence.wgsl, lstm_proj.wgsl and lstm_backward.wgsl
-// (gpu/kernels/sources.rs), so each definition below exists once; it is valid WGSL on its own, and naga validates it
-// alone and in front of every kernel.
+// (gpu/kernels/sources.rs), so each definition below exists once; it is valid WGSL on its
+// own, and naga validates it alone and in front of every kernel.
 //
 // Time and state slots (the one statement of the rule; gpu/forward/slots.rs is its host twin):
 //   Step s runs direction 0 at time t = s and direction 1 at time t = T - 1 - s.
