@@ -170,12 +170,25 @@ impl Case {
     }
 
     /// Runs on the GPU and the CPU in f64; returns the first mismatch of output, h_n, c_n.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn compare(
         &self,
         ctx: &GpuContext,
         tol: Tolerance,
     ) -> Result<Option<(&'static str, Mismatch)>> {
-        let got = GpuLstm::new(ctx, &self.weights)?.forward_with(&self.inputs())?;
+        pollster::block_on(self.compare_async(ctx, tol))
+    }
+
+    /// The async form of [`Case::compare`].
+    pub async fn compare_async(
+        &self,
+        ctx: &GpuContext,
+        tol: Tolerance,
+    ) -> Result<Option<(&'static str, Mismatch)>> {
+        let got = GpuLstm::new_async(ctx, &self.weights)
+            .await?
+            .forward_with_async(&self.inputs())
+            .await?;
         let f64_of = |t: &Tensor| t.map(f64::from);
         let (x, h0, c0) = (
             f64_of(&self.x),

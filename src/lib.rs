@@ -35,6 +35,17 @@
 //! With `default-features = false` the crate is the library alone: the CPU and GPU paths,
 //! training, [`io`] and [`check`], and none of the crates above.
 //!
+//! ## WebAssembly (the browser)
+//! The library builds for `wasm32-unknown-unknown` with `default-features = false`; the GPU
+//! path then runs on the browser's WebGPU. There, only the async calls exist
+//! ([`gpu::GpuContext::new_async`], [`gpu::GpuLstm::new_async`],
+//! [`gpu::GpuLstm::forward_with_async`], [`gpu::GpuTrainer::step_async`], …): the blocking
+//! wrappers would wait forever for a browser that only makes progress between tasks, so they
+//! are compiled out, and [`train::Trainer`] is not implemented for [`gpu::GpuTrainer`]. The
+//! CPU path runs on one thread (more is [`Error::Config`]). No OS entropy is used (every
+//! generator is seeded), so no `getrandom` backend needs configuring. web/ holds a page and a
+//! test suite that run it in headless Chromium (docs/browser.md).
+//!
 //! ## Example
 //! ```no_run
 //! use lstm_wgpu::{cpu::CpuLstm, gpu::{GpuContext, GpuLstm}, LstmConfig, LstmWeights, Tensor};
@@ -51,6 +62,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// wgpu's types are neither Send nor Sync on wasm32 (one thread there); the Arcs that share
+// them between threads natively are still right
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 #[cfg(feature = "bench")]
 pub mod bench;

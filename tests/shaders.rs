@@ -3,7 +3,8 @@
 //! kernel table matches naga's reflection of its shader: entry point, and each binding's
 //! index, name, kind and access.
 
-use lstm_wgpu::gpu::internals::{BindingKind, KernelSpec, KERNELS, SHADER_FILES};
+use lstm_wgpu::gpu::internals::{BindingKind, Kernel, KernelSpec, KERNELS, SHADER_FILES};
+use lstm_wgpu::wgpu;
 
 fn module(source: &str, name: &str) -> naga::Module {
     naga::front::wgsl::parse_str(source)
@@ -202,52 +203,77 @@ fn params_structs_match_their_rust_twins() {
     }
 }
 
-/// The step kernels' override-sized workgroup arrays and workgroup sizes resolve for every
-/// variant the table can pick (naga's override processing, as pipeline creation does it).
+/// Every build the engine can make (each kernel with each set of override constants it can
+/// run with, on WebGPU's default limits and on a large device with subgroups) resolves its
+/// overrides in naga as pipeline creation does; the subgroup variants are among them.
 #[test]
-fn step_kernels_specialise_for_their_variants() {
-    use lstm_wgpu::gpu::{DeviceCaps, KernelChoice, RecurrentShape};
-    let plain = DeviceCaps {
+fn every_shader_build_specialises() {
+    use lstm_wgpu::gpu::internals::shader_builds;
+    use lstm_wgpu::gpu::DeviceCaps;
+    let webgpu = DeviceCaps {
         limits: wgpu::Limits::default(),
         subgroup_size: None,
     };
-    let subgroups = DeviceCaps {
+    let large = DeviceCaps {
+        limits: wgpu::Limits {
+            max_compute_invocations_per_workgroup: 1024,
+            max_compute_workgroup_size_x: 1024,
+            max_compute_workgroup_storage_size: 49152,
+            ..wgpu::Limits::default()
+        },
         subgroup_size: Some(32),
-        ..plain.clone()
     };
-    for (hidden, hidden_out, batch) in [
-        (1, 1, 1),
-        (64, 64, 3),
-        (63, 63, 64),
-        (512, 512, 1),
-        (600, 300, 17),
-        (1024, 1024, 64),
-    ] {
-        let shape = RecurrentShape {
-            hidden,
-            hidden_out,
-            batch,
-        };
-        let folded: KernelChoice = "step u=4 ks=16 bt=1 qpi=1 sg=8".parse().unwrap();
-        for (choice, caps) in [
-            (KernelChoice::Auto, &plain),
-            (KernelChoice::Auto, &subgroups),
-            (KernelChoice::PerStep, &plain),
-            (folded, &subgroups),
-        ] {
-            let Ok(variant) = choice.resolve(shape, caps) else {
-                continue;
-            };
-            let spec = variant.kernel().spec();
-            let m = module(spec.source, spec.file);
-            let info = validate(&m, spec.source, spec.file);
-            let constants: naga::back::PipelineConstants = variant
-                .constants(shape)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+    let small_subgroups = DeviceCaps {
+        subgroup_size: Some(4),
+        ..webgpu.clone()
+    };
+    for caps in [&webgpu, &large, &small_subgroups] {
+        let builds = shader_builds(caps);
+        for build in &builds {
+            let spec = build.kernel.spec();
+            let source = build.kernel.source_for(wgpu::Backend::Vulkan);
+            let m = module(&source, spec.file);
+            let info = validate(&m, &source, spec.file);
+            let constants: naga::back::PipelineConstants = build
+                .constants
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v))
                 .collect();
             naga::back::pipeline_constants::process_overrides(&m, &info, None, &constants)
-                .unwrap_or_else(|e| panic!("{variant} at {shape:?}: {e:?}"));
+                .unwrap_or_else(|e| panic!("{}: {e:?}", build.label));
+        }
+        // every kernel has a build; subgroup ones exactly where the device has subgroups
+        for kernel in Kernel::ALL {
+            let has = builds.iter().any(|b| b.kernel == kernel);
+            assert_eq!(
+                has,
+                !kernel.uses_subgroups() || caps.subgroup_size.is_some(),
+                "{kernel:?} with subgroups {:?}",
+                caps.subgroup_size
+            );
+        }
+    }
+}
+
+/// The subgroup kernels carry `enable subgroups;` for the browser's WGSL compiler (Tint needs
+/// it) and not for naga (which rejects it); no other kernel changes.
+#[test]
+fn subgroup_directive_only_for_the_browser() {
+    for kernel in Kernel::ALL {
+        let browser = kernel.source_for(wgpu::Backend::BrowserWebGpu);
+        let native = kernel.source_for(wgpu::Backend::Vulkan);
+        assert!(!native.contains("enable subgroups"), "{kernel:?}");
+        assert_eq!(native, kernel.spec().source, "{kernel:?}");
+        if kernel.uses_subgroups() {
+            assert_eq!(
+                browser,
+                format!("enable subgroups;\n{native}"),
+                "{kernel:?}"
+            );
+            assert!(native.contains("subgroupShuffleXor"), "{kernel:?}");
+        } else {
+            assert_eq!(browser, native, "{kernel:?}");
+            assert!(!native.contains("subgroupShuffleXor"), "{kernel:?}");
         }
     }
 }

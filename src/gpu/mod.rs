@@ -34,9 +34,11 @@ mod stream;
 mod train;
 mod weights;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::enumerate_adapters;
 pub use device::{
-    enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary, ContextOptions,
-    GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS,
+    enumerate_adapters_async, relevant_limits, AdapterSummary, ContextOptions, GpuContext,
+    DEFAULT_TIMEOUT, MAX_CHUNK_STEPS,
 };
 pub use forward::{GpuLstm, PREPARED_SHAPES};
 pub use kernels::{DeviceCaps, KernelChoice, Recurrence, RecurrentShape, SequenceTiles, StepTiles};
@@ -49,11 +51,10 @@ pub use weights::GpuWeights;
 #[doc(hidden)]
 pub mod internals {
     pub use super::kernels::{
-        params_sizes, Binding, BindingKind, Kernel, KernelSpec, GEMM_TILE, KERNELS,
-        SEQUENCE_MAX_PER_INVOCATION, SEQUENCE_MAX_STEPS_STAGED, SHADER_FILES, STEP_MAX_QUADS,
-        STEP_MAX_ROWS, WORKGROUP_SIZE,
+        params_sizes, shader_builds, Binding, BindingKind, Kernel, KernelSpec, ShaderBuild,
+        BACKWARD_MAX_ROWS, GEMM_TILE, KERNELS, SEQUENCE_MAX_PER_INVOCATION,
+        SEQUENCE_MAX_STEPS_STAGED, SHADER_FILES, STEP_MAX_QUADS, STEP_MAX_ROWS, WORKGROUP_SIZE,
     };
     pub use super::plan::{Dispatch, Op, Plan, ProfiledDispatch};
     pub use super::stream::StepProfile;
-    pub use super::train::BACKWARD_MAX_ROWS;
 }

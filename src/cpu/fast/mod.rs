@@ -206,6 +206,11 @@ pub fn check_threads(threads: usize) -> Result<usize> {
             "threads must be at least 1 (leave it out to use every core)".into(),
         ));
     }
+    if cfg!(target_arch = "wasm32") && threads > 1 {
+        return Err(Error::Config(format!(
+            "threads = {threads}: wasm32 has no threads, the CPU path runs on one"
+        )));
+    }
     Ok(threads)
 }
 

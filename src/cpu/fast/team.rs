@@ -14,13 +14,19 @@
 //! instead of 1.2-1.5). A kept thread stays on its core, and with it its share of the
 //! weights stays in that core's cache from one call to the next.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, TryLockError};
+#[cfg(not(target_arch = "wasm32"))]
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, TryLockError},
+};
 
-/// How many threads the CPU path uses: at least one.
+/// How many threads the CPU path uses: at least one (one on wasm32, which has no threads).
 pub fn default_threads() -> usize {
+    if cfg!(target_arch = "wasm32") {
+        return 1;
+    }
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -38,6 +44,21 @@ pub fn run_team<F: Fn(&Worker<'_>) + Sync>(threads: usize, work: F) {
     if threads <= 1 {
         return work(&worker(0));
     }
+    run_threads(threads, &work, worker);
+}
+
+/// More than one thread: none on wasm32 (the thread count is checked before a team starts).
+#[cfg(target_arch = "wasm32")]
+fn run_threads<'a, F: Fn(&Worker<'a>) + Sync>(_: usize, _: &F, _: impl Fn(usize) -> Worker<'a>) {
+    unreachable!("wasm32 has no threads: check_threads allows one");
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn run_threads<'a, F, W>(threads: usize, work: &F, worker: W)
+where
+    F: Fn(&Worker<'a>) + Sync,
+    W: Fn(usize) -> Worker<'a> + Sync,
+{
     if let Some(kept) = kept_pool(threads) {
         // a pool runs one team at a time: every thread of a team must be running at once
         let turn = match kept.free.try_lock() {
@@ -61,6 +82,7 @@ pub fn run_team<F: Fn(&Worker<'_>) + Sync>(threads: usize, work: F) {
 }
 
 /// A kept pool of threads and the lock that gives it to one team at a time.
+#[cfg(not(target_arch = "wasm32"))]
 struct KeptPool {
     pool: rayon::ThreadPool,
     free: Mutex<()>,
@@ -70,6 +92,7 @@ struct KeptPool {
 
 /// The process's pool of `threads` threads, made on first use; `None` (spawn threads for this
 /// call) if its threads cannot be started or the table of pools is busy.
+#[cfg(not(target_arch = "wasm32"))]
 fn kept_pool(threads: usize) -> Option<Arc<KeptPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<KeptPool>>>> = OnceLock::new();
     // not `lock`: in a child forked while another thread held it, it stays held forever

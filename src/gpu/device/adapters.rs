@@ -12,6 +12,7 @@ pub struct AdapterSummary {
 
 /// Every adapter on every backend wgpu was built with (honours `WGPU_BACKEND`). Blocks; see
 /// [`enumerate_adapters_async`].
+#[cfg(not(target_arch = "wasm32"))]
 pub fn enumerate_adapters() -> Vec<AdapterSummary> {
     pollster::block_on(enumerate_adapters_async())
 }

@@ -78,11 +78,13 @@ impl GpuContext {
     /// Picks an adapter (honouring `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`) and
     /// creates a device with the adapter's own limits, and timestamp queries and subgroups
     /// where the adapter has them. Blocks until the device exists.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         Self::with_options(ContextOptions::default())
     }
 
     /// [`GpuContext::new`] with options (e.g. WebGPU's default limits).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_options(options: ContextOptions) -> Result<Self> {
         pollster::block_on(Self::new_async(options))
     }
@@ -126,6 +128,7 @@ impl GpuContext {
     /// limits apply; nothing beyond WebGPU's defaults is needed. The device's handlers stay
     /// the caller's (see [`GpuContext::mark_lost`]). Blocks; see
     /// [`GpuContext::from_device_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
         pollster::block_on(Self::from_device_async(device, queue))
     }
@@ -138,6 +141,7 @@ impl GpuContext {
     /// A new device like this context's, after a loss (models are then made again, e.g.
     /// `GpuLstm::new(&new, &weights)`). A caller's device is the caller's to recreate:
     /// [`Error::Config`]. Blocks; see [`GpuContext::recreate_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn recreate(&self) -> Result<Self> {
         pollster::block_on(self.recreate_async())
     }
@@ -179,7 +183,8 @@ impl GpuContext {
                 .copy_from_slice(bytemuck::bytes_of(&index));
         }
         let step_slots = uniform_init(&device, "step indices", &slots);
-        let errors = [oom.pop().await, scope.pop().await];
+        let (oom, scope) = (oom.pop(), scope.pop()); // both popped before either wait
+        let errors = [oom.await, scope.await];
         if let Some(source) = errors.into_iter().flatten().next() {
             return Err(Error::Gpu {
                 during: "context creation",

@@ -44,9 +44,14 @@ impl Scopes {
     /// `max_buffer_size` is out of memory too), then validation and internal errors.
     pub async fn finish(self, ctx: &GpuContext) -> Result<()> {
         let during = self.during;
-        let validation = self.validation.pop().await;
-        let out_of_memory = self.out_of_memory.pop().await;
-        let internal = self.internal.pop().await;
+        // all three popped before the first wait: a pop takes effect when called, and a
+        // scope left to its guard's drop (a caller that stops polling, as `guarded_now` on
+        // the web) would be popped out of order
+        let validation = self.validation.pop();
+        let out_of_memory = self.out_of_memory.pop();
+        let internal = self.internal.pop();
+        let (validation, out_of_memory, internal) =
+            (validation.await, out_of_memory.await, internal.await);
         let allocations = allocations::close(self.first_allocation);
         ctx.check_alive(during)?;
         let limits = ctx.device().limits();

@@ -15,7 +15,9 @@ mod ready;
 mod sync;
 mod timer;
 
-pub use adapters::{enumerate_adapters, enumerate_adapters_async, relevant_limits, AdapterSummary};
+#[cfg(not(target_arch = "wasm32"))]
+pub use adapters::enumerate_adapters;
+pub use adapters::{enumerate_adapters_async, relevant_limits, AdapterSummary};
 pub(crate) use alloc::{buffer, staging, storage_init, storage_nan, storage_zeros, uniform_init};
 pub(crate) use context::caps_of;
 pub use context::{ContextOptions, GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS};

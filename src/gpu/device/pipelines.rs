@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use super::ready::ready_now;
 use super::sync::lock;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{BindingKind, Kernel, PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE};
+use crate::gpu::kernels::{
+    pipeline_label, BindingKind, Kernel, PARAMS_BINDING_SIZE, STEP_INDEX_BINDING_SIZE,
+};
 
 /// Override constants of one pipeline: (name, value), in a fixed order.
 pub type Constants = Vec<(&'static str, f64)>;
@@ -58,6 +60,7 @@ impl Pipelines {
             return Ok(pipeline.clone());
         }
         let spec = kernel.spec();
+        let backend = device.adapter_info().backend;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = {
             let mut modules = lock(&self.modules);
@@ -66,7 +69,7 @@ impl Pipelines {
                 .or_insert_with(|| {
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(spec.file),
-                        source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+                        source: wgpu::ShaderSource::Wgsl(kernel.source_for(backend)),
                     })
                 })
                 .clone()
@@ -93,15 +96,6 @@ impl Pipelines {
         built.insert(key, pipeline.clone());
         Ok(pipeline)
     }
-}
-
-/// e.g. `lstm_step U=4 KS=64 BT=1 QPI=2`
-fn pipeline_label(kernel: Kernel, constants: &[(&'static str, f64)]) -> String {
-    let mut label = kernel.name().to_string();
-    for (name, value) in constants {
-        label.push_str(&format!(" {name}={value}"));
-    }
-    label
 }
 
 fn layout(device: &wgpu::Device, kernel: Kernel) -> KernelLayout {

@@ -39,6 +39,7 @@ pub const PREPARED_SHAPES: usize = 4;
 
 impl GpuLstm {
     /// Uploads `weights` (re-laid out for the kernels) to `ctx`'s device.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
         pollster::block_on(Self::new_async(ctx, weights))
     }
@@ -98,6 +99,7 @@ impl GpuLstm {
     }
 
     /// Runs the model on `x` with optional `h0`/`c0`; see [`GpuLstm::forward_with`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(
         &mut self,
         x: &Tensor,
@@ -110,6 +112,7 @@ impl GpuLstm {
     /// Runs the model with inputs and outputs on the host, as
     /// [`crate::cpu::CpuLstm::forward_with`] (shapes in [`Inputs`]). The plan is submitted in
     /// chunks, so the GPU starts while the rest is recorded; one wait, for the readback.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_with(&mut self, inputs: &Inputs<'_>) -> Result<LstmOutput> {
         pollster::block_on(self.forward_with_async(inputs))
     }
@@ -121,6 +124,7 @@ impl GpuLstm {
 
     /// [`GpuLstm::forward_with`], also returning the GPU time of the pass in milliseconds
     /// (from timestamp queries; `None` when the device has no TIMESTAMP_QUERY).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_timed(&mut self, inputs: &Inputs<'_>) -> Result<(LstmOutput, Option<f64>)> {
         pollster::block_on(self.run(inputs, true))
     }
@@ -196,6 +200,7 @@ impl GpuLstm {
     /// Allocates (or keeps) the buffers, bind groups and plan for `dims`, and makes it the
     /// shape the buffer accessors and [`GpuLstm::encode`] use. Up to [`PREPARED_SHAPES`]
     /// shapes stay prepared. Errors name the device limit a shape exceeds.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn prepare(&mut self, dims: Dims) -> Result<()> {
         pollster::block_on(self.prepare_async(dims))
     }

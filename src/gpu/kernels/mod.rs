@@ -2,6 +2,8 @@
 //! and their arena, grid sizes and size checks, the recurrent variants and the table that
 //! chooses one.
 
+mod backward_tiles;
+mod builds;
 mod choice;
 mod params;
 mod recurrence;
@@ -9,6 +11,8 @@ mod sizes;
 mod sources;
 mod table;
 
+pub use backward_tiles::{BackwardTiles, BACKWARD_MAX_ROWS};
+pub use builds::{pipeline_label, shader_builds, ShaderBuild};
 pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
 pub use params::*;
 pub use recurrence::{

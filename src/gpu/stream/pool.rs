@@ -168,6 +168,7 @@ impl GpuStatePool {
     }
 
     /// Slot `slot`'s state, copied to the host (blocks; see [`GpuStatePool::snapshot_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn snapshot(&self, slot: usize) -> Result<SlotState> {
         pollster::block_on(self.snapshot_async(slot))
     }
@@ -205,6 +206,7 @@ impl GpuStatePool {
     /// `[B, I]` holds their inputs in the order of `slots` (B = `slots.len()`); returns their
     /// outputs `[B, O]` in the same order and advances their states (blocks; see
     /// [`GpuStatePool::step_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self, slots: &[usize], x: &Tensor) -> Result<Tensor> {
         pollster::block_on(self.step_async(slots, x))
     }
@@ -235,6 +237,7 @@ impl GpuStatePool {
     /// `output` receives their outputs `[B, O]` (COPY_DST). The slot list itself is written
     /// through the queue, so it is in place before the encoder's commands run. The first step
     /// at a new padded batch size prepares that shape, which waits for the device.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn encode_step(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
@@ -242,7 +245,18 @@ impl GpuStatePool {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let batch = self.select(slots)?;
+        pollster::block_on(self.encode_step_async(encoder, slots, input, output))
+    }
+
+    /// The async form of [`GpuStatePool::encode_step`].
+    pub async fn encode_step_async(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        slots: &[usize],
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let batch = self.select_async(slots).await?;
         let ws = self.model.workspace()?;
         let x_bytes = (slots.len() * self.model.config().input_size * 4) as u64;
         let y_bytes = (slots.len() * (ws.buffers.lens.0 / batch) * 4) as u64;
@@ -250,11 +264,6 @@ impl GpuStatePool {
             .encode_between(encoder, (input, x_bytes), (output, y_bytes), |encoder| {
                 self.encode_selected(encoder, batch)
             })
-    }
-
-    /// [`GpuStatePool::select_async`], blocking.
-    fn select(&mut self, slots: &[usize]) -> Result<usize> {
-        pollster::block_on(self.select_async(slots))
     }
 
     /// Checks `slots`, prepares the padded batch's shape and plans, and writes the slot list;

@@ -78,6 +78,7 @@ impl GpuState {
     }
 
     /// Copies the state to the host (blocks; see [`GpuState::read_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, ctx: &GpuContext) -> Result<(Tensor, Tensor)> {
         pollster::block_on(self.read_async(ctx))
     }

@@ -22,6 +22,7 @@ impl GpuLstm {
     /// [`GpuLstm::forward`]'s). Feeding a long sequence in chunks this way gives bitwise the
     /// output and final state of one forward over the whole sequence (a unidirectional
     /// model; a bidirectional one runs each chunk in both directions on its own).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_state(&mut self, x: &Tensor, state: &GpuState) -> Result<Tensor> {
         pollster::block_on(self.forward_state_async(x, state))
     }
@@ -52,6 +53,7 @@ impl GpuLstm {
 
     /// One timestep of a unidirectional model for B streams: `x_t` `[B, I]` in, the step's
     /// output `[B, O]` out (O: the head's width, else H_out), the state advanced on the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Tensor> {
         pollster::block_on(self.step_async(x_t, state))
     }
@@ -152,6 +154,7 @@ impl GpuLstm {
     /// dispatch is its copies and the barriers. Last comes an end mark (kernel "-") after the
     /// final copies. `None` without TIMESTAMP_QUERY. For `bench --stream --breakdown`.
     #[doc(hidden)]
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn profile_step(&mut self, x_t: &Tensor, state: &GpuState) -> Result<Option<StepProfile>> {
         pollster::block_on(self.profile_step_async(x_t, state))
     }

@@ -1,13 +1,13 @@
 //! Recording the loss and the backward pass.
 
-use super::tiles::BackwardTiles;
 use super::trainer::GpuTrainer;
 use super::weight_grads::WeightGrads;
 use crate::error::Result;
 use crate::gpu::device::{storage_init, storage_nan};
 use crate::gpu::forward::ForwardBuffers;
 use crate::gpu::kernels::{
-    check_size, elementwise_groups, to_u32, BackParams, GemmParams, Kernel, LossParams, View,
+    check_size, elementwise_groups, to_u32, BackParams, BackwardTiles, GemmParams, Kernel,
+    LossParams, View,
 };
 use crate::gpu::plan::PlanBuilder;
 use crate::loss::Loss;

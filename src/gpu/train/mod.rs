@@ -14,9 +14,7 @@ mod columns;
 mod losses;
 mod reduce;
 mod relayout;
-mod tiles;
 mod trainer;
 mod weight_grads;
 
-pub use tiles::BACKWARD_MAX_ROWS;
 pub use trainer::{GpuGradients, GpuTrainer};

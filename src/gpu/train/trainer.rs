@@ -20,7 +20,9 @@ use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::loss::{check_target, Target};
 use crate::shape::{Batched, Dims, Inputs};
 use crate::tensor::{swap_leading_axes, Tensor};
-use crate::train::{OptimizerKind, ParamLayout, TrainOptions, Trainer};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::train::Trainer;
+use crate::train::{OptimizerKind, ParamLayout, TrainOptions};
 use crate::weights::LstmWeights;
 
 /// Gradients computed on the GPU, read back.
@@ -85,6 +87,7 @@ pub struct GpuTrainer {
 
 impl GpuTrainer {
     /// Uploads `weights` and sets up the optimizer state on `ctx`'s device.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(ctx: &GpuContext, weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
         pollster::block_on(Self::new_async(ctx, weights, options))
     }
@@ -133,6 +136,7 @@ impl GpuTrainer {
 
     /// Forward, loss and backward for `inputs` against `target`, read back in full (for
     /// checking gradients; training uses [`Trainer::step`], which reads back only the loss).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn gradients(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<GpuGradients> {
         pollster::block_on(self.gradients_async(inputs, target))
     }
@@ -292,6 +296,7 @@ impl GpuTrainer {
 
     /// One step, waited for, with its GPU time in milliseconds (timestamp queries; `None`
     /// without TIMESTAMP_QUERY): for benchmarks.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step_timed(&mut self, x: &Tensor, target: &Target) -> Result<(f32, Option<f64>)> {
         pollster::block_on(self.step_timed_async(x, target))
     }
@@ -463,6 +468,7 @@ impl GpuTrainer {
     /// An inference model with the weights of every step submitted so far, copied on the GPU
     /// (no host round trip, no wait): later training steps do not change it. Its weights can
     /// be shared further with [`GpuLstm::gpu_weights`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn inference_model(&self) -> Result<GpuLstm> {
         pollster::block_on(self.inference_model_async())
     }
@@ -496,6 +502,46 @@ impl GpuTrainer {
         self.submit_step(x, target, false).await
     }
 
+    /// The async form of [`Trainer::step`]: one step, waited for; its loss.
+    pub async fn step_async(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
+        let mut losses = self.submit_async(x, target).await?;
+        losses.extend(self.flush_async().await?);
+        losses
+            .last()
+            .map(|&(_, loss)| loss)
+            .ok_or_else(|| Error::Readback("no loss came back".into()))
+    }
+
+    /// The async form of [`Trainer::restore_last_good`].
+    pub async fn restore_last_good_async(&mut self, bad: u64) -> Result<()> {
+        if bad == 0 || bad > self.step || self.step > bad + 1 {
+            return Err(Error::Input(format!(
+                "restore_last_good({bad}) after {} steps: it takes the step whose loss was \
+                 not finite, at most one step back",
+                self.step
+            )));
+        }
+        self.flush_async().await?; // the step after `bad`, if any, is undone below
+                                   // backups[k % 3] holds the start of step k; the start of step 1 is the initial weights
+        let source = &self.backups[(bad.saturating_sub(1).max(1) % 3) as usize];
+        let ctx = self.model.context();
+        guarded(ctx, "rollback", || {
+            let device = ctx.device();
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("rollback"),
+            });
+            let bytes = (self.layout.total * 4) as u64;
+            encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
+            // the forward kernels' layouts follow the restored parameters
+            let mut plan = PlanBuilder::new(ctx);
+            relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
+            plan.finish()?.encode(&mut encoder);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(())
+        })
+        .await
+    }
+
     /// The async form of [`Trainer::weights`] (which also keeps them as
     /// [`GpuTrainer::last_host_weights`]).
     pub async fn weights_async(&self) -> Result<LstmWeights> {
@@ -526,6 +572,7 @@ impl GpuTrainer {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Trainer for GpuTrainer {
     /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
     /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
@@ -538,31 +585,7 @@ impl Trainer for GpuTrainer {
     }
 
     fn restore_last_good(&mut self, bad: u64) -> Result<()> {
-        if bad == 0 || bad > self.step || self.step > bad + 1 {
-            return Err(Error::Input(format!(
-                "restore_last_good({bad}) after {} steps: it takes the step whose loss was \
-                 not finite, at most one step back",
-                self.step
-            )));
-        }
-        self.flush()?; // the step after `bad`, if any, is undone below
-                       // backups[k % 3] holds the start of step k; the start of step 1 is the initial weights
-        let source = &self.backups[(bad.saturating_sub(1).max(1) % 3) as usize];
-        let ctx = self.model.context();
-        pollster::block_on(guarded(ctx, "rollback", || {
-            let device = ctx.device();
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("rollback"),
-            });
-            let bytes = (self.layout.total * 4) as u64;
-            encoder.copy_buffer_to_buffer(source, 0, &self.params, 0, bytes);
-            // the forward kernels' layouts follow the restored parameters
-            let mut plan = PlanBuilder::new(ctx);
-            relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
-            plan.finish()?.encode(&mut encoder);
-            ctx.queue().submit([encoder.finish()]);
-            Ok(())
-        }))
+        pollster::block_on(self.restore_last_good_async(bad))
     }
 
     fn weights(&self) -> Result<LstmWeights> {

@@ -36,6 +36,7 @@ pub struct GpuWeights(pub(crate) std::sync::Arc<ResidentWeights>);
 
 impl GpuWeights {
     /// Uploads `weights` to `ctx`'s device (blocks; see [`GpuWeights::upload_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn upload(ctx: &GpuContext, weights: &LstmWeights) -> Result<Self> {
         pollster::block_on(Self::upload_async(ctx, weights))
     }

@@ -2,14 +2,14 @@
 //! kernel's: every batch row in one workgroup and the 4H gate rows split 32 ways at B <= 4,
 //! tiles of 8 rows split 8 ways beyond; shrunk until the workgroup fits the device.
 
+use super::sizes::{prev_power_of_two, shrink_tiles};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{prev_power_of_two, shrink_tiles};
 
 /// `MAX_BT` in lstm_backward.wgsl.
 pub const BACKWARD_MAX_ROWS: u32 = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BackwardTiles {
+pub struct BackwardTiles {
     /// `U`: output units per workgroup
     pub units: u32,
     /// `KS`: slices of the 4H gate rows
