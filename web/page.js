@@ -113,7 +113,10 @@ async function run() {
     $("run-figures").innerHTML =
         `kernel <code>${r.kernel}</code>, output ${JSON.stringify(r.output_shape)}; ` +
         `largest |GPU − CPU| = ${r.max_abs_difference.toExponential(2)}, ${verdict} ${r.tolerance}`;
-    $("run-output").textContent = JSON.stringify(r, null, 1);
+    $("run-output").textContent = Object.entries(r)
+        .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+        .join("\n");
+    window.lastRun = r;
     return r;
 }
 

@@ -525,3 +525,31 @@ async fn tint_compiles_every_shader_build() {
         }
     }
 }
+
+/// wasm32 has no threads: the CPU path runs on one, and asking for more is a clear error
+/// (not a panic when the thread would be spawned).
+#[wasm_bindgen_test]
+fn the_cpu_path_runs_on_one_thread() {
+    let weights = LstmWeights::init(&LstmConfig::new(3, 8), 0).unwrap();
+    let fast = lstm_wgpu::cpu::FastCpuLstm::new(&weights);
+    assert_eq!(fast.threads(), 1);
+    let Err(error) = fast.with_threads(2) else {
+        panic!("two threads accepted on wasm32");
+    };
+    assert!(
+        error.to_string().contains("wasm32 has no threads"),
+        "{error}"
+    );
+    let x = random_tensor(&[4, 2, 3], 1);
+    let fast = lstm_wgpu::cpu::FastCpuLstm::new(&weights);
+    let got = fast.forward(&x, None, None).unwrap();
+    let want = CpuLstm::<f64>::new(&weights)
+        .forward_with(&Inputs::new(&to_f64(&x)))
+        .unwrap();
+    assert_close(
+        "one-thread CPU forward",
+        got.output.data(),
+        want.output.data(),
+        GPU_VS_F64,
+    );
+}
