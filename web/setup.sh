@@ -2,8 +2,8 @@
 # Installs what building and testing the engine for the browser needs on a fresh Debian or
 # Ubuntu machine, by package name:
 # - the wasm32-unknown-unknown standard library: `rustup target add` where rustup reaches its
-#   server; else Debian's rustc-web + rust-web-src (std built from source with -Zbuild-std,
-#   see build-env.sh) and the linker that goes with it;
+#   server (WEB_TOOLCHAIN=debian skips it); else Debian's rustc-web + rust-web-src (std
+#   built from source with -Zbuild-std, see build-env.sh) and the linker that goes with it;
 # - Chromium and its ChromeDriver (headless WebGPU, on SwiftShader where there is no GPU);
 # - wasm-bindgen-cli (wasm-bindgen, wasm-bindgen-test-runner) at the version web/Cargo.lock
 #   pins, which must match the wasm-bindgen crate exactly.
@@ -20,7 +20,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
 }
 
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+if [ "${WEB_TOOLCHAIN:-}" = debian ]; then
+    echo "wasm32: Debian's rustc-web (WEB_TOOLCHAIN=debian)"
+    apt_install rustc-web cargo-web rust-web-src rust-web-llvm lld-22
+elif rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     echo "wasm32: rustup's target is installed"
 elif timeout 300 rustup target add wasm32-unknown-unknown 2>/dev/null; then
     echo "wasm32: installed rustup's target"
