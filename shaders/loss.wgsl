@@ -1,9 +1,12 @@
 // Losses: the gradient of the loss with respect to every model output, and each element's
 // (or row's) loss term, summed afterwards by reduce_sum in a fixed order.
-//   mse_grad:           term[i] = (y[i] - target[i])²,  grad[i] = 2 (y[i] - target[i]) * scale
-//   cross_entropy_grad: row r of `width` logits, class c = classes[r]:
-//                       term[r] = logsumexp(y_r) - y_r[c],  grad_r = (softmax(y_r) - onehot(c)) * scale
-// scale is 1 / (number of elements) for mse and 1 / (number of rows) for cross-entropy (means).
+//   mse_grad:           w = row_weights[i / width]:
+//                       term[i] = w (y[i] - target[i])²,  grad[i] = 2 (y[i] - target[i]) w
+//   cross_entropy_grad: row r of `width` logits, class c = classes[r], w = row_weights[r]:
+//                       term[r] = w (logsumexp(y_r) - y_r[c]),  grad_r = (softmax(y_r) - onehot(c)) w
+// A row's weight is 1 / (the number of items the mean counts), or 0 for a row past its
+// sequence's length or with an ignored class (the host computes them: loss::row_weights), so
+// the sum of the terms is the mean.
 // A 1-D problem over n items on a 2-D grid: item = (wid.y * num_workgroups.x + wid.x) * WG + lid.x.
 //
 // Bindings:
@@ -11,22 +14,24 @@
 //   1 y        storage, read        model output [n] or [rows, width]
 //   2 values   storage, read        mse targets [n]
 //   3 classes  storage, read        cross-entropy targets [rows], u32
-//   4 grad     storage, read_write  dL/dy, like y
-//   5 terms    storage, read_write  [n] or [rows]
+//   4 row_weights storage, read     [rows]
+//   5 grad     storage, read_write  dL/dy, like y
+//   6 terms    storage, read_write  [n] or [rows]
 
 struct LossParams {
     n: u32,
     width: u32,
-    scale: f32,
-    _pad: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: LossParams;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> values: array<f32>;
 @group(0) @binding(3) var<storage, read> classes: array<u32>;
-@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(5) var<storage, read_write> terms: array<f32>;
+@group(0) @binding(4) var<storage, read> row_weights: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(6) var<storage, read_write> terms: array<f32>;
 
 override WG: u32 = 64u;
 
@@ -40,9 +45,10 @@ fn mse_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
     if (i >= params.n) {
         return;
     }
+    let w = row_weights[i / params.width];
     let diff = y[i] - values[i];
-    terms[i] = diff * diff;
-    grad[i] = 2.0 * diff * params.scale;
+    terms[i] = w * diff * diff;
+    grad[i] = 2.0 * diff * w;
 }
 
 @compute @workgroup_size(WG)
@@ -62,9 +68,10 @@ fn cross_entropy_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     }
     let lse = m + log(z);
     let c = classes[r];
-    terms[r] = lse - y[base + c];
+    let w = row_weights[r];
+    terms[r] = w * (lse - y[base + c]);
     for (var k = 0u; k < params.width; k++) {
         let onehot = select(0.0, 1.0, k == c);
-        grad[base + k] = (exp(y[base + k] - lse) - onehot) * params.scale;
+        grad[base + k] = (exp(y[base + k] - lse) - onehot) * w;
     }
 }

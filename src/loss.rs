@@ -1,7 +1,16 @@
 //! Losses, with PyTorch's definitions:
 //! - [`Loss::Mse`]: `mean((y - target)^2)` over every element (`nn.MSELoss()`);
 //! - [`Loss::CrossEntropy`]: logits `[..., O]` and int64 classes `[...]`,
-//!   `mean(logsumexp(y_row) - y_row[class])` over rows (`nn.CrossEntropyLoss()`).
+//!   `mean(logsumexp(y_row) - y_row[class])` over rows (`nn.CrossEntropyLoss()`), rows whose
+//!   class is [`IGNORE_INDEX`] left out of the mean (PyTorch's `ignore_index=-100`).
+//!
+//! A target is read at one of two [`Level`]s, told apart by its shape (see [`check_target`]):
+//! at every step (`[T, B, O]` / `[T, B]`, the model's output), or once per sequence (`[B, O]` /
+//! `[B]`): then the loss is taken on the head applied to the top layer's final hidden state,
+//! both directions concatenated (`head(torch.cat([h_n[-2], h_n[-1]], 1))`), or on that state
+//! itself without a head. With lengths, per-step losses average over each sequence's valid
+//! steps only (padded steps give no loss and no gradient), and the final state is each
+//! sequence's own (`pack_padded_sequence`).
 
 use crate::cpu::Real;
 use crate::error::{Error, Result};
@@ -36,64 +45,158 @@ impl Target {
     }
 }
 
-/// Checks `target` against `loss` and the model output shape.
-pub fn check_target(loss: Loss, output_shape: &[usize], target: &Target) -> Result<()> {
+/// The class that cross-entropy leaves out of its mean (PyTorch's default `ignore_index`).
+pub const IGNORE_INDEX: i64 = -100;
+
+/// Where a loss reads the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// At every step: the target is shaped like the output (classes: without its last axis).
+    PerStep,
+    /// Once per sequence, on the top layer's final state (through the head, if any): `[B, O]`
+    /// values or `[B]` classes.
+    PerSequence,
+}
+
+/// Checks `target` against `loss` and the model, and says which [`Level`] it is read at.
+/// `output_shape` is the per-step output's shape (in the caller's layout), `batch` the batch
+/// size `B` for batched input (`None` for unbatched input, which takes per-step targets only)
+/// and `width` the output width `O` (the head's, else `D * H_out`).
+pub fn check_target(
+    loss: Loss,
+    output_shape: &[usize],
+    batch: Option<usize>,
+    target: &Target,
+) -> Result<Level> {
+    let width = output_shape[output_shape.len() - 1];
+    let per_step_classes = &output_shape[..output_shape.len() - 1];
+    let (per_step, per_sequence): (&[usize], Option<Vec<usize>>) = match loss {
+        Loss::Mse => (output_shape, batch.map(|b| vec![b, width])),
+        Loss::CrossEntropy => (per_step_classes, batch.map(|b| vec![b])),
+    };
+    let level = if target.shape() == per_step {
+        Level::PerStep
+    } else if per_sequence.as_deref() == Some(target.shape()) {
+        Level::PerSequence
+    } else {
+        let what = match loss {
+            Loss::Mse => "mse targets",
+            Loss::CrossEntropy => "cross-entropy classes",
+        };
+        let sequence = match &per_sequence {
+            Some(shape) => format!(" or {shape:?} (one per sequence)"),
+            None => " (unbatched input takes per-step targets only)".into(),
+        };
+        return Err(Error::Input(format!(
+            "{what} must be {per_step:?} (one per step){sequence}, got shape {:?}",
+            target.shape()
+        )));
+    };
     match (loss, target) {
-        (Loss::Mse, Target::Values(t)) => t.expect_shape("target (mse)", output_shape),
+        (Loss::Mse, Target::Values(_)) => Ok(level),
         (Loss::CrossEntropy, Target::Classes(t)) => {
-            let (rows_shape, classes) = output_shape.split_at(output_shape.len() - 1);
-            t.expect_shape("target classes (cross-entropy)", rows_shape)?;
-            let classes = classes[0] as i64;
+            let classes = width as i64;
             if let Some((i, &c)) = t
                 .data()
                 .iter()
                 .enumerate()
-                .find(|(_, &c)| c < 0 || c >= classes)
+                .find(|(_, &c)| (c < 0 || c >= classes) && c != IGNORE_INDEX)
             {
                 return Err(Error::Input(format!(
-                    "target class {c} at flat index {i} is outside 0..{classes} (the model's output width)"
+                    "target class {c} at flat index {i} is outside 0..{classes} (the model's output width) and is not the ignore index {IGNORE_INDEX}"
                 )));
             }
-            Ok(())
+            Ok(level)
         }
         (Loss::Mse, Target::Classes(_)) => Err(Error::Input(
-            "mse needs float targets shaped like the output, got integer classes".into(),
+            "mse needs float targets, got integer classes".into(),
         )),
         (Loss::CrossEntropy, Target::Values(_)) => Err(Error::Input(
-            "cross-entropy needs int64 class targets [T, B], got floats".into(),
+            "cross-entropy needs int64 class targets, got floats".into(),
         )),
     }
 }
 
-/// The loss and its gradient with respect to `output` (rows of `width`), in `T`.
+/// The weight of each row of the loss's input in the mean (rows of `width` in the target's
+/// order): 1 / (the number of counted items) for a counted row, 0 for a row past its sequence's
+/// length (`valid` false) or whose class is [`IGNORE_INDEX`]. MSE counts elements, so its
+/// weight is 1 / (rows counted × width); cross-entropy counts rows. An error when nothing
+/// is counted (PyTorch's mean would be NaN).
+pub fn row_weights(loss: Loss, target: &Target, width: usize, valid: &[bool]) -> Result<Vec<f32>> {
+    let counted: Vec<bool> = match target {
+        Target::Classes(t) => valid
+            .iter()
+            .zip(t.data())
+            .map(|(&v, &c)| v && c != IGNORE_INDEX)
+            .collect(),
+        Target::Values(_) => valid.to_vec(),
+    };
+    let rows = counted.iter().filter(|&&c| c).count();
+    if rows == 0 {
+        return Err(Error::Input(
+            "no target counts in this batch (every step padded or ignored): the mean is undefined"
+                .into(),
+        ));
+    }
+    let items = match loss {
+        Loss::Mse => rows * width,
+        Loss::CrossEntropy => rows,
+    };
+    let weight = 1.0 / items as f64;
+    Ok(counted
+        .iter()
+        .map(|&c| if c { weight as f32 } else { 0.0 })
+        .collect())
+}
+
+/// Which per-step rows are within their sequence's length, in the output's order
+/// (`[B, T]` when `batch_first`, else `[T, B]`).
+pub fn valid_steps(lengths: &[usize], seq_len: usize, batch_first: bool) -> Vec<bool> {
+    let batch = lengths.len();
+    (0..seq_len * batch)
+        .map(|r| {
+            let (t, b) = if batch_first {
+                (r % seq_len, r / seq_len)
+            } else {
+                (r / batch, r % batch)
+            };
+            t < lengths[b]
+        })
+        .collect()
+}
+
+/// The loss and its gradient with respect to `output` (rows of `width`), in `T`, each row
+/// weighted as [`row_weights`] says (`weights` has one entry per row).
 pub fn loss_and_grad<T: Real>(
     loss: Loss,
     output: &[T],
     width: usize,
     target: &Target,
+    weights: &[f32],
 ) -> (T, Vec<T>) {
+    let rows = output.len() / width.max(1);
+    debug_assert_eq!(weights.len(), rows);
     match (loss, target) {
         (Loss::Mse, Target::Values(t)) => {
-            let n = T::from_f32(output.len() as f32);
             let two = T::from_f32(2.0);
             let mut sum = T::ZERO;
-            let grad = output
-                .iter()
-                .zip(t.data())
-                .map(|(&y, &want)| {
-                    let diff = y - T::from_f32(want);
-                    sum += diff * diff;
-                    two * diff / n
-                })
-                .collect();
-            (sum / n, grad)
+            let mut grad = vec![T::ZERO; output.len()];
+            for (i, (&y, &want)) in output.iter().zip(t.data()).enumerate() {
+                let w = T::from_f32(weights[i / width]);
+                let diff = y - T::from_f32(want);
+                sum += w * diff * diff;
+                grad[i] = two * diff * w;
+            }
+            (sum, grad)
         }
         (Loss::CrossEntropy, Target::Classes(t)) => {
-            let rows = output.len() / width;
-            let n = T::from_f32(rows as f32);
             let mut grad = vec![T::ZERO; output.len()];
             let mut sum = T::ZERO;
             for (r, &class) in t.data().iter().enumerate() {
+                if weights[r] == 0.0 {
+                    continue; // padded or ignored: no loss, no gradient
+                }
+                let w = T::from_f32(weights[r]);
                 let row = &output[r * width..(r + 1) * width];
                 let max = row
                     .iter()
@@ -104,14 +207,14 @@ pub fn loss_and_grad<T: Real>(
                     z += (v - max).exp();
                 }
                 let log_z = max + z.ln();
-                sum += log_z - row[class as usize];
+                sum += w * (log_z - row[class as usize]);
                 for (k, &v) in row.iter().enumerate() {
                     let softmax = (v - log_z).exp();
                     let onehot = if k == class as usize { T::ONE } else { T::ZERO };
-                    grad[r * width + k] = (softmax - onehot) / n;
+                    grad[r * width + k] = (softmax - onehot) * w;
                 }
             }
-            (sum / n, grad)
+            (sum, grad)
         }
         // check_target rules these out before any call.
         _ => (T::NAN, vec![T::NAN; output.len()]),

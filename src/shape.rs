@@ -127,6 +127,11 @@ impl<'a, T: Copy> Batched<'a, T> {
         })
     }
 
+    /// True when the caller's input had no batch axis.
+    pub fn is_unbatched(&self) -> bool {
+        self.unbatched
+    }
+
     /// The caller's shape of a `[D*L, B, width]` state (`[D*L, width]` for unbatched input).
     pub fn state_shape(&self, states: usize, width: usize) -> Vec<usize> {
         if self.unbatched {

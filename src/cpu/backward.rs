@@ -4,7 +4,7 @@
 use super::forward::{CpuHead, CpuLayer, CpuLstm, DirectionPass, Trace};
 use super::real::{gemm, Op, Real};
 use crate::error::{Error, Result};
-use crate::loss::{check_target, loss_and_grad, Loss, Target};
+use crate::loss::{check_target, loss_and_grad, row_weights, valid_steps, Level, Loss, Target};
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::{swap_leading_axes, Tensor};
 
@@ -66,20 +66,121 @@ impl<T: Real> CpuLstm<T> {
         trace.recycle();
         let out = self.forward_each_direction(&batched, Some(&mut *trace), forward)?;
         let out = batched.finish(out)?;
-        check_target(loss, out.output.shape(), target)?;
+        let Dims { seq_len, batch } = batched.dims;
+        let batch_axis = (!batched.is_unbatched()).then_some(batch);
+        let level = check_target(loss, out.output.shape(), batch_axis, target)?;
         let width = *out.output.shape().last().unwrap_or(&1);
-        let (value, grad) = loss_and_grad(loss, out.output.data(), width, target);
-        let d_output = Tensor::new(out.output.shape().to_vec(), grad)?;
+        let (value, d_output, sequence) = match level {
+            Level::PerStep => {
+                let valid = valid_steps(&batched.lengths, seq_len, self.config.batch_first);
+                let weights = row_weights(loss, target, width, &valid)?;
+                let (value, grad) = loss_and_grad(loss, out.output.data(), width, target, &weights);
+                (value, Tensor::new(out.output.shape().to_vec(), grad)?, None)
+            }
+            Level::PerSequence => {
+                let (value, sequence) = self.sequence_loss(&out.h_n, batch, loss, target)?;
+                let zeros = Tensor::new(
+                    out.output.shape().to_vec(),
+                    vec![T::ZERO; out.output.data().len()],
+                )?;
+                (value, zeros, Some(sequence))
+            }
+        };
         let grads = self.backward_traced(
             inputs.x.shape(),
             &batched,
             trace,
             &out,
             &d_output,
+            sequence,
             want_dx,
             backward,
         )?;
         Ok((value, out, grads))
+    }
+
+    /// A per-sequence loss: on the head (if any) applied to the top layer's final hidden
+    /// state, both directions concatenated, `[B, D*H_out]`. Returns the loss and the gradients
+    /// it gives that state and the head.
+    fn sequence_loss(
+        &self,
+        h_n: &Tensor<T>,
+        batch: usize,
+        loss: Loss,
+        target: &Target,
+    ) -> Result<(T, SequenceGrad<T>)> {
+        let cfg = &self.config;
+        let (d, h_out) = (cfg.num_directions(), cfg.output_size());
+        let width = d * h_out;
+        let top = (cfg.num_layers - 1) * d;
+        // features[b, dir * H_out + k] = h_n[top + dir, b, k]
+        let mut features = vec![T::ZERO; batch * width];
+        for dir in 0..d {
+            for b in 0..batch {
+                let from = ((top + dir) * batch + b) * h_out;
+                features[b * width + dir * h_out..b * width + (dir + 1) * h_out]
+                    .copy_from_slice(&h_n.data()[from..from + h_out]);
+            }
+        }
+        let (logits, out_width) = match &self.head {
+            Some(head) => (self.apply_head(head, &features, batch), head.out_features),
+            None => (features.clone(), width),
+        };
+        let weights = row_weights(loss, target, out_width, &vec![true; batch])?;
+        let (value, d_logits) = loss_and_grad(loss, &logits, out_width, target, &weights);
+        let (d_features, head) = match &self.head {
+            Some(head) => {
+                let o = head.out_features;
+                let mut weight = vec![T::ZERO; o * width];
+                gemm(
+                    o,
+                    width,
+                    batch,
+                    &d_logits,
+                    Op::T,
+                    &features,
+                    Op::N,
+                    T::ZERO,
+                    &mut weight,
+                );
+                let mut bias = vec![T::ZERO; o];
+                for row in d_logits.chunks(o) {
+                    for (b, &g) in bias.iter_mut().zip(row) {
+                        *b += g;
+                    }
+                }
+                let mut d_features = vec![T::ZERO; batch * width];
+                gemm(
+                    batch,
+                    width,
+                    o,
+                    &d_logits,
+                    Op::N,
+                    &head.weight,
+                    Op::N,
+                    T::ZERO,
+                    &mut d_features,
+                );
+                let grad = CpuHead {
+                    weight,
+                    bias,
+                    out_features: o,
+                };
+                (d_features, Some(grad))
+            }
+            None => (d_logits, None),
+        };
+        // dh_top[dir, b, k] = d_features[b, dir * H_out + k]
+        let mut dh_top = vec![T::ZERO; d * batch * h_out];
+        for dir in 0..d {
+            for b in 0..batch {
+                let to = (dir * batch + b) * h_out;
+                dh_top[to..to + h_out].copy_from_slice(
+                    &d_features[b * width + dir * h_out..b * width + (dir + 1) * h_out],
+                );
+            }
+        }
+        Ok((value, SequenceGrad { dh_top, head }))
     }
 
     /// Backpropagates `d_output` (the loss gradient with respect to the model output, same
@@ -99,6 +200,7 @@ impl<T: Real> CpuLstm<T> {
             &trace,
             &out,
             d_output,
+            None,
             true,
             &mut |pass| Ok(self.backward_direction(pass)),
         )?;
@@ -107,6 +209,8 @@ impl<T: Real> CpuLstm<T> {
 
     /// The backward pass from a traced forward pass; `run` computes one layer and direction.
     /// `x_shape` is the caller's input shape (the shape of `dx`, empty without `want_dx`).
+    /// With `sequence` (a per-sequence loss), `d_output` is zero and the head's gradient and
+    /// the top layer's final-state gradient come from it.
     #[allow(clippy::too_many_arguments)]
     fn backward_traced(
         &self,
@@ -115,6 +219,7 @@ impl<T: Real> CpuLstm<T> {
         trace: &Trace<T>,
         out: &LstmOutput<T>,
         d_output: &Tensor<T>,
+        sequence: Option<SequenceGrad<T>>,
         want_dx: bool,
         run: &mut BackwardRun<'_, T>,
     ) -> Result<Gradients<T>> {
@@ -132,8 +237,14 @@ impl<T: Real> CpuLstm<T> {
             d_output.data().to_vec()
         };
 
-        let mut head_grad = None;
-        if let Some(head) = &self.head {
+        let (mut head_grad, dh_top) = match sequence {
+            Some(s) => {
+                dy = vec![T::ZERO; rows * d * h_out];
+                (s.head, Some(s.dh_top))
+            }
+            None => (None, None),
+        };
+        if let (Some(head), None) = (&self.head, &dh_top) {
             let lstm_width = d * h_out;
             let mut weight = vec![T::ZERO; head.out_features * lstm_width];
             gemm(
@@ -189,6 +300,10 @@ impl<T: Real> CpuLstm<T> {
                     dims: batched.dims,
                     trace,
                     dy: &dy,
+                    dh_last: dh_top
+                        .as_ref()
+                        .filter(|_| layer == cfg.num_layers - 1)
+                        .map(|top| &top[dir * batch * h_out..(dir + 1) * batch * h_out]),
                     grad: &mut layers[s],
                     d_input: wanted.then_some(&mut d_input[..]),
                 })?;
@@ -225,6 +340,7 @@ impl<T: Real> CpuLstm<T> {
             dims: Dims { seq_len, batch },
             trace,
             dy,
+            dh_last,
             grad,
             d_input,
         } = pass;
@@ -236,7 +352,8 @@ impl<T: Real> CpuLstm<T> {
         let (gw, in_size, out_width) = (4 * hidden, cfg.layer_input_size(layer), d * h_out);
         let rows = seq_len * batch;
 
-        let mut dh = vec![T::ZERO; batch * h_out]; // dL/dh after the current step (carried)
+        // dL/dh after the current step (carried): from a per-sequence loss at the start
+        let mut dh = dh_last.map_or_else(|| vec![T::ZERO; batch * h_out], <[T]>::to_vec);
         let mut dc = vec![T::ZERO; batch * hidden]; // dL/dc after the current step (carried)
         let mut dz_all = vec![T::ZERO; rows * gw]; // dL/d(gate pre-activations), time-major
         let mut dh_full = vec![T::ZERO; batch * hidden];
@@ -383,8 +500,18 @@ pub(crate) struct BackwardPass<'a, T> {
     pub dims: Dims,
     pub trace: &'a Trace<T>,
     pub dy: &'a [T],
+    /// The gradient of this direction's final hidden state `[B, H_out]` (from a per-sequence
+    /// loss, top layer only): where the carried gradient starts.
+    pub dh_last: Option<&'a [T]>,
     pub grad: &'a mut CpuLayer<T>,
     pub d_input: Option<&'a mut [T]>,
+}
+
+/// What a per-sequence loss gives the backward pass: the gradient of the top layer's final
+/// hidden state `[D, B, H_out]`, and the head's gradient.
+pub(crate) struct SequenceGrad<T> {
+    dh_top: Vec<T>,
+    head: Option<CpuHead<T>>,
 }
 
 fn zeros_like<T: Real>(l: &CpuLayer<T>) -> CpuLayer<T> {

@@ -396,7 +396,7 @@ impl<T: Real> CpuLstm<T> {
     }
 
     /// `head(rows) = rows · weightᵀ + bias` for `rows` `[n, D*H_out]`.
-    fn apply_head(&self, head: &CpuHead<T>, rows: &[T], n: usize) -> Vec<T> {
+    pub(crate) fn apply_head(&self, head: &CpuHead<T>, rows: &[T], n: usize) -> Vec<T> {
         let mut out: Vec<T> = (0..n).flat_map(|_| head.bias.iter().copied()).collect();
         let width = rows.len() / n.max(1);
         gemm(

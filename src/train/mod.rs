@@ -69,14 +69,26 @@ pub trait Trainer {
     /// output (see [`Target`]). Returns the (step, loss before its update) pairs that are
     /// known now, in order: the GPU returns the previous step's, which ran while this one was
     /// prepared (pipelining), the CPU this step's own.
-    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>>;
+    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+        self.submit_with(&Inputs::new(x), target)
+    }
+
+    /// [`Trainer::submit`] with lengths (and h0/c0) as the forward takes them: sequences end
+    /// at their own length (`pack_padded_sequence`), per-step losses count only the valid
+    /// steps, and per-sequence losses read each sequence's own last step.
+    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>>;
 
     /// Waits for every submitted step and returns the losses not returned yet.
     fn flush(&mut self) -> Result<Vec<(u64, f32)>>;
 
     /// One step, waited for: its loss.
     fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
-        let mut losses = self.submit(x, target)?;
+        self.step_with(&Inputs::new(x), target)
+    }
+
+    /// [`Trainer::step`] with lengths (and h0/c0); see [`Trainer::submit_with`].
+    fn step_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<f32> {
+        let mut losses = self.submit_with(inputs, target)?;
         losses.extend(self.flush()?);
         losses
             .last()
@@ -143,12 +155,12 @@ pub fn flatten_gradients<T: crate::cpu::Real>(
 }
 
 impl Trainer for CpuTrainer {
-    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>> {
         let weights = self.weights()?;
         self.model.set_weights(&weights)?;
         let (loss, _, grads) =
             self.model
-                .loss_parameter_gradients(&Inputs::new(x), self.options.loss, target)?;
+                .loss_parameter_gradients(inputs, self.options.loss, target)?;
         let flat = flatten_gradients(&self.layout, &weights, &grads)?;
         if self.history.len() == 2 {
             self.history.remove(0);

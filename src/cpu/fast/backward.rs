@@ -34,6 +34,8 @@ struct Steps<'a> {
     h_out: usize,
     out_width: usize,
     dy: &'a [f32],
+    /// where the carried dL/dh starts (a per-sequence loss), else zero
+    dh_last: Option<&'a [f32]>,
 }
 
 /// BPTT through one layer and direction on `threads` threads; see [`BackwardPass`].
@@ -50,6 +52,7 @@ pub fn backward_direction(
         dims,
         trace,
         dy,
+        dh_last,
         grad,
         d_input,
     } = pass;
@@ -77,6 +80,7 @@ pub fn backward_direction(
         h_out,
         out_width: directions * h_out,
         dy,
+        dh_last,
     };
     let (dh, dc) = steps.run(threads, &mut dz_all, g_all.as_deref_mut());
 
@@ -288,7 +292,10 @@ impl Steps<'_> {
         // panels of W_hh [4H, H_out]: dh_{t-1} = dz_t · W_hh
         let w_hh = pack_panels(gw, h_out, width, |k, n| self.p.w_hh[k * h_out + n]);
         let padded = h_out.div_ceil(width) * width;
-        let (mut dh, mut dc) = (vec![0.0; batch * h_out], vec![0.0; batch * hidden]);
+        let mut dh = self
+            .dh_last
+            .map_or_else(|| vec![0.0; batch * h_out], <[f32]>::to_vec);
+        let mut dc = vec![0.0; batch * hidden];
         let mut g = vec![0.0; batch * h_out];
         let mut dh_full = vec![0.0; batch * hidden];
         let mut dh_prev = vec![0.0; batch * padded];

@@ -155,8 +155,7 @@ const _: () = assert!(std::mem::size_of::<BackParams>() == 48);
 pub struct LossParams {
     pub n: u32,
     pub width: u32,
-    pub scale: f32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<LossParams>() == 16);
 

@@ -157,6 +157,7 @@ const LOSS: &[Binding] = &[
     read("y"),
     read("values"),
     read("classes"),
+    read("row_weights"),
     write("grad"),
     write("terms"),
 ];

@@ -3,19 +3,20 @@
 use super::trainer::GpuTrainer;
 use super::weight_grads::WeightGrads;
 use crate::error::Result;
-use crate::gpu::device::{storage_init, storage_nan};
+use crate::gpu::device::{storage_init, storage_nan, storage_zeros};
 use crate::gpu::forward::ForwardBuffers;
 use crate::gpu::kernels::{
-    check_size, elementwise_groups, to_u32, BackParams, BackwardTiles, GemmParams, Kernel,
-    LossParams, View,
+    check_size, elementwise_groups, product_kernel, to_u32, BackParams, BackwardTiles, GemmParams,
+    Kernel, LossParams, PermuteParams, View,
 };
 use crate::gpu::plan::PlanBuilder;
-use crate::loss::Loss;
+use crate::loss::{Level, Loss};
 use crate::shape::Dims;
 
 pub(super) struct BackwardBuffers {
     pub values: wgpu::Buffer,
     pub classes: wgpu::Buffer,
+    pub row_weights: wgpu::Buffer,
     pub dx: wgpu::Buffer,
     pub dh0: wgpu::Buffer,
     pub dc0: wgpu::Buffer,
@@ -24,17 +25,33 @@ pub(super) struct BackwardBuffers {
 pub(super) struct Backward<'a> {
     t: &'a GpuTrainer,
     dims: Dims,
+    level: Level,
     fwd: &'a ForwardBuffers,
 }
 
 impl<'a> Backward<'a> {
-    pub fn new(t: &'a GpuTrainer, dims: Dims, fwd: &'a ForwardBuffers) -> Result<Self> {
-        Ok(Self { t, dims, fwd })
+    pub fn new(
+        t: &'a GpuTrainer,
+        dims: Dims,
+        level: Level,
+        fwd: &'a ForwardBuffers,
+    ) -> Result<Self> {
+        Ok(Self {
+            t,
+            dims,
+            level,
+            fwd,
+        })
     }
 
     /// Records loss and backward into `plan`; returns the buffers the host reads or writes.
     pub fn record(self, plan: &mut PlanBuilder<'_>) -> Result<BackwardBuffers> {
-        let Self { t, dims, fwd } = self;
+        let Self {
+            t,
+            dims,
+            level,
+            fwd,
+        } = self;
         let model = &t.model;
         let cfg = model.config();
         let device = model.context().device();
@@ -61,27 +78,79 @@ impl<'a> Backward<'a> {
             check_size(&limits, what, len)?;
         }
 
-        // Loss: gradient of the output and the mean, into scalars[0].
+        // A per-sequence loss reads the head applied to the top layer's final hidden state,
+        // both directions concatenated: features [B, D*H_out] gathered from h_n.
+        let per_sequence = level == Level::PerSequence;
+        let last = layers - 1;
+        let features = if per_sequence {
+            let features = storage_nan(device, "final-state features", batch * width);
+            let top = last * d * batch * h_out;
+            // features[b, dir * H_out + k] = h_n[top + (dir * B + b) * H_out + k]
+            permute(
+                plan,
+                last,
+                "gather final states",
+                (&fwd.h_n, top),
+                (&features, 0),
+                [1, batch, d, h_out],
+                [0, h_out, batch * h_out, 1],
+            )?;
+            Some(features)
+        } else {
+            None
+        };
+        let loss_rows = if per_sequence { batch } else { rows };
+        let logits = match (&features, &model.weights.head) {
+            (Some(features), Some(head)) => {
+                let o = head.out_features;
+                let logits = storage_nan(device, "sequence logits", batch * o);
+                let bias = head.bias.as_ref().unwrap_or(&fwd.unused);
+                let (kernel, workgroups) = product_kernel(batch, o)?;
+                let group = plan.group(
+                    kernel,
+                    "sequence head",
+                    &[
+                        ("a", features),
+                        ("b", &head.weight_t),
+                        ("bias", bias),
+                        ("c", &logits),
+                    ],
+                );
+                let p = GemmParams::product(
+                    batch,
+                    o,
+                    width,
+                    View::rows(0, width),
+                    View::rows(0, o),
+                    View::rows(0, o),
+                )?
+                .with_bias(head.bias.is_some());
+                plan.dispatch(last, group, &p, workgroups)?;
+                Some(logits)
+            }
+            (Some(features), None) => Some(features.clone()),
+            (None, _) => None,
+        };
+
+        // Loss: each row's weighted term and gradient (weights from the host: 1 / count, 0
+        // for padded or ignored rows), then their sum into scalars[0].
         let values = storage_nan(
             device,
             "mse targets",
             if t.options.loss == Loss::Mse {
-                rows * out_width
+                loss_rows * out_width
             } else {
                 1
             },
         );
-        let classes = storage_init(device, "class targets", &vec![0u32; rows]);
-        let d_output = storage_nan(device, "d output", rows * out_width);
-        let terms = storage_nan(device, "loss terms", rows * out_width);
-        let output = fwd.output();
-        let (kernel, n, scale) = match t.options.loss {
-            Loss::Mse => (
-                Kernel::MseGrad,
-                rows * out_width,
-                1.0 / (rows * out_width) as f32,
-            ),
-            Loss::CrossEntropy => (Kernel::CrossEntropyGrad, rows, 1.0 / rows as f32),
+        let classes = storage_init(device, "class targets", &vec![0u32; loss_rows]);
+        let row_weights = storage_nan(device, "loss row weights", loss_rows);
+        let d_output = storage_nan(device, "d output", loss_rows * out_width);
+        let terms = storage_nan(device, "loss terms", loss_rows * out_width);
+        let output = logits.as_ref().unwrap_or(fwd.output());
+        let (kernel, n) = match t.options.loss {
+            Loss::Mse => (Kernel::MseGrad, loss_rows * out_width),
+            Loss::CrossEntropy => (Kernel::CrossEntropyGrad, loss_rows),
         };
         let group = plan.group(
             kernel,
@@ -90,28 +159,28 @@ impl<'a> Backward<'a> {
                 ("y", output),
                 ("values", &values),
                 ("classes", &classes),
+                ("row_weights", &row_weights),
                 ("grad", &d_output),
                 ("terms", &terms),
             ],
         );
         plan.dispatch(
-            layers - 1,
+            last,
             group,
             &LossParams {
                 n: u("loss items", n)?,
                 width: u("output width", out_width)?,
-                scale,
-                _pad: 0,
+                _pad: [0; 2],
             },
             elementwise_groups(n)?,
         )?;
         super::reduce::record_sum(
             plan,
-            layers - 1,
+            last,
             "loss sum",
             (&terms, n),
             false,
-            scale,
+            1.0,
             (&t.scalars, 0),
             &t.partials,
         )?;
@@ -140,33 +209,38 @@ impl<'a> Backward<'a> {
              p: GemmParams| products.record(plan, layer, label, a, b, c, p);
         let column_partials = &products.partials;
 
-        // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W.
+        // The head: dW = dOᵀ · Y, db = Σ dO, dY = dO · W, over every step's rows, or over
+        // the final-state features (per sequence: the steps' outputs then get no gradient).
+        let (head_rows, head_input) = match &features {
+            Some(features) => (batch, features),
+            None => (rows, &fwd.y[last]),
+        };
         let mut dy = d_output.clone();
         if let (Some(_), Some(w_at)) = (&model.weights.head, t.layout.head_weight) {
-            let (last, o) = (layers - 1, out_width);
+            let o = out_width;
             let p = GemmParams::product(
                 o,
                 width,
-                rows,
+                head_rows,
                 View::transposed(0, o),
                 View::rows(0, width),
                 View::rows(w_at, width),
             )?;
-            gemm(plan, last, "head dW", &d_output, &fwd.y[last], &t.grads, p)?;
+            gemm(plan, last, "head dW", &d_output, head_input, &t.grads, p)?;
             if let Some(b_at) = t.layout.head_bias {
                 super::columns::record_column_sums(
                     plan,
                     last,
                     "head db",
                     (&d_output, 0, o),
-                    (rows, o),
+                    (head_rows, o),
                     (&t.grads, b_at, None),
                     column_partials,
                 )?;
             }
-            dy = storage_nan(device, "d lstm output", rows * width);
+            dy = storage_nan(device, "d lstm output", head_rows * width);
             let p = GemmParams::product(
-                rows,
+                head_rows,
                 width,
                 o,
                 View::rows(0, o),
@@ -175,6 +249,14 @@ impl<'a> Backward<'a> {
             )?;
             gemm(plan, last, "head dY", &d_output, &t.params, &dy, p)?;
         }
+        // per sequence: dy so far is dL/d(features); the steps' outputs get none
+        let d_features = if per_sequence {
+            let d_features = dy;
+            dy = storage_zeros(device, "d lstm output (none per step)", rows * width);
+            Some(d_features)
+        } else {
+            None
+        };
 
         let dgates = storage_nan(device, "gate gradients", rows * g4);
         let carry = storage_nan(device, "gradient carry", d * batch * (h_out + h));
@@ -207,6 +289,19 @@ impl<'a> Backward<'a> {
                 )
             };
             plan.clear(&carry);
+            if let (Some(d_features), true) = (&d_features, layer == last) {
+                // the carried dL/dh starts at the final state's gradient:
+                // carry_h[dir, b, k] = d_features[b, dir * H_out + k]
+                permute(
+                    plan,
+                    layer,
+                    "final-state gradient",
+                    (d_features, 0),
+                    (&carry, 0),
+                    [1, d, batch, h_out],
+                    [0, h_out, width, 1],
+                )?;
+            }
             let buffers = [
                 ("weights", &t.params),
                 ("dgates", &dgates),
@@ -346,9 +441,46 @@ impl<'a> Backward<'a> {
         Ok(BackwardBuffers {
             values,
             classes,
+            row_weights,
             dx,
             dh0,
             dc0,
         })
     }
+}
+
+/// `dst[dst_at + i] = src[src_at + Σ_a coord_a(i) · strides[a]]` over `dims` (shaders/permute.wgsl).
+fn permute(
+    plan: &mut PlanBuilder<'_>,
+    layer: usize,
+    label: &str,
+    (src, src_at): (&wgpu::Buffer, usize),
+    (dst, dst_at): (&wgpu::Buffer, usize),
+    dims: [usize; 4],
+    strides: [usize; 4],
+) -> Result<()> {
+    let u = to_u32;
+    let count: usize = dims.iter().product();
+    let group = plan.group(Kernel::Permute, label, &[("src", src), ("dst", dst)]);
+    let p = PermuteParams {
+        count: u("count", count)?,
+        src_offset: u("offset", src_at)?,
+        dst_offset: u("offset", dst_at)?,
+        has_add: 0,
+        dims: [
+            u("dim", dims[0])?,
+            u("dim", dims[1])?,
+            u("dim", dims[2])?,
+            u("dim", dims[3])?,
+        ],
+        strides: [
+            u("stride", strides[0])?,
+            u("stride", strides[1])?,
+            u("stride", strides[2])?,
+            u("stride", strides[3])?,
+        ],
+        add_offset: 0,
+        _pad: [0; 3],
+    };
+    plan.dispatch(layer, group, &p, elementwise_groups(count)?)
 }

@@ -17,7 +17,7 @@ use crate::gpu::kernels::{
     check_size, elementwise_groups, to_u32, Kernel, KernelChoice, OptParams,
 };
 use crate::gpu::plan::{Plan, PlanBuilder};
-use crate::loss::{check_target, Target};
+use crate::loss::{check_target, row_weights, valid_steps, Level, Target};
 use crate::shape::{Batched, Dims, Inputs};
 use crate::tensor::{swap_leading_axes, Tensor};
 #[cfg(not(target_arch = "wasm32"))]
@@ -42,9 +42,13 @@ pub struct GpuGradients {
 
 struct TrainWorkspace {
     dims: Dims,
+    /// where the loss reads the model (the target's shape says)
+    level: Level,
     fwd: ForwardBuffers,
     values: wgpu::Buffer,
     classes: wgpu::Buffer,
+    /// each loss row's weight in the mean (`loss::row_weights`)
+    row_weights: wgpu::Buffer,
     dx: wgpu::Buffer,
     dh0: wgpu::Buffer,
     dc0: wgpu::Buffer,
@@ -232,38 +236,49 @@ impl GpuTrainer {
             vec![seq_len, batch, width]
         };
         let unbatched_target;
-        let target = match (target.shape().len(), target) {
+        let target = match (batched.is_unbatched(), target) {
             // unbatched: the target has no batch axis either
-            (2, Target::Values(t)) => {
+            (true, Target::Values(t)) if t.shape().len() == 2 => {
                 unbatched_target = Target::Values(t.clone().reshape(out_shape.clone())?);
                 &unbatched_target
             }
-            (1, Target::Classes(t)) => {
+            (true, Target::Classes(t)) if t.shape().len() == 1 => {
                 unbatched_target = Target::Classes(t.clone().reshape(out_shape[..2].to_vec())?);
                 &unbatched_target
             }
             _ => target,
         };
-        check_target(self.options.loss, &out_shape, target)?;
+        let batch_axis = (!batched.is_unbatched()).then_some(batch);
+        let level = check_target(self.options.loss, &out_shape, batch_axis, target)?;
+        let weights = match level {
+            Level::PerStep => {
+                let valid = valid_steps(&batched.lengths, seq_len, cfg.batch_first);
+                row_weights(self.options.loss, target, width, &valid)?
+            }
+            Level::PerSequence => {
+                row_weights(self.options.loss, target, width, &vec![true; batch])?
+            }
+        };
         let index = match self
             .workspaces
             .iter()
-            .position(|ws| ws.dims == batched.dims)
+            .position(|ws| ws.dims == batched.dims && ws.level == level)
         {
             Some(i) => i,
             None => {
                 if self.workspaces.len() == 2 {
                     self.workspaces.remove(0); // free the older shape first
                 }
-                let ws = self.build_workspace(batched.dims)?;
+                let ws = self.build_workspace(batched.dims, level)?;
                 self.workspaces.push(ws);
                 self.workspaces.len() - 1
             }
         };
         let ws = &self.workspaces[index];
         let queue = self.model.context().queue();
+        // per-step rows go time-major on the GPU; per-sequence rows are already [B, ...]
         let time_major = |data: &[f32], rest: usize| {
-            if cfg.batch_first {
+            if cfg.batch_first && level == Level::PerStep {
                 swap_leading_axes(data, batch, seq_len, rest)
             } else {
                 data.to_vec()
@@ -272,9 +287,18 @@ impl GpuTrainer {
         queue.write_buffer(
             &ws.fwd.x,
             0,
-            bytemuck::cast_slice(&time_major(batched.x.data(), cfg.input_size)),
+            bytemuck::cast_slice(&if cfg.batch_first {
+                swap_leading_axes(batched.x.data(), batch, seq_len, cfg.input_size)
+            } else {
+                batched.x.data().to_vec()
+            }),
         );
         ws.fwd.write_state(queue, batched);
+        queue.write_buffer(
+            &ws.row_weights,
+            0,
+            bytemuck::cast_slice(&time_major(&weights, 1)),
+        );
         match target {
             Target::Values(t) => queue.write_buffer(
                 &ws.values,
@@ -282,8 +306,9 @@ impl GpuTrainer {
                 bytemuck::cast_slice(&time_major(t.data(), width)),
             ),
             Target::Classes(t) => {
-                let classes: Vec<u32> = t.data().iter().map(|&c| c as u32).collect();
-                let classes = if cfg.batch_first {
+                // an ignored row has weight 0; any class in range keeps its reads in bounds
+                let classes: Vec<u32> = t.data().iter().map(|&c| c.max(0) as u32).collect();
+                let classes = if cfg.batch_first && level == Level::PerStep {
                     swap_leading_axes(&classes, batch, seq_len, 1)
                 } else {
                     classes
@@ -311,7 +336,7 @@ impl GpuTrainer {
             let ctx = self.model.context();
             self.timer = guarded(ctx, "timer allocation", || Ok(GpuTimer::new(ctx))).await?;
         }
-        let mut losses = self.submit_step(x, target, true).await?;
+        let mut losses = self.submit_step(&Inputs::new(x), target, true).await?;
         losses.extend(self.flush_async().await?);
         let loss = losses
             .last()
@@ -328,14 +353,16 @@ impl GpuTrainer {
     /// came back meanwhile (step k - 1's).
     async fn submit_step(
         &mut self,
-        x: &Tensor,
+        inputs: &Inputs<'_>,
         target: &Target,
         timed: bool,
     ) -> Result<Vec<(u64, f32)>> {
         let ctx = self.model.context().clone();
         let k = self.step + 1;
-        let submission =
-            guarded(&ctx, "training step", || self.record_step(x, target, timed)).await?;
+        let submission = guarded(&ctx, "training step", || {
+            self.record_step(inputs, target, timed)
+        })
+        .await?;
         self.step = k;
         self.losses.submitted(k, submission);
         self.losses.drain(&ctx, 1).await
@@ -344,11 +371,11 @@ impl GpuTrainer {
     /// Uploads the batch and records and submits step `self.step + 1`.
     fn record_step(
         &mut self,
-        x: &Tensor,
+        inputs: &Inputs<'_>,
         target: &Target,
         timed: bool,
     ) -> Result<wgpu::SubmissionIndex> {
-        let batched = Batched::new(self.model.config(), &Inputs::new(x))?;
+        let batched = Batched::new(self.model.config(), inputs)?;
         let k = self.step + 1;
         let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
         let index = self.write_batch(&batched, target)?;
@@ -376,7 +403,7 @@ impl GpuTrainer {
         Ok(ctx.queue().submit([encoder.finish()]))
     }
 
-    fn build_workspace(&self, dims: Dims) -> Result<TrainWorkspace> {
+    fn build_workspace(&self, dims: Dims, level: Level) -> Result<TrainWorkspace> {
         let ctx = self.model.context();
         let device = ctx.device();
         let mut plan = PlanBuilder::new(ctx);
@@ -392,16 +419,18 @@ impl GpuTrainer {
             },
         )?
         .buffers;
-        let back = backward::Backward::new(self, dims, &fwd)?.record(&mut plan)?;
+        let back = backward::Backward::new(self, dims, level, &fwd)?.record(&mut plan)?;
         let grad_plan = plan.finish()?;
         let mut update = PlanBuilder::new(ctx);
         self.record_update(&mut update)?;
         let update_plan = update.finish()?;
         Ok(TrainWorkspace {
             dims,
+            level,
             fwd,
             values: back.values,
             classes: back.classes,
+            row_weights: back.row_weights,
             dx: back.dx,
             dh0: back.dh0,
             dc0: back.dc0,
@@ -499,12 +528,26 @@ impl GpuTrainer {
 
     /// The async form of [`Trainer::submit`].
     pub async fn submit_async(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
-        self.submit_step(x, target, false).await
+        self.submit_with_async(&Inputs::new(x), target).await
+    }
+
+    /// The async form of [`Trainer::submit_with`].
+    pub async fn submit_with_async(
+        &mut self,
+        inputs: &Inputs<'_>,
+        target: &Target,
+    ) -> Result<Vec<(u64, f32)>> {
+        self.submit_step(inputs, target, false).await
     }
 
     /// The async form of [`Trainer::step`]: one step, waited for; its loss.
     pub async fn step_async(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
-        let mut losses = self.submit_async(x, target).await?;
+        self.step_with_async(&Inputs::new(x), target).await
+    }
+
+    /// The async form of [`Trainer::step_with`].
+    pub async fn step_with_async(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<f32> {
+        let mut losses = self.submit_with_async(inputs, target).await?;
         losses.extend(self.flush_async().await?);
         losses
             .last()
@@ -576,8 +619,8 @@ impl GpuTrainer {
 impl Trainer for GpuTrainer {
     /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
     /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
-    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
-        pollster::block_on(self.submit_async(x, target))
+    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>> {
+        pollster::block_on(self.submit_with_async(inputs, target))
     }
 
     fn flush(&mut self) -> Result<Vec<(u64, f32)>> {

@@ -1,0 +1,136 @@
+//! Training on sequence-level targets, lengths and ignored classes, on both paths, against
+//! PyTorch (tests/fixtures/make_golden_train_sequences.py made the fixtures; its docstring
+//! says how each target is read there): per-step losses and the final weights after a few
+//! steps of SGD or Adam.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_close, gpu, Tolerance};
+use lstm_wgpu::gpu::GpuTrainer;
+use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::loss::{Loss, Target};
+use lstm_wgpu::train::{
+    CpuTrainer, OptimizerConfig, OptimizerKind, ParamLayout, TrainOptions, Trainer,
+};
+use lstm_wgpu::{Inputs, LstmWeights};
+use serde_json::Value;
+
+/// The bounds tests/train_golden.rs holds training to against PyTorch.
+const WEIGHTS: Tolerance = Tolerance {
+    abs: 2e-5,
+    rel: 2e-4,
+};
+const LOSS: Tolerance = Tolerance {
+    abs: 1e-5,
+    rel: 1e-4,
+};
+
+fn path(name: &str) -> PathBuf {
+    Path::new("tests/fixtures/train_seq").join(name)
+}
+
+fn cases() -> Vec<Value> {
+    let text = std::fs::read_to_string(path("cases.json")).unwrap();
+    let root: Value = serde_json::from_str(&text).unwrap();
+    root["cases"].as_array().unwrap().clone()
+}
+
+fn options(case: &Value) -> TrainOptions {
+    let kind = match case["optimizer"].as_str().unwrap() {
+        "sgd" => OptimizerKind::Sgd,
+        _ => OptimizerKind::Adam,
+    };
+    let mut opt = OptimizerConfig::new(kind, case["lr"].as_f64().unwrap() as f32);
+    opt.momentum = case["momentum"].as_f64().unwrap() as f32;
+    let loss = if case["loss"] == "mse" {
+        Loss::Mse
+    } else {
+        Loss::CrossEntropy
+    };
+    TrainOptions::new(loss, opt)
+}
+
+fn weights(case: &Value, which: &str) -> LstmWeights {
+    let name = case["name"].as_str().unwrap();
+    let mut w = safetensors::load(&path(&format!("{name}_{which}.safetensors"))).unwrap();
+    w.set_batch_first(case["batch_first"].as_bool().unwrap());
+    w
+}
+
+fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) {
+    let name = case["name"].as_str().unwrap();
+    let x = npy::read_f32(&path(&format!("{name}_x.npy"))).unwrap();
+    let lengths = npy::read_lengths(&path(&format!("{name}_lengths.npy"))).unwrap();
+    let y_path = path(&format!("{name}_y.npy"));
+    let target = if case["loss"] == "mse" {
+        Target::Values(npy::read_f32(&y_path).unwrap())
+    } else {
+        Target::Classes(npy::read_i64(&y_path).unwrap())
+    };
+    let inputs = Inputs::new(&x).lengths(Some(&lengths));
+    let want: Vec<f64> = case["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let got: Vec<f32> = (0..want.len())
+        .map(|_| trainer.step_with(&inputs, &target).unwrap())
+        .collect();
+    assert_close(&format!("{device} {name} losses"), &got, &want, LOSS);
+    let want = weights(case, "final");
+    let layout = ParamLayout::new(&want);
+    let got = layout.flatten(&trainer.weights().unwrap());
+    let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
+    assert_close(&format!("{device} {name} weights"), &got, &want, WEIGHTS);
+}
+
+#[test]
+fn cpu_training_matches_pytorch_on_sequence_targets_and_lengths() {
+    for case in cases() {
+        let init = weights(&case, "init");
+        run(
+            &mut CpuTrainer::new(&init, options(&case)).unwrap(),
+            "cpu",
+            &case,
+        );
+    }
+}
+
+#[test]
+fn gpu_training_matches_pytorch_on_sequence_targets_and_lengths() {
+    for case in cases() {
+        let init = weights(&case, "init");
+        run(
+            &mut GpuTrainer::new(gpu(), &init, options(&case)).unwrap(),
+            "gpu",
+            &case,
+        );
+    }
+}
+
+/// The fixtures reach what they are for: both levels, both losses, lengths shorter than T,
+/// an ignored valid step, a bidirectional per-sequence model, and batch_first.
+#[test]
+fn fixtures_cover_levels_losses_lengths_and_ignores() {
+    let cases = cases();
+    let has = |f: &dyn Fn(&Value) -> bool| cases.iter().any(f);
+    for level in ["sequence", "step"] {
+        for loss in ["mse", "cross-entropy"] {
+            assert!(
+                has(&|c| c["level"] == level && c["loss"] == loss),
+                "{level} {loss}"
+            );
+        }
+    }
+    assert!(has(
+        &|c| c["level"] == "sequence" && c["lstm"]["bidirectional"] == true
+    ));
+    assert!(has(&|c| c["lengths"].is_array()));
+    assert!(has(&|c| c["ignore"]
+        .as_array()
+        .is_some_and(|i| !i.is_empty())));
+    assert!(has(&|c| c["batch_first"] == true));
+}
