@@ -379,3 +379,117 @@ fn bench_times_training_steps() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out-features"));
 }
+
+/// `train --lengths` on a per-sequence cross-entropy target (a bidirectional classifier from
+/// PyTorch, tests/fixtures/train_seq) gives PyTorch's losses and weights on both devices, and
+/// minibatches gather the lengths and the [B] target along B.
+#[test]
+fn per_sequence_targets_with_lengths_match_pytorch() {
+    let fixtures = Path::new("tests/fixtures/train_seq");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
+            .unwrap();
+    let case = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "seq_ce_bidir_lengths")
+        .unwrap();
+    let want_losses: Vec<f64> = case["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let file = |suffix: &str| fixtures.join(format!("seq_ce_bidir_lengths_{suffix}"));
+    let dir = tempfile::tempdir().unwrap();
+    let (init, x, y, lengths) = (
+        file("init.safetensors"),
+        file("x.npy"),
+        file("y.npy"),
+        file("lengths.npy"),
+    );
+    for device in ["cpu", "gpu"] {
+        let (out, log) = (
+            dir.path().join("out.safetensors"),
+            dir.path().join("log.csv"),
+        );
+        let args = [
+            "train",
+            "--weights",
+            s(&init),
+            "--input",
+            s(&x),
+            "--target",
+            s(&y),
+            "--lengths",
+            s(&lengths),
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.02",
+            "--steps",
+            "3",
+            "--device",
+            device,
+            "--out",
+            s(&out),
+            "--log",
+            s(&log),
+        ];
+        ok(&args);
+        let losses: Vec<f32> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let tol = Tolerance {
+            abs: 1e-5,
+            rel: 1e-4,
+        };
+        assert_close(&format!("{device} losses"), &losses, &want_losses, tol);
+        let want = safetensors::load(&file("final.safetensors")).unwrap();
+        let layout = ParamLayout::new(&want);
+        let got = layout.flatten(&safetensors::load(&out).unwrap());
+        let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
+        let tol = Tolerance {
+            abs: 2e-5,
+            rel: 2e-4,
+        };
+        assert_close(&format!("{device} weights"), &got, &want, tol);
+
+        // minibatches of 3 of the 4 sequences: lengths and [B] classes follow the rows
+        let mut mini = args.map(str::to_string).to_vec();
+        mini.extend(["--batch-size", "3"].map(str::to_string));
+        ok(&mini);
+    }
+    // lengths that do not fit the batch: an error naming the file, nothing written
+    let out = dir.path().join("bad.safetensors");
+    let bad = dir.path().join("bad_lengths.npy");
+    std::fs::write(&bad, common::npy_i64(&[3], &[1, 2, 3])).unwrap();
+    let result = lstm_wgpu(&[
+        "train",
+        "--weights",
+        s(&init),
+        "--input",
+        s(&x),
+        "--target",
+        s(&y),
+        "--lengths",
+        s(&bad),
+        "--loss",
+        "cross-entropy",
+        "--out",
+        s(&out),
+    ]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("bad_lengths.npy") && stderr.contains("B = 4"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

@@ -134,3 +134,79 @@ fn fixtures_cover_levels_losses_lengths_and_ignores() {
         .is_some_and(|i| !i.is_empty())));
     assert!(has(&|c| c["batch_first"] == true));
 }
+
+/// Targets that fit neither level, classes out of range, nothing left to count, and lengths
+/// outside 1..=T: clear errors on both paths, and no step is taken.
+#[test]
+fn bad_targets_and_lengths_are_errors_naming_the_problem() {
+    use lstm_wgpu::{Linear, LstmConfig, Tensor};
+    let config = LstmConfig::new(2, 3);
+    let weights = LstmWeights::init(&config, 1)
+        .unwrap()
+        .with_head(Linear::init(3, 4, 2).unwrap())
+        .unwrap();
+    let x = Tensor::full([5, 2, 2], 0.5f32); // T = 5, B = 2
+    let ce = TrainOptions::new(
+        Loss::CrossEntropy,
+        OptimizerConfig::new(OptimizerKind::Sgd, 0.1),
+    );
+    let classes =
+        |shape: Vec<usize>, values: Vec<i64>| Target::Classes(Tensor::new(shape, values).unwrap());
+    let two = [2usize, 2];
+    let cases: Vec<(Target, Option<&[usize]>, &str)> = vec![
+        (classes(vec![3], vec![0, 1, 2]), None, "one per sequence"),
+        (classes(vec![2], vec![0, 4]), None, "outside 0..4"),
+        (
+            classes(vec![5, 2], vec![-100; 10]),
+            None,
+            "no target counts",
+        ),
+        (
+            classes(vec![2], vec![0, 1]),
+            Some(&[0, 2]),
+            "lengths[0] = 0",
+        ),
+        (classes(vec![2], vec![0, 1]), Some(&[6, 2]), "outside 1..=5"),
+        (
+            classes(vec![2], vec![0, 1]),
+            Some(&two[..1]),
+            "lengths has 1 entries",
+        ),
+    ];
+    for (target, lengths, want) in cases {
+        let inputs = Inputs::new(&x).lengths(lengths);
+        let mut cpu = CpuTrainer::new(&weights, ce).unwrap();
+        let mut gpu = GpuTrainer::new(gpu(), &weights, ce).unwrap();
+        for (device, trainer) in [("cpu", &mut cpu as &mut dyn Trainer), ("gpu", &mut gpu)] {
+            let error = trainer.step_with(&inputs, &target).unwrap_err().to_string();
+            assert!(error.contains(want), "{device}: {error} (want {want:?})");
+            assert_eq!(
+                trainer.weights().unwrap(),
+                weights,
+                "{device}: a step was taken"
+            );
+        }
+    }
+    // -100 is no class but is allowed: that row counts for nothing
+    let mut cpu = CpuTrainer::new(&weights, ce).unwrap();
+    let loss = cpu.step(
+        &x,
+        &classes(vec![5, 2], {
+            let mut v = vec![1; 10];
+            v[3] = -100;
+            v
+        }),
+    );
+    assert!(loss.unwrap().is_finite());
+    // unbatched input takes per-step targets only
+    let x1 = Tensor::full([5, 2], 0.5f32);
+    let error = CpuTrainer::new(&weights, ce)
+        .unwrap()
+        .step(&x1, &classes(vec![1], vec![0]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("unbatched input takes per-step targets only"),
+        "{error}"
+    );
+}

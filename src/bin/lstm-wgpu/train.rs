@@ -39,9 +39,15 @@ pub struct Args {
     /// Inputs [T, B, I], float .npy
     #[arg(long)]
     input: PathBuf,
-    /// Targets: [T, B, O] float (mse) or [T, B] int64 classes (cross-entropy), .npy
+    /// Targets, .npy: per step [T, B, O] float (mse) or [T, B] int64 classes (cross-entropy,
+    /// -100 ignored); or per sequence [B, O] / [B], read on the head applied to the top
+    /// layer's final state (both directions)
     #[arg(long)]
     target: PathBuf,
+    /// Each sequence's length [B], int64 .npy: steps past it are padding (no loss, no
+    /// gradient; the final state is the sequence's own last step)
+    #[arg(long)]
+    lengths: Option<PathBuf>,
     /// Where to write the trained weights (same keys as --weights)
     #[arg(long)]
     out: PathBuf,
@@ -107,19 +113,20 @@ fn options(args: &Args) -> TrainOptions {
     }
 }
 
-/// Rows `index` of the batch axis (axis 1) of a `[T, B, ...]` array.
-fn gather<T: Copy>(data: &[T], shape: &[usize], index: &[usize]) -> Result<Tensor<T>> {
-    let (t, b) = (shape[0], shape[1]);
-    let rest: usize = shape[2..].iter().product();
-    let mut out = Vec::with_capacity(t * index.len() * rest);
-    for step in 0..t {
+/// Rows `index` of the batch axis (`axis`: 1 for `[T, B, ...]`, 0 for `[B, ...]`).
+fn gather<T: Copy>(data: &[T], shape: &[usize], axis: usize, index: &[usize]) -> Result<Tensor<T>> {
+    let outer: usize = shape[..axis].iter().product();
+    let b = shape[axis];
+    let rest: usize = shape[axis + 1..].iter().product();
+    let mut out = Vec::with_capacity(outer * index.len() * rest);
+    for o in 0..outer {
         for &i in index {
-            let at = (step * b + i) * rest;
+            let at = (o * b + i) * rest;
             out.extend_from_slice(&data[at..at + rest]);
         }
     }
     let mut new_shape = shape.to_vec();
-    new_shape[1] = index.len();
+    new_shape[axis] = index.len();
     Tensor::new(new_shape, out)
 }
 
@@ -144,13 +151,40 @@ pub fn main(args: Args) -> Result<()> {
         })?),
     };
     let (seq_len, batch) = (x.shape()[0], x.shape()[1]);
-    if target.shape().len() < 2 || target.shape()[..2] != [seq_len, batch] {
+    // per step: [T, B, ...] (mse [T, B, O], classes [T, B]); per sequence: [B, ...]
+    let per_step_rank = match options.loss {
+        Loss::Mse => 3,
+        Loss::CrossEntropy => 2,
+    };
+    let rank = target.shape().len();
+    let batch_axis = if rank == per_step_rank { 1 } else { 0 };
+    let leading = if batch_axis == 1 {
+        vec![seq_len, batch]
+    } else {
+        vec![batch]
+    };
+    if rank + 1 < per_step_rank || target.shape()[..batch_axis + 1] != leading[..] {
         return Err(Error::Input(format!(
-            "{}: target shape {:?} does not start with the input's [T, B] = [{seq_len}, {batch}]",
+            "{}: target shape {:?} must start with the input's [T, B] = [{seq_len}, {batch}] \
+             (one per step) or be [B, ...] = [{batch}, ...] (one per sequence)",
             args.target.display(),
             target.shape()
         )));
     }
+    let lengths = match &args.lengths {
+        Some(path) => {
+            let lengths = npy::read_lengths(path)?;
+            if lengths.len() != batch {
+                return Err(Error::Input(format!(
+                    "{}: {} lengths for B = {batch} sequences",
+                    path.display(),
+                    lengths.len()
+                )));
+            }
+            Some(lengths)
+        }
+        None => None,
+    };
     let batch_size = args.batch_size.unwrap_or(batch);
     if batch_size == 0 || batch_size > batch {
         return Err(Error::Input(format!(
@@ -200,17 +234,25 @@ pub fn main(args: Args) -> Result<()> {
             order.shuffle(&mut rng);
         }
         let index = &order[k * batch_size..((k + 1) * batch_size).min(batch)];
-        let (xb, tb) = if index.len() == batch && args.batch_size.is_none() {
-            (x.clone(), target.clone())
+        let (xb, tb, lb) = if index.len() == batch && args.batch_size.is_none() {
+            (x.clone(), target.clone(), lengths.clone())
         } else {
             let t = match &target {
-                Target::Values(t) => Target::Values(gather(t.data(), t.shape(), index)?),
-                Target::Classes(t) => Target::Classes(gather(t.data(), t.shape(), index)?),
+                Target::Values(t) => {
+                    Target::Values(gather(t.data(), t.shape(), batch_axis, index)?)
+                }
+                Target::Classes(t) => {
+                    Target::Classes(gather(t.data(), t.shape(), batch_axis, index)?)
+                }
             };
-            (gather(x.data(), x.shape(), index)?, t)
+            let l = lengths
+                .as_ref()
+                .map(|l| index.iter().map(|&i| l[i]).collect::<Vec<_>>());
+            (gather(x.data(), x.shape(), 1, index)?, t, l)
         };
         // the GPU returns the previous step's loss: it ran while this step was prepared
-        let done = trainer.submit(&xb, &tb)?;
+        let inputs = lstm_wgpu::Inputs::new(&xb).lengths(lb.as_deref());
+        let done = trainer.submit_with(&inputs, &tb)?;
         if let Some(bad) = record(&mut losses, done, &bar) {
             trainer.restore_last_good(bad)?;
             failure = Some(bad);
