@@ -210,3 +210,108 @@ fn bad_targets_and_lengths_are_errors_naming_the_problem() {
         "{error}"
     );
 }
+
+/// `evaluate` scores a batch as training does: its loss is the first step's loss (before the
+/// update) on both levels and both paths, and its accuracy counts the rows whose largest
+/// logit is the class, from the CPU reference's logits in f64.
+#[test]
+fn evaluate_scores_as_training_does() {
+    use lstm_wgpu::cpu::CpuLstm;
+    use lstm_wgpu::gpu::GpuLstm;
+    use lstm_wgpu::train::evaluate;
+    for case in cases().iter().filter(|c| c["loss"] == "cross-entropy") {
+        let name = case["name"].as_str().unwrap();
+        let init = weights(case, "init");
+        let x = npy::read_f32(&path(&format!("{name}_x.npy"))).unwrap();
+        let lengths = npy::read_lengths(&path(&format!("{name}_lengths.npy"))).unwrap();
+        let target = Target::Classes(npy::read_i64(&path(&format!("{name}_y.npy"))).unwrap());
+        let inputs = Inputs::new(&x).lengths(Some(&lengths));
+        let first_loss = case["losses"][0].as_f64().unwrap();
+        let cpu_out = CpuLstm::<f32>::new(&init).forward_with(&inputs).unwrap();
+        let gpu_out = GpuLstm::new(gpu(), &init)
+            .unwrap()
+            .forward_with(&inputs)
+            .unwrap();
+        for (device, out) in [("cpu", &cpu_out), ("gpu", &gpu_out)] {
+            let m = evaluate(
+                &init,
+                out,
+                Some(&lengths),
+                false,
+                Loss::CrossEntropy,
+                &target,
+            )
+            .unwrap();
+            assert_close(
+                &format!("{device} {name} loss"),
+                &[m.loss],
+                &[first_loss],
+                LOSS,
+            );
+            assert!((m.perplexity.unwrap() - m.loss.exp()).abs() < 1e-6);
+            // accuracy from the f64 reference's logits, by hand
+            let x64 = x.map(f64::from);
+            let reference = CpuLstm::<f64>::new(&init)
+                .forward_with(&Inputs::new(&x64).lengths(Some(&lengths)))
+                .unwrap();
+            let classes = match &target {
+                Target::Classes(c) => c.data().to_vec(),
+                _ => unreachable!(),
+            };
+            let logits: Vec<Vec<f64>> = if case["level"] == "sequence" {
+                let cfg = init.config();
+                let (b, h_out) = (classes.len(), cfg.output_size());
+                let top = (cfg.num_layers - 1) * cfg.num_directions();
+                let head = init.head().unwrap();
+                let (w, bias) = (head.weight.data(), head.bias.as_ref().unwrap().data());
+                let features = |r: usize| -> Vec<f64> {
+                    (0..cfg.num_directions())
+                        .flat_map(|d| {
+                            let at = ((top + d) * b + r) * h_out;
+                            reference.h_n.data()[at..at + h_out].to_vec()
+                        })
+                        .collect()
+                };
+                (0..b)
+                    .map(|r| {
+                        let f = features(r);
+                        (0..bias.len())
+                            .map(|k| {
+                                bias[k] as f64
+                                    + f.iter()
+                                        .enumerate()
+                                        .map(|(i, v)| v * w[k * f.len() + i] as f64)
+                                        .sum::<f64>()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            } else {
+                let width = *reference.output.shape().last().unwrap();
+                reference
+                    .output
+                    .data()
+                    .chunks(width)
+                    .map(|c| c.to_vec())
+                    .collect()
+            };
+            let batch = lengths.len();
+            let (mut counted, mut correct) = (0, 0);
+            for (r, (row, &class)) in logits.iter().zip(&classes).enumerate() {
+                let valid = case["level"] == "sequence" || r / batch < lengths[r % batch];
+                if !valid || class == -100 {
+                    continue;
+                }
+                counted += 1;
+                let best = (0..row.len()).fold(0, |a, k| if row[k] > row[a] { k } else { a });
+                correct += (best as i64 == class) as usize;
+            }
+            assert_eq!(m.counted, counted, "{device} {name}");
+            assert_eq!(
+                m.accuracy.unwrap(),
+                correct as f32 / counted as f32,
+                "{device} {name}"
+            );
+        }
+    }
+}

@@ -112,16 +112,8 @@ impl<T: Real> CpuLstm<T> {
         let cfg = &self.config;
         let (d, h_out) = (cfg.num_directions(), cfg.output_size());
         let width = d * h_out;
-        let top = (cfg.num_layers - 1) * d;
         // features[b, dir * H_out + k] = h_n[top + dir, b, k]
-        let mut features = vec![T::ZERO; batch * width];
-        for dir in 0..d {
-            for b in 0..batch {
-                let from = ((top + dir) * batch + b) * h_out;
-                features[b * width + dir * h_out..b * width + (dir + 1) * h_out]
-                    .copy_from_slice(&h_n.data()[from..from + h_out]);
-            }
-        }
+        let features = crate::train::metrics::final_features_of(cfg, h_n.data(), batch);
         let (logits, out_width) = match &self.head {
             Some(head) => (self.apply_head(head, &features, batch), head.out_features),
             None => (features.clone(), width),

@@ -17,9 +17,11 @@
 
 pub mod data;
 pub mod flat;
+pub mod metrics;
 pub mod optim;
 
 pub use flat::ParamLayout;
+pub use metrics::{evaluate, Metrics};
 pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
 
 use crate::cpu::{FastCpuLstm, Gradients};

@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod cpu_args;
 mod demo;
+mod eval;
 mod gpu_args;
 mod info;
 mod init;
@@ -43,6 +44,8 @@ enum Command {
     Bench(bench::Args),
     /// Train a model on .npy data (BPTT, on the GPU or the CPU)
     Train(train::Args),
+    /// Score a model on .npy data: loss, and accuracy and perplexity for cross-entropy
+    Eval(eval::Args),
     /// Initialise a model, run it on both paths, show they agree, benchmark it
     Demo(gpu_args::GpuArgs),
     /// Stream a model: one timestep per stdin line in, its output line out, state kept
@@ -81,6 +84,7 @@ fn main() {
         Command::Check(args) => check::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Train(args) => train::main(args),
+        Command::Eval(args) => eval::main(args),
         Command::Demo(gpu) => demo::main(gpu),
         Command::Stream(args) => stream::main(args),
     };

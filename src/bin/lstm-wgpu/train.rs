@@ -31,6 +31,15 @@ pub enum LossArg {
     CrossEntropy,
 }
 
+impl From<LossArg> for Loss {
+    fn from(arg: LossArg) -> Self {
+        match arg {
+            LossArg::Mse => Loss::Mse,
+            LossArg::CrossEntropy => Loss::CrossEntropy,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Initial weights (nn.LSTM state dict, optional head.*), safetensors
@@ -102,10 +111,7 @@ fn options(args: &Args) -> TrainOptions {
     if let Some(wd) = args.weight_decay {
         optimizer.weight_decay = wd;
     }
-    let loss = match args.loss {
-        LossArg::Mse => Loss::Mse,
-        LossArg::CrossEntropy => Loss::CrossEntropy,
-    };
+    let loss = args.loss.into();
     TrainOptions {
         loss,
         optimizer,
@@ -142,14 +148,7 @@ pub fn main(args: Args) -> Result<()> {
             x.shape()
         )));
     }
-    let target = match options.loss {
-        Loss::Mse => Target::Values(npy::read_f32(&args.target)?),
-        Loss::CrossEntropy => Target::Classes(npy::read_i64(&args.target).map_err(|e| {
-            Error::Input(format!(
-                "cross-entropy needs int64 class targets [T, B]: {e}"
-            ))
-        })?),
-    };
+    let target = crate::eval::read_target(options.loss, &args.target)?;
     let (seq_len, batch) = (x.shape()[0], x.shape()[1]);
     // per step: [T, B, ...] (mse [T, B, O], classes [T, B]); per sequence: [B, ...]
     let per_step_rank = match options.loss {
@@ -310,6 +309,19 @@ pub fn main(args: Args) -> Result<()> {
         losses.first().copied().unwrap_or(f32::NAN),
         losses.last().copied().unwrap_or(f32::NAN),
         done as f64 / seconds.max(1e-9)
+    )?;
+    // the trained weights on the whole training set, scored as `eval` scores
+    let metrics = crate::eval::score(
+        args.device,
+        &args.gpu,
+        args.cpu,
+        &trained,
+        (&x, lengths.as_deref()),
+        (options.loss, &target),
+    )?;
+    outln!(
+        "training set after training: {}",
+        crate::eval::describe(&metrics)
     )?;
     Ok(())
 }

@@ -1,0 +1,99 @@
+//! `lstm-wgpu eval`: a model's loss (and accuracy, perplexity for cross-entropy) on .npy data,
+//! read as training reads it (per step or per sequence, lengths, ignored classes).
+
+use std::path::PathBuf;
+
+use lstm_wgpu::cpu::FastCpuLstm;
+use lstm_wgpu::gpu::GpuLstm;
+use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::loss::{Loss, Target};
+use lstm_wgpu::train::{evaluate, Metrics};
+use lstm_wgpu::{Error, Inputs, LstmWeights, Result, Tensor};
+
+use crate::cpu_args::CpuArgs;
+use crate::gpu_args::GpuArgs;
+use crate::stdout::outln;
+use crate::train::LossArg;
+use crate::Device;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model weights (nn.LSTM state dict, optional head.*), safetensors
+    #[arg(long)]
+    weights: PathBuf,
+    /// Inputs [T, B, I], float .npy
+    #[arg(long)]
+    input: PathBuf,
+    /// Targets as `train --target` takes them (per step or per sequence), .npy
+    #[arg(long)]
+    target: PathBuf,
+    /// Each sequence's length [B], int64 .npy
+    #[arg(long)]
+    lengths: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "mse")]
+    loss: LossArg,
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: Device,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    #[command(flatten)]
+    cpu: CpuArgs,
+}
+
+/// Reads a target file for `loss`: float values for mse, int64 classes for cross-entropy.
+pub fn read_target(loss: Loss, path: &std::path::Path) -> Result<Target> {
+    Ok(match loss {
+        Loss::Mse => Target::Values(npy::read_f32(path)?),
+        Loss::CrossEntropy => Target::Classes(npy::read_i64(path).map_err(|e| {
+            Error::Input(format!(
+                "cross-entropy needs int64 class targets ([T, B] or [B]): {e}"
+            ))
+        })?),
+    })
+}
+
+/// Runs `weights` on `x` (with `lengths`) on `device` and scores the result.
+pub fn score(
+    device: Device,
+    gpu: &GpuArgs,
+    cpu: CpuArgs,
+    weights: &LstmWeights,
+    (x, lengths): (&Tensor, Option<&[usize]>),
+    (loss, target): (Loss, &Target),
+) -> Result<Metrics> {
+    let inputs = Inputs::new(x).lengths(lengths);
+    let out = match device {
+        Device::Gpu => GpuLstm::new(&gpu.context()?, weights)?.forward_with(&inputs)?,
+        Device::Cpu => FastCpuLstm::new(weights)
+            .with_threads(cpu.threads()?)?
+            .forward_with(&inputs)?,
+    };
+    evaluate(weights, &out, lengths, x.shape().len() == 2, loss, target)
+}
+
+/// `loss 0.123456, accuracy 0.9123, perplexity 1.13 (N rows)`
+pub fn describe(m: &Metrics) -> String {
+    let mut line = format!("loss {:.6}", m.loss);
+    if let (Some(a), Some(p)) = (m.accuracy, m.perplexity) {
+        line.push_str(&format!(", accuracy {a:.4}, perplexity {p:.4}"));
+    }
+    line.push_str(&format!(" ({} rows)", m.counted));
+    line
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let weights = safetensors::load(&args.weights)?;
+    let x = npy::read_f32(&args.input)?;
+    let loss = args.loss.into();
+    let target = read_target(loss, &args.target)?;
+    let lengths = args.lengths.as_deref().map(npy::read_lengths).transpose()?;
+    let metrics = score(
+        args.device,
+        &args.gpu,
+        args.cpu,
+        &weights,
+        (&x, lengths.as_deref()),
+        (loss, &target),
+    )?;
+    outln!("{}", describe(&metrics))
+}
