@@ -38,6 +38,8 @@ def main():
     p.add_argument("--train", action="store_true")
     p.add_argument("--out-features", type=int, default=16)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam")
+    p.add_argument("--task", choices=["step", "sequence"], default="step",
+                   help="with --train: MSE at every step, or cross-entropy per sequence on head(h_n)")
     a = p.parse_args()
 
     # fp32 as lstm-wgpu computes it: no TF32 in cuDNN's RNN or in matmuls
@@ -105,16 +107,27 @@ def timed(a, run, sync):
 def train(a, lstm, x, device, sync):
     d = 2 if a.bidirectional else 1
     head = torch.nn.Linear(d * a.hidden, a.out_features).to(device)
-    target = torch.rand(a.seq, a.batch, a.out_features, device=device) * 2 - 1
     params = list(lstm.parameters()) + list(head.parameters())
     lr = 0.01 if a.optimizer == "sgd" else 0.001
     opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[a.optimizer](params, lr=lr)
-    loss_fn = torch.nn.MSELoss()
+    if a.task == "sequence":
+        target = torch.arange(a.batch, device=device) % a.out_features
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def predict(y, h_n):
+            features = torch.cat([h_n[-2], h_n[-1]], 1) if a.bidirectional else h_n[-1]
+            return head(features)
+    else:
+        target = torch.rand(a.seq, a.batch, a.out_features, device=device) * 2 - 1
+        loss_fn = torch.nn.MSELoss()
+
+        def predict(y, h_n):
+            return head(y)
 
     def step():
         opt.zero_grad()
-        y, _ = lstm(x)
-        loss = loss_fn(head(y), target)
+        y, (h_n, _) = lstm(x)
+        loss = loss_fn(predict(y, h_n), target)
         loss.backward()
         opt.step()
         return loss.item()
@@ -125,7 +138,7 @@ def train(a, lstm, x, device, sync):
     adapter = adapter_name(a)
     print(json.dumps(dict(device=f"torch-{a.device}", adapter=adapter, seq=a.seq, batch=a.batch, input=a.input,
                           hidden=a.hidden, layers=a.layers, bidirectional=a.bidirectional, train=True,
-                          out_features=a.out_features, optimizer=a.optimizer, median_ms=median,
+                          out_features=a.out_features, optimizer=a.optimizer, task=a.task, median_ms=median,
                           min_ms=min(times), steps_per_s=1e3 / median, gflops=flops / median / 1e6)))
 
 

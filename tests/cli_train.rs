@@ -361,6 +361,34 @@ fn bench_times_training_steps() {
             line["steps_per_s"].as_f64().unwrap(),
         );
         assert!(ms > 0.0 && (ms * per_s - 1e3).abs() < 1e-6, "{line}");
+        assert_eq!(line["task"], "step");
+    }
+    // sequence classification: cross-entropy on one class per sequence
+    let out = ok(&[
+        "bench",
+        "--train",
+        "--task",
+        "sequence",
+        "--seq",
+        "3",
+        "--batch",
+        "3",
+        "--input",
+        "2",
+        "--hidden",
+        "4",
+        "--out-features",
+        "2",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    for line in out.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["task"], "sequence", "{line}");
+        assert!(line["median_ms"].as_f64().unwrap() > 0.0, "{line}");
     }
     let out = lstm_wgpu(&[
         "bench",

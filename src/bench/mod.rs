@@ -164,6 +164,7 @@ impl BenchResult {
             line["train"] = true.into();
             line["out_features"] = t.out_features.into();
             line["optimizer"] = format!("{:?}", t.optimizer).to_lowercase().into();
+            line["task"] = if t.per_sequence { "sequence" } else { "step" }.into();
             line["steps_per_s"] = (1e3 / self.median_ms).into();
         }
         line.to_string()

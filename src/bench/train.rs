@@ -1,5 +1,6 @@
 //! Training benchmarks: one full step (upload of the batch, forward, loss, backward, clip,
-//! optimizer) on a Linear-headed LSTM with MSE, as `lstm-wgpu train` runs it. On the GPU,
+//! optimizer) on a Linear-headed LSTM, as `lstm-wgpu train` runs it: MSE at every step, or
+//! sequence classification (cross-entropy on the head applied to the final state). On the GPU,
 //! steps are pipelined (step k's loss comes back while step k + 1 runs), so the time per step
 //! is the steady-state interval between steps; the GPU time of a step is measured apart, on
 //! steps waited for one at a time.
@@ -21,6 +22,9 @@ pub struct TrainSpec {
     pub out_features: usize,
     /// The optimizer each step applies (PyTorch's defaults; lr 0.01 for SGD, else 0.001).
     pub optimizer: OptimizerKind,
+    /// Sequence classification (cross-entropy on one class per sequence, `[B]`) instead of
+    /// MSE at every step.
+    pub per_sequence: bool,
 }
 
 impl TrainSpec {
@@ -37,11 +41,23 @@ impl TrainSpec {
         } else {
             0.001
         };
-        TrainOptions::new(Loss::Mse, OptimizerConfig::new(self.optimizer, lr))
+        let loss = if self.per_sequence {
+            Loss::CrossEntropy
+        } else {
+            Loss::Mse
+        };
+        TrainOptions::new(loss, OptimizerConfig::new(self.optimizer, lr))
     }
 
-    /// The target every training benchmark uses: a fixed pattern in [-1, 1).
+    /// The target every training benchmark uses: a fixed pattern in [-1, 1) at every step,
+    /// or classes `b mod O` per sequence.
     fn target(&self, spec: &BenchSpec) -> Result<Target> {
+        if self.per_sequence {
+            let classes = (0..spec.batch)
+                .map(|b| (b % self.out_features) as i64)
+                .collect();
+            return Ok(Target::Classes(Tensor::new([spec.batch], classes)?));
+        }
         Ok(Target::Values(Tensor::try_from_fn(
             "bench target [T, B, O]",
             [spec.seq_len, spec.batch, self.out_features],

@@ -61,6 +61,10 @@ pub struct Args {
     /// With --train: the optimizer
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,
+    /// With --train: `step` (MSE at every step) or `sequence` (classification: cross-entropy
+    /// on the head applied to the final state, one class per sequence, O classes)
+    #[arg(long, value_enum, default_value = "step")]
+    task: TaskArg,
     /// Time streamed timesteps (µs per step, --device gpu): host in/out, GPU-resident per
     /// submit and per frame, and with B > 1 a state pool of B active streams
     #[arg(long, conflicts_with = "train")]
@@ -121,6 +125,7 @@ pub fn main(args: Args) -> Result<()> {
         return Err(Error::Input("--out-features must be at least 1".into()));
     }
     let train = args.train.then_some(TrainSpec {
+        per_sequence: args.task == TaskArg::Sequence,
         out_features: args.out_features,
         optimizer: match args.optimizer {
             OptimizerArg::Sgd => OptimizerKind::Sgd,
@@ -150,9 +155,21 @@ pub fn main(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// What `bench --train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskArg {
+    Step,
+    Sequence,
+}
+
 fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult]) -> Result<()> {
+    let task = if train.per_sequence {
+        "cross-entropy per sequence"
+    } else {
+        "MSE per step"
+    };
     outln!(
-        "training step ({:?}, MSE, head O={}, full batch): T={} B={} I={} H={} layers={} bidirectional={}, median of {} after {} warmup",
+        "training step ({:?}, {task}, head O={}, full batch): T={} B={} I={} H={} layers={} bidirectional={}, median of {} after {} warmup",
         train.optimizer,
         train.out_features,
         spec.seq_len,
