@@ -71,6 +71,7 @@ pub mod bench;
 pub mod check;
 pub mod config;
 pub mod cpu;
+pub mod embedding;
 pub mod error;
 pub mod gpu;
 pub mod head;
@@ -89,6 +90,7 @@ pub mod weights;
 pub use wgpu;
 
 pub use config::LstmConfig;
+pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use head::Linear;
 pub use shape::{Dims, Inputs, LstmOutput};

@@ -15,6 +15,7 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::config::LstmConfig;
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::head::Linear;
 use crate::host::HostBytes;
@@ -121,6 +122,7 @@ pub struct LstmWeights {
     config: LstmConfig,
     layers: Vec<LayerWeights>,
     head: Option<Linear>,
+    embedding: Option<Embedding>,
 }
 
 impl LstmWeights {
@@ -166,6 +168,7 @@ impl LstmWeights {
             config: config.clone(),
             layers,
             head: None,
+            embedding: None,
         })
     }
 
@@ -227,6 +230,7 @@ impl LstmWeights {
             config: config.clone(),
             layers,
             head: None,
+            embedding: None,
         })
     }
 
@@ -242,6 +246,30 @@ impl LstmWeights {
         }
         self.head = Some(head);
         Ok(self)
+    }
+
+    /// Adds an `nn.Embedding` before the LSTM (token inputs); its width must be the LSTM's
+    /// input size.
+    pub fn with_embedding(mut self, embedding: Embedding) -> Result<Self> {
+        if embedding.dim() != self.config.input_size {
+            return Err(Error::Shape {
+                what: "embedding.weight [V, input_size]".into(),
+                expected: vec![embedding.vocab(), self.config.input_size],
+                actual: embedding.weight.shape().to_vec(),
+            });
+        }
+        self.embedding = Some(embedding);
+        Ok(self)
+    }
+
+    /// The embedding before the LSTM, if any (the model then takes token ids).
+    pub fn embedding(&self) -> Option<&Embedding> {
+        self.embedding.as_ref()
+    }
+
+    /// The embedding, writable, if any.
+    pub fn embedding_mut(&mut self) -> Option<&mut Embedding> {
+        self.embedding.as_mut()
     }
 
     /// The Linear head, if any.

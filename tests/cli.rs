@@ -258,7 +258,7 @@ fn bad_input_fails_cleanly() {
         ),
         (
             run(&["--weights", s(&p("bad_keys.safetensors")), "--input", &x]),
-            "embedding.weight",
+            "decoder.weight",
         ),
         (
             run(&["--weights", &weights, "--input", s(&p("x_wide.npy"))]),
@@ -335,7 +335,7 @@ fn write_bad_keys(path: &Path) {
             TensorView::new(Dtype::F32, vec![4, 1], &zeros[..16]).unwrap(),
         ),
         (
-            "embedding.weight".to_string(),
+            "decoder.weight".to_string(),
             TensorView::new(Dtype::F32, vec![2, 2], &zeros[..16]).unwrap(),
         ),
     ];

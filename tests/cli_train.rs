@@ -521,3 +521,185 @@ fn per_sequence_targets_with_lengths_match_pytorch() {
     );
     assert!(!out.exists());
 }
+
+/// A language model from the command line: `train` on int64 token ids (PyTorch's embedding +
+/// LSTM + head, tests/fixtures/train_tok) gives PyTorch's losses and weights on both devices;
+/// `init --embedding` writes a token model that `run` and `eval` take ids for; an id outside
+/// the vocabulary fails naming it, and nothing is written.
+#[test]
+fn token_models_train_run_and_fail_cleanly() {
+    let fixtures = Path::new("tests/fixtures/train_tok");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
+            .unwrap();
+    let case = &cases["cases"][0];
+    assert_eq!(case["name"], "lm_adam_lengths");
+    let want_losses: Vec<f64> = case["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let file = |suffix: &str| fixtures.join(format!("lm_adam_lengths_{suffix}"));
+    let (init, ids, y, lengths) = (
+        file("init.safetensors"),
+        file("ids.npy"),
+        file("y.npy"),
+        file("lengths.npy"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log) = (
+        dir.path().join("out.safetensors"),
+        dir.path().join("log.csv"),
+    );
+    for device in ["cpu", "gpu"] {
+        let stdout = ok(&[
+            "train",
+            "--weights",
+            s(&init),
+            "--input",
+            s(&ids),
+            "--target",
+            s(&y),
+            "--lengths",
+            s(&lengths),
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.02",
+            "--steps",
+            "3",
+            "--device",
+            device,
+            "--out",
+            s(&out),
+            "--log",
+            s(&log),
+        ]);
+        assert!(stdout.contains("perplexity"), "{stdout}");
+        let losses: Vec<f32> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let tol = Tolerance {
+            abs: 1e-5,
+            rel: 1e-4,
+        };
+        assert_close(&format!("{device} losses"), &losses, &want_losses, tol);
+        let want = safetensors::load(&file("final.safetensors")).unwrap();
+        let layout = ParamLayout::new(&want);
+        let got = layout.flatten(&safetensors::load(&out).unwrap());
+        let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
+        let tol = Tolerance {
+            abs: 2e-5,
+            rel: 2e-4,
+        };
+        assert_close(&format!("{device} weights"), &got, &want, tol);
+    }
+
+    // init --embedding, then run and eval on ids
+    let model = dir.path().join("lm.safetensors");
+    ok(&[
+        "init",
+        "--input-size",
+        "6",
+        "--hidden-size",
+        "5",
+        "--head",
+        "11",
+        "--embedding",
+        "11",
+        "--out",
+        s(&model),
+    ]);
+    let weights = safetensors::load(&model).unwrap();
+    assert_eq!(weights.embedding().unwrap().weight.shape(), &[11, 6]);
+    let y_out = dir.path().join("y.npy");
+    ok(&[
+        "run",
+        "--weights",
+        s(&model),
+        "--input",
+        s(&ids),
+        "--output",
+        s(&y_out),
+        "--device",
+        "cpu",
+    ]);
+    let got = npy::read_f32(&y_out).unwrap();
+    let want = CpuLstm::<f64>::new(&weights)
+        .forward_with(&Inputs::new(&to_f64(
+            &weights
+                .embedding()
+                .unwrap()
+                .lookup(&npy::read_i64(&ids).unwrap())
+                .unwrap(),
+        )))
+        .unwrap();
+    assert_close(
+        "run on ids",
+        got.data(),
+        want.output.data(),
+        common::GPU_VS_F64,
+    );
+    let stdout = ok(&[
+        "eval",
+        "--weights",
+        s(&model),
+        "--input",
+        s(&ids),
+        "--target",
+        s(&y),
+        "--loss",
+        "cross-entropy",
+        "--lengths",
+        s(&lengths),
+    ]);
+    assert!(
+        stdout.contains("accuracy") && stdout.contains("perplexity"),
+        "{stdout}"
+    );
+
+    // an id outside 0..11: the error names it and its place; nothing is written
+    let bad = dir.path().join("bad_ids.npy");
+    let mut values = npy::read_i64(&ids).unwrap().data().to_vec();
+    values[4] = 11;
+    std::fs::write(&bad, common::npy_i64(&[7, 3], &values)).unwrap();
+    let fresh = dir.path().join("never.safetensors");
+    let result = lstm_wgpu(&[
+        "train",
+        "--weights",
+        s(&init),
+        "--input",
+        s(&bad),
+        "--target",
+        s(&y),
+        "--loss",
+        "cross-entropy",
+        "--out",
+        s(&fresh),
+    ]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("bad_ids.npy") && stderr.contains("token id 11 at position [1, 1]"),
+        "{stderr}"
+    );
+    assert!(!fresh.exists());
+    // a float input to a token model
+    let result = lstm_wgpu(&[
+        "run",
+        "--weights",
+        s(&init),
+        "--input",
+        "tests/fixtures/cli/packed_x.npy",
+        "--output",
+        s(&fresh),
+    ]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("int64 token ids"));
+}

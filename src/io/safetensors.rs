@@ -12,6 +12,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::LstmConfig;
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::head::Linear;
 use crate::host::try_with_capacity;
@@ -26,6 +27,8 @@ pub const LSTM_PREFIX: &str = "lstm.";
 pub const HEAD_WEIGHT: &str = "head.weight";
 /// The key of the head's bias `[O]`.
 pub const HEAD_BIAS: &str = "head.bias";
+/// The key of an `nn.Embedding` before the LSTM (a module saved with an `embedding` field).
+pub const EMBEDDING_WEIGHT: &str = "embedding.weight";
 
 /// A key of the LSTM state dict, split into its parts.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -197,11 +200,14 @@ fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
             head_keys.push(name.to_string());
             continue;
         }
+        if name == EMBEDDING_WEIGHT {
+            continue;
+        }
         let key = parse_key(name).ok_or_else(|| {
             format_err(
                 path,
                 format!(
-                    "unexpected key '{name}': not an nn.LSTM parameter, head.weight or head.bias"
+                    "unexpected key '{name}': not an nn.LSTM parameter, head.weight, head.bias or embedding.weight"
                 ),
             )
         })?;
@@ -347,16 +353,27 @@ fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
             .with_head(head)
             .map_err(|e| format_err(path, e.to_string()))?;
     }
+    if let Ok(view) = st.tensor(EMBEDDING_WEIGHT) {
+        let embedding = Embedding::new(to_f32(path, EMBEDDING_WEIGHT, &view)?)
+            .map_err(|e| format_err(path, e.to_string()))?;
+        weights = weights
+            .with_embedding(embedding)
+            .map_err(|e| format_err(path, e.to_string()))?;
+    }
     Ok(weights)
 }
 
-/// The safetensors bytes of `weights`: LSTM keys under `lstm.`, the head as `head.*`, F32.
+/// The safetensors bytes of `weights`: LSTM keys under `lstm.`, the head as `head.*`, the
+/// embedding as `embedding.weight`, F32.
 pub fn encode(weights: &LstmWeights) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, &Tensor)> = weights
         .named_tensors()
         .into_iter()
         .map(|(name, t)| (format!("{LSTM_PREFIX}{name}"), t))
         .collect();
+    if let Some(embedding) = weights.embedding() {
+        tensors.push((EMBEDDING_WEIGHT.into(), &embedding.weight));
+    }
     if let Some(head) = weights.head() {
         tensors.push((HEAD_WEIGHT.into(), &head.weight));
         if let Some(bias) = &head.bias {

@@ -31,6 +31,8 @@ pub struct ParamLayout {
     pub head_weight: Option<usize>,
     /// The head's bias `[O]`; `None` without a head or its bias.
     pub head_bias: Option<usize>,
+    /// The embedding `[V, I]`, last; `None` without one.
+    pub embedding: Option<usize>,
     /// The vector's length in f32 elements.
     pub total: usize,
 }
@@ -72,10 +74,12 @@ impl ParamLayout {
             .head()
             .and_then(|h| h.bias.as_ref())
             .map(|b| take(b.data().len()));
+        let embedding = weights.embedding().map(|e| take(e.weight.data().len()));
         Self {
             layers,
             head_weight,
             head_bias,
+            embedding,
             total,
         }
     }
@@ -137,6 +141,11 @@ impl ParamLayout {
                 *bias = Tensor::new(bias.shape().to_vec(), flat[at..at + n].to_vec())?;
             }
         }
+        if let (Some(at), Some(embedding)) = (self.embedding, out.embedding_mut()) {
+            let t = &mut embedding.weight;
+            let n = t.data().len();
+            *t = Tensor::new(t.shape().to_vec(), flat[at..at + n].to_vec())?;
+        }
         Ok(out)
     }
 
@@ -160,6 +169,9 @@ impl ParamLayout {
             if let (Some(bias), Some(at)) = (&head.bias, self.head_bias) {
                 f(at, bias);
             }
+        }
+        if let (Some(embedding), Some(at)) = (weights.embedding(), self.embedding) {
+            f(at, &embedding.weight);
         }
     }
 }

@@ -80,6 +80,16 @@ pub trait Trainer {
     /// steps, and per-sequence losses read each sequence's own last step.
     fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>>;
 
+    /// [`Trainer::submit_with`] for a model with an [`crate::Embedding`]: token ids `[T, B]`
+    /// (`[B, T]` when `batch_first`, `[T]` unbatched), each in `0..V`, looked up in the
+    /// embedding, whose gradient is the sum of its rows' input gradients (in position order).
+    fn submit_ids(
+        &mut self,
+        ids: &Tensor<i64>,
+        lengths: Option<&[usize]>,
+        target: &Target,
+    ) -> Result<Vec<(u64, f32)>>;
+
     /// Waits for every submitted step and returns the losses not returned yet.
     fn flush(&mut self) -> Result<Vec<(u64, f32)>>;
 
@@ -158,25 +168,29 @@ pub fn flatten_gradients<T: crate::cpu::Real>(
 
 impl Trainer for CpuTrainer {
     fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>> {
-        let weights = self.weights()?;
-        self.model.set_weights(&weights)?;
-        let (loss, _, grads) =
-            self.model
-                .loss_parameter_gradients(inputs, self.options.loss, target)?;
-        let flat = flatten_gradients(&self.layout, &weights, &grads)?;
-        if self.history.len() == 2 {
-            self.history.remove(0);
+        if self.like.embedding().is_some() {
+            return Err(Error::Input(
+                "this model has an embedding: it takes token ids (submit_ids), not float inputs"
+                    .into(),
+            ));
         }
-        self.history.push(self.params.clone());
-        optim::step(
-            &self.options.optimizer,
-            &mut self.state,
-            &mut self.params,
-            &flat,
-            self.options.clip_norm,
-        );
-        self.steps += 1;
-        Ok(vec![(self.steps, loss)])
+        self.step_on(inputs, None, target)
+    }
+
+    fn submit_ids(
+        &mut self,
+        ids: &Tensor<i64>,
+        lengths: Option<&[usize]>,
+        target: &Target,
+    ) -> Result<Vec<(u64, f32)>> {
+        let embedding = self.like.embedding().ok_or_else(|| {
+            Error::Input("this model has no embedding: it takes float inputs, not token ids".into())
+        })?;
+        embedding.check_ids(ids)?;
+        let weights = self.weights()?;
+        let x = weights.embedding().map(|e| e.lookup(ids)).transpose()?;
+        let x = x.ok_or_else(|| Error::Internal("embedding lost in the layout".into()))?;
+        self.step_on(&Inputs::new(&x).lengths(lengths), Some(ids), target)
     }
 
     fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
@@ -198,5 +212,41 @@ impl Trainer for CpuTrainer {
             self.params.clone_from(good);
         }
         Ok(())
+    }
+}
+
+impl CpuTrainer {
+    /// One step on `inputs` (looked up from `ids` when the model has an embedding).
+    fn step_on(
+        &mut self,
+        inputs: &Inputs<'_>,
+        ids: Option<&Tensor<i64>>,
+        target: &Target,
+    ) -> Result<Vec<(u64, f32)>> {
+        let weights = self.weights()?;
+        self.model.set_weights(&weights)?;
+        let (loss, _, grads) =
+            self.model
+                .loss_gradients_dx(inputs, self.options.loss, target, ids.is_some())?;
+        let mut flat = flatten_gradients(&self.layout, &weights, &grads)?;
+        if let (Some(ids), Some(embedding), Some(at)) =
+            (ids, weights.embedding(), self.layout.embedding)
+        {
+            let grad = embedding.gradient(ids.data(), grads.dx.data());
+            flat[at..at + grad.len()].copy_from_slice(&grad);
+        }
+        if self.history.len() == 2 {
+            self.history.remove(0);
+        }
+        self.history.push(self.params.clone());
+        optim::step(
+            &self.options.optimizer,
+            &mut self.state,
+            &mut self.params,
+            &flat,
+            self.options.clip_norm,
+        );
+        self.steps += 1;
+        Ok(vec![(self.steps, loss)])
     }
 }

@@ -21,7 +21,7 @@ pub struct Args {
     /// Model weights (nn.LSTM state dict, optional head.*), safetensors
     #[arg(long)]
     weights: PathBuf,
-    /// Inputs [T, B, I], float .npy
+    /// Inputs [T, B, I], float .npy (int64 token ids [T, B] for a model with an embedding)
     #[arg(long)]
     input: PathBuf,
     /// Targets as `train --target` takes them (per step or per sequence), .npy
@@ -52,15 +52,45 @@ pub fn read_target(loss: Loss, path: &std::path::Path) -> Result<Target> {
     })
 }
 
-/// Runs `weights` on `x` (with `lengths`) on `device` and scores the result.
+/// The model's input from `path`: float values, or, for a model with an embedding, int64
+/// token ids looked up in it (an id outside the vocabulary is an error naming it). Returns
+/// the LSTM's input and the ids, if any.
+pub fn read_input(
+    weights: &LstmWeights,
+    path: &std::path::Path,
+) -> Result<(Tensor, Option<Tensor<i64>>)> {
+    match weights.embedding() {
+        Some(embedding) => {
+            let ids = npy::read_i64(path).map_err(|e| {
+                Error::Input(format!(
+                    "this model has an embedding, so its input is int64 token ids: {e}"
+                ))
+            })?;
+            let x = embedding
+                .lookup(&ids)
+                .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+            Ok((x, Some(ids)))
+        }
+        None => Ok((npy::read_f32(path)?, None)),
+    }
+}
+
+/// Runs `weights` on `x` (on `ids` looked up in its embedding, when given; with `lengths`)
+/// on `device` and scores the result.
 pub fn score(
     device: Device,
     gpu: &GpuArgs,
     cpu: CpuArgs,
     weights: &LstmWeights,
-    (x, lengths): (&Tensor, Option<&[usize]>),
+    (x, ids, lengths): (&Tensor, Option<&Tensor<i64>>, Option<&[usize]>),
     (loss, target): (Loss, &Target),
 ) -> Result<Metrics> {
+    // token ids are looked up in these weights' embedding (after training: the trained one)
+    let looked_up = match (ids, weights.embedding()) {
+        (Some(ids), Some(embedding)) => Some(embedding.lookup(ids)?),
+        _ => None,
+    };
+    let x = looked_up.as_ref().unwrap_or(x);
     let inputs = Inputs::new(x).lengths(lengths);
     let out = match device {
         Device::Gpu => GpuLstm::new(&gpu.context()?, weights)?.forward_with(&inputs)?,
@@ -83,7 +113,7 @@ pub fn describe(m: &Metrics) -> String {
 
 pub fn main(args: Args) -> Result<()> {
     let weights = safetensors::load(&args.weights)?;
-    let x = npy::read_f32(&args.input)?;
+    let (x, ids) = read_input(&weights, &args.input)?;
     let loss = args.loss.into();
     let target = read_target(loss, &args.target)?;
     let lengths = args.lengths.as_deref().map(npy::read_lengths).transpose()?;
@@ -92,7 +122,7 @@ pub fn main(args: Args) -> Result<()> {
         &args.gpu,
         args.cpu,
         &weights,
-        (&x, lengths.as_deref()),
+        (&x, ids.as_ref(), lengths.as_deref()),
         (loss, &target),
     )?;
     outln!("{}", describe(&metrics))

@@ -24,9 +24,13 @@ pub struct Args {
     /// Add a Linear head with this many outputs
     #[arg(long)]
     head: Option<usize>,
+    /// Add an nn.Embedding of this many tokens before the LSTM (N(0, 1), as PyTorch): the
+    /// model then takes int64 token ids [T, B]
+    #[arg(long)]
+    embedding: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output file (keys under `lstm.`, head under `head.`)
+    /// Output file (keys under `lstm.`, head under `head.`, embedding as `embedding.weight`)
     #[arg(long)]
     out: PathBuf,
 }
@@ -48,6 +52,16 @@ pub fn main(args: Args) -> Result<()> {
             out_features,
             args.seed.wrapping_add(1),
         )?)?;
+    }
+    if let Some(vocab) = args.embedding {
+        if vocab == 0 {
+            return Err(lstm_wgpu::Error::Config(
+                "--embedding must be at least 1".into(),
+            ));
+        }
+        let embedding =
+            lstm_wgpu::Embedding::init(vocab, args.input_size, args.seed.wrapping_add(2))?;
+        weights = weights.with_embedding(embedding)?;
     }
     safetensors::save(&args.out, &weights)
 }

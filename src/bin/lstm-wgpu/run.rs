@@ -17,7 +17,8 @@ pub struct Args {
     /// Model weights (nn.LSTM state dict, optional head.*), safetensors
     #[arg(long)]
     weights: PathBuf,
-    /// Input [T, B, I] ([B, T, I] with --batch-first) or [T, I], float32/float64 .npy
+    /// Input [T, B, I] ([B, T, I] with --batch-first) or [T, I], float32/float64 .npy; for a
+    /// model with an embedding, int64 token ids [T, B] ([B, T], [T])
     #[arg(long)]
     input: PathBuf,
     /// Where to write the output (the head's when the model has one), float32 .npy
@@ -52,7 +53,7 @@ pub struct Args {
 pub fn main(args: Args) -> Result<()> {
     let mut weights = safetensors::load(&args.weights)?;
     weights.set_batch_first(args.batch_first);
-    let x = npy::read_f32(&args.input)?;
+    let (x, _) = crate::eval::read_input(&weights, &args.input)?;
     let h0 = args.h0.as_deref().map(npy::read_f32).transpose()?;
     let c0 = args.c0.as_deref().map(npy::read_f32).transpose()?;
     let lengths = args.lengths.as_deref().map(npy::read_lengths).transpose()?;

@@ -45,7 +45,7 @@ pub struct Args {
     /// Initial weights (nn.LSTM state dict, optional head.*), safetensors
     #[arg(long)]
     weights: PathBuf,
-    /// Inputs [T, B, I], float .npy
+    /// Inputs [T, B, I], float .npy; for a model with an embedding, int64 token ids [T, B]
     #[arg(long)]
     input: PathBuf,
     /// Targets, .npy: per step [T, B, O] float (mse) or [T, B] int64 classes (cross-entropy,
@@ -140,7 +140,7 @@ pub fn main(args: Args) -> Result<()> {
     let options = options(&args);
     options.validate()?;
     let weights = safetensors::load(&args.weights)?;
-    let x = npy::read_f32(&args.input)?;
+    let (x, ids) = crate::eval::read_input(&weights, &args.input)?;
     if x.shape().len() != 3 {
         return Err(Error::Input(format!(
             "{}: input must be [T, B, I], got shape {:?}",
@@ -233,8 +233,8 @@ pub fn main(args: Args) -> Result<()> {
             order.shuffle(&mut rng);
         }
         let index = &order[k * batch_size..((k + 1) * batch_size).min(batch)];
-        let (xb, tb, lb) = if index.len() == batch && args.batch_size.is_none() {
-            (x.clone(), target.clone(), lengths.clone())
+        let (xb, tb, lb, ib) = if index.len() == batch && args.batch_size.is_none() {
+            (x.clone(), target.clone(), lengths.clone(), ids.clone())
         } else {
             let t = match &target {
                 Target::Values(t) => {
@@ -247,11 +247,20 @@ pub fn main(args: Args) -> Result<()> {
             let l = lengths
                 .as_ref()
                 .map(|l| index.iter().map(|&i| l[i]).collect::<Vec<_>>());
-            (gather(x.data(), x.shape(), 1, index)?, t, l)
+            let i = ids
+                .as_ref()
+                .map(|ids| gather(ids.data(), ids.shape(), 1, index))
+                .transpose()?;
+            (gather(x.data(), x.shape(), 1, index)?, t, l, i)
         };
         // the GPU returns the previous step's loss: it ran while this step was prepared
-        let inputs = lstm_wgpu::Inputs::new(&xb).lengths(lb.as_deref());
-        let done = trainer.submit_with(&inputs, &tb)?;
+        let done = match &ib {
+            Some(ids) => trainer.submit_ids(ids, lb.as_deref(), &tb)?,
+            None => {
+                let inputs = lstm_wgpu::Inputs::new(&xb).lengths(lb.as_deref());
+                trainer.submit_with(&inputs, &tb)?
+            }
+        };
         if let Some(bad) = record(&mut losses, done, &bar) {
             trainer.restore_last_good(bad)?;
             failure = Some(bad);
@@ -316,7 +325,7 @@ pub fn main(args: Args) -> Result<()> {
         &args.gpu,
         args.cpu,
         &trained,
-        (&x, lengths.as_deref()),
+        (&x, ids.as_ref(), lengths.as_deref()),
         (options.loss, &target),
     )?;
     outln!(

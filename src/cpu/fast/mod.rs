@@ -157,6 +157,17 @@ impl FastCpuLstm {
         self.gradients(inputs, loss, target, false)
     }
 
+    /// [`FastCpuLstm::loss_parameter_gradients`], with the input gradient `dx` when `want_dx`.
+    pub(crate) fn loss_gradients_dx(
+        &self,
+        inputs: &Inputs<'_, f32>,
+        loss: Loss,
+        target: &Target,
+        want_dx: bool,
+    ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
+        self.gradients(inputs, loss, target, want_dx)
+    }
+
     fn gradients(
         &self,
         inputs: &Inputs<'_, f32>,

@@ -271,6 +271,17 @@ impl ParamArena {
     }
 }
 
+/// `EmbeddingParams` in shaders/embedding_gather.wgsl and embedding_grad.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct EmbeddingParams {
+    pub n: u32,
+    pub dim: u32,
+    pub offset: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<EmbeddingParams>() == 16);
+
 /// (WGSL struct name, Rust size in bytes) of every params struct, for checking against the
 /// shaders' layouts.
 pub fn params_sizes() -> Vec<(&'static str, usize)> {
@@ -286,5 +297,6 @@ pub fn params_sizes() -> Vec<(&'static str, usize)> {
         ("PermuteParams", size_of::<PermuteParams>()),
         ("ColumnParams", size_of::<ColumnParams>()),
         ("RowsParams", size_of::<RowsParams>()),
+        ("EmbeddingParams", size_of::<EmbeddingParams>()),
     ]
 }

@@ -38,10 +38,14 @@ pub const PERMUTE: &str = wgsl!("permute");
 pub const COLUMN_SUM: &str = wgsl!("column_sum");
 /// State rows between a pool and a batch.
 pub const ROWS: &str = wgsl!("rows");
+/// The embedding's lookup.
+pub const EMBEDDING_GATHER: &str = wgsl!("embedding_gather");
+/// The embedding's gradient.
+pub const EMBEDDING_GRAD: &str = wgsl!("embedding_grad");
 
 /// Every source a pipeline is built from, preludes included, and the common prelude alone:
 /// (name, source). Each file in shaders/ is part of at least one.
-pub const SHADER_FILES: [(&str, &str); 14] = [
+pub const SHADER_FILES: [(&str, &str); 16] = [
     ("lstm_common", LSTM_COMMON),
     ("gemm", GEMM),
     ("lstm_step", LSTM_STEP),
@@ -56,4 +60,6 @@ pub const SHADER_FILES: [(&str, &str); 14] = [
     ("permute", PERMUTE),
     ("column_sum", COLUMN_SUM),
     ("rows", ROWS),
+    ("embedding_gather", EMBEDDING_GATHER),
+    ("embedding_grad", EMBEDDING_GRAD),
 ];

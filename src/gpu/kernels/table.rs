@@ -61,6 +61,10 @@ pub enum Kernel {
     ColumnFinish,
     /// State rows between a pool of slots and a batch (gather or scatter).
     Rows,
+    /// The embedding's lookup into the LSTM's input.
+    EmbeddingGather,
+    /// The embedding's gradient, rows summed in position order.
+    EmbeddingGrad,
 }
 
 /// A kernel's row of the table.
@@ -173,6 +177,14 @@ const OPTIMIZER: &[Binding] = &[
 const PERMUTE: &[Binding] = &[params(), read("src"), write("dst")];
 const COLUMN_SUM: &[Binding] = &[params(), read("x"), write("partials"), write("out")];
 const ROWS: &[Binding] = &[params(), read("slot"), read("src"), write("dst")];
+const EMBEDDING_GATHER: &[Binding] = &[params(), read("ids"), read("table"), write("x")];
+const EMBEDDING_GRAD: &[Binding] = &[
+    params(),
+    read("order"),
+    read("starts"),
+    read("dx"),
+    write("grads"),
+];
 
 const fn row(
     kernel: Kernel,
@@ -194,7 +206,7 @@ const fn row(
 use sources as s;
 
 /// The table, in [`Kernel`] order (`KERNELS[k as usize].kernel == k`, tested).
-pub const KERNELS: [KernelSpec; 19] = [
+pub const KERNELS: [KernelSpec; 21] = [
     row(Kernel::Gemm, ("gemm", s::GEMM), "gemm", GEMM, &[]),
     row(Kernel::Gemv, ("gemm", s::GEMM), "gemv", GEMM, &[]),
     row(
@@ -304,6 +316,20 @@ pub const KERNELS: [KernelSpec; 19] = [
         &[],
     ),
     row(Kernel::Rows, ("rows", s::ROWS), "rows", ROWS, WG),
+    row(
+        Kernel::EmbeddingGather,
+        ("embedding_gather", s::EMBEDDING_GATHER),
+        "embedding_gather",
+        EMBEDDING_GATHER,
+        WG,
+    ),
+    row(
+        Kernel::EmbeddingGrad,
+        ("embedding_grad", s::EMBEDDING_GRAD),
+        "embedding_grad",
+        EMBEDDING_GRAD,
+        WG,
+    ),
 ];
 
 impl Kernel {

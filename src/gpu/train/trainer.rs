@@ -14,7 +14,7 @@ use crate::gpu::device::{
 };
 use crate::gpu::forward::{build_forward, ForwardBuffers, ForwardOptions, GpuLstm};
 use crate::gpu::kernels::{
-    check_size, elementwise_groups, to_u32, Kernel, KernelChoice, OptParams,
+    check_size, elementwise_groups, to_u32, EmbeddingParams, Kernel, KernelChoice, OptParams,
 };
 use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::loss::{check_target, row_weights, valid_steps, Level, Target};
@@ -52,10 +52,22 @@ struct TrainWorkspace {
     dx: wgpu::Buffer,
     dh0: wgpu::Buffer,
     dc0: wgpu::Buffer,
+    /// a model with an embedding: its token buffers and lookup
+    tokens: Option<TokenBuffers>,
     /// forward, loss, backward
     grad_plan: Plan,
     /// clip, optimizer, re-layout
     update_plan: Plan,
+}
+
+/// What a model with an embedding adds to a workspace: the batch's ids (time-major), the
+/// positions sorted by id and where each id's run starts (for the gradient's fixed-order
+/// sums), and the lookup that writes the LSTM's input before the forward pass.
+struct TokenBuffers {
+    ids: wgpu::Buffer,
+    order: wgpu::Buffer,
+    starts: wgpu::Buffer,
+    gather: Plan,
 }
 
 /// An LSTM (and head) trained on the GPU; see the module docs.
@@ -155,7 +167,7 @@ impl GpuTrainer {
         let dims = batched.dims;
         let ctx = self.model.context().clone();
         let (stages, lens, submission) = guarded(&ctx, "gradients", || {
-            let index = self.write_batch(&batched, target)?;
+            let index = self.write_batch(&batched, None, target)?;
             self.record_gradients(index, dims)
         })
         .await?;
@@ -201,6 +213,9 @@ impl GpuTrainer {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("gradients"),
         });
+        if let Some(tokens) = &ws.tokens {
+            tokens.gather.encode(&mut encoder);
+        }
         ws.grad_plan.encode(&mut encoder);
         let cfg = self.model.config();
         let (d, h_out, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
@@ -226,7 +241,12 @@ impl GpuTrainer {
 
     /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
     /// Returns the index of the workspace in `self.workspaces`.
-    fn write_batch(&mut self, batched: &Batched<'_, f32>, target: &Target) -> Result<usize> {
+    fn write_batch(
+        &mut self,
+        batched: &Batched<'_, f32>,
+        ids: Option<&Tensor<i64>>,
+        target: &Target,
+    ) -> Result<usize> {
         let cfg = self.model.config().clone();
         let Dims { seq_len, batch } = batched.dims;
         let width = self.like.output_width();
@@ -284,15 +304,18 @@ impl GpuTrainer {
                 data.to_vec()
             }
         };
-        queue.write_buffer(
-            &ws.fwd.x,
-            0,
-            bytemuck::cast_slice(&if cfg.batch_first {
-                swap_leading_axes(batched.x.data(), batch, seq_len, cfg.input_size)
-            } else {
-                batched.x.data().to_vec()
-            }),
-        );
+        match (ids, &ws.tokens) {
+            (Some(ids), Some(tokens)) => write_ids(queue, tokens, ids, (seq_len, batch), &cfg),
+            _ => queue.write_buffer(
+                &ws.fwd.x,
+                0,
+                bytemuck::cast_slice(&if cfg.batch_first {
+                    swap_leading_axes(batched.x.data(), batch, seq_len, cfg.input_size)
+                } else {
+                    batched.x.data().to_vec()
+                }),
+            ),
+        }
         ws.fwd.write_state(queue, batched);
         queue.write_buffer(
             &ws.row_weights,
@@ -336,7 +359,9 @@ impl GpuTrainer {
             let ctx = self.model.context();
             self.timer = guarded(ctx, "timer allocation", || Ok(GpuTimer::new(ctx))).await?;
         }
-        let mut losses = self.submit_step(&Inputs::new(x), target, true).await?;
+        let mut losses = self
+            .submit_step((&Inputs::new(x), None), target, true)
+            .await?;
         losses.extend(self.flush_async().await?);
         let loss = losses
             .last()
@@ -353,12 +378,27 @@ impl GpuTrainer {
     /// came back meanwhile (step k - 1's).
     async fn submit_step(
         &mut self,
-        inputs: &Inputs<'_>,
+        inputs: (&Inputs<'_>, Option<&Tensor<i64>>),
         target: &Target,
         timed: bool,
     ) -> Result<Vec<(u64, f32)>> {
         let ctx = self.model.context().clone();
         let k = self.step + 1;
+        match (self.like.embedding().is_some(), inputs.1.is_some()) {
+            (true, false) => {
+                return Err(Error::Input(
+                    "this model has an embedding: it takes token ids (submit_ids), not float \
+                     inputs"
+                        .into(),
+                ))
+            }
+            (false, true) => {
+                return Err(Error::Input(
+                    "this model has no embedding: it takes float inputs, not token ids".into(),
+                ))
+            }
+            _ => {}
+        }
         let submission = guarded(&ctx, "training step", || {
             self.record_step(inputs, target, timed)
         })
@@ -371,14 +411,14 @@ impl GpuTrainer {
     /// Uploads the batch and records and submits step `self.step + 1`.
     fn record_step(
         &mut self,
-        inputs: &Inputs<'_>,
+        (inputs, ids): (&Inputs<'_>, Option<&Tensor<i64>>),
         target: &Target,
         timed: bool,
     ) -> Result<wgpu::SubmissionIndex> {
         let batched = Batched::new(self.model.config(), inputs)?;
         let k = self.step + 1;
         let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
-        let index = self.write_batch(&batched, target)?;
+        let index = self.write_batch(&batched, ids, target)?;
         let ws = &self.workspaces[index];
         let ctx = self.model.context();
         ctx.queue()
@@ -394,6 +434,9 @@ impl GpuTrainer {
         let bytes = (self.layout.total * 4) as u64;
         let backup = &self.backups[(k % 3) as usize];
         encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
+        if let Some(tokens) = &ws.tokens {
+            tokens.gather.encode(&mut encoder);
+        }
         ws.grad_plan.encode(&mut encoder);
         ws.update_plan.encode(&mut encoder);
         encoder.copy_buffer_to_buffer(&self.scalars, 0, self.losses.stage(k), 0, 4);
@@ -420,11 +463,22 @@ impl GpuTrainer {
         )?
         .buffers;
         let back = backward::Backward::new(self, dims, level, &fwd)?.record(&mut plan)?;
+        let tokens = match (self.like.embedding(), self.layout.embedding) {
+            (Some(embedding), Some(at)) => Some(self.record_tokens(
+                &mut plan,
+                dims,
+                (embedding.vocab(), at),
+                &fwd.x,
+                &back.dx,
+            )?),
+            _ => None,
+        };
         let grad_plan = plan.finish()?;
         let mut update = PlanBuilder::new(ctx);
         self.record_update(&mut update)?;
         let update_plan = update.finish()?;
         Ok(TrainWorkspace {
+            tokens,
             dims,
             level,
             fwd,
@@ -440,6 +494,60 @@ impl GpuTrainer {
     }
 
     /// Clip, optimizer, and the re-layout of the flat parameters for the forward kernels.
+    /// The token buffers of a workspace, the lookup of the table (at `at` in the flat
+    /// parameters) into `x`, and, recorded into `plan` after the backward pass, the table's
+    /// gradient from `dx`.
+    fn record_tokens(
+        &self,
+        plan: &mut PlanBuilder<'_>,
+        dims: Dims,
+        (vocab, at): (usize, usize),
+        x: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+    ) -> Result<TokenBuffers> {
+        let ctx = self.model.context();
+        let device = ctx.device();
+        let dim = self.model.config().input_size;
+        let rows = dims.seq_len * dims.batch;
+        let ids = storage_init(device, "token ids", &vec![0u32; rows]);
+        let order = storage_init(device, "token order", &vec![0u32; rows]);
+        let starts = storage_init(device, "token starts", &vec![0u32; vocab + 1]);
+        let params = |n: usize| -> Result<EmbeddingParams> {
+            Ok(EmbeddingParams {
+                n: to_u32("embedding elements", n)?,
+                dim: to_u32("embedding width", dim)?,
+                offset: to_u32("embedding offset", at)?,
+                _pad: 0,
+            })
+        };
+        let mut gather = PlanBuilder::new(ctx);
+        let group = gather.group(
+            Kernel::EmbeddingGather,
+            "embedding lookup",
+            &[("ids", &ids), ("table", &self.params), ("x", x)],
+        );
+        let n = rows * dim;
+        gather.dispatch(0, group, &params(n)?, elementwise_groups(n)?)?;
+        let group = plan.group(
+            Kernel::EmbeddingGrad,
+            "embedding gradient",
+            &[
+                ("order", &order),
+                ("starts", &starts),
+                ("dx", dx),
+                ("grads", &self.grads),
+            ],
+        );
+        let n = vocab * dim;
+        plan.dispatch(0, group, &params(n)?, elementwise_groups(n)?)?;
+        Ok(TokenBuffers {
+            ids,
+            order,
+            starts,
+            gather: gather.finish()?,
+        })
+    }
+
     fn record_update(&self, plan: &mut PlanBuilder<'_>) -> Result<()> {
         let n = self.layout.total;
         let opt = &self.options.optimizer;
@@ -537,7 +645,25 @@ impl GpuTrainer {
         inputs: &Inputs<'_>,
         target: &Target,
     ) -> Result<Vec<(u64, f32)>> {
-        self.submit_step(inputs, target, false).await
+        self.submit_step((inputs, None), target, false).await
+    }
+
+    /// The async form of [`Trainer::submit_ids`].
+    pub async fn submit_ids_async(
+        &mut self,
+        ids: &Tensor<i64>,
+        lengths: Option<&[usize]>,
+        target: &Target,
+    ) -> Result<Vec<(u64, f32)>> {
+        if let Some(embedding) = self.like.embedding() {
+            embedding.check_ids(ids)?;
+        }
+        // the LSTM's input shape, for the shape checks; the GPU looks the values up itself
+        let mut shape = ids.shape().to_vec();
+        shape.push(self.model.config().input_size);
+        let placeholder = Tensor::full(shape, 0.0f32);
+        let inputs = Inputs::new(&placeholder).lengths(lengths);
+        self.submit_step((&inputs, Some(ids)), target, false).await
     }
 
     /// The async form of [`Trainer::step`]: one step, waited for; its loss.
@@ -623,6 +749,15 @@ impl Trainer for GpuTrainer {
         pollster::block_on(self.submit_with_async(inputs, target))
     }
 
+    fn submit_ids(
+        &mut self,
+        ids: &Tensor<i64>,
+        lengths: Option<&[usize]>,
+        target: &Target,
+    ) -> Result<Vec<(u64, f32)>> {
+        pollster::block_on(self.submit_ids_async(ids, lengths, target))
+    }
+
     fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
         pollster::block_on(self.flush_async())
     }
@@ -634,4 +769,38 @@ impl Trainer for GpuTrainer {
     fn weights(&self) -> Result<LstmWeights> {
         pollster::block_on(self.weights_async())
     }
+}
+
+/// Writes a batch's ids (time-major on the GPU), the positions sorted by id (stably) and where
+/// each id's run starts: a counting sort, so that the gradient's sums have a fixed order.
+fn write_ids(
+    queue: &wgpu::Queue,
+    tokens: &TokenBuffers,
+    ids: &Tensor<i64>,
+    (seq_len, batch): (usize, usize),
+    cfg: &crate::LstmConfig,
+) {
+    let ids: Vec<u32> = ids.data().iter().map(|&id| id as u32).collect();
+    let ids = if cfg.batch_first && batch > 1 {
+        swap_leading_axes(&ids, batch, seq_len, 1)
+    } else {
+        ids
+    };
+    let vocab = (tokens.starts.size() / 4) as usize - 1;
+    let mut starts = vec![0u32; vocab + 1];
+    for &id in &ids {
+        starts[id as usize + 1] += 1;
+    }
+    for v in 0..vocab {
+        starts[v + 1] += starts[v];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; ids.len()];
+    for (position, &id) in ids.iter().enumerate() {
+        order[next[id as usize] as usize] = position as u32;
+        next[id as usize] += 1;
+    }
+    queue.write_buffer(&tokens.ids, 0, bytemuck::cast_slice(&ids));
+    queue.write_buffer(&tokens.order, 0, bytemuck::cast_slice(&order));
+    queue.write_buffer(&tokens.starts, 0, bytemuck::cast_slice(&starts));
 }
