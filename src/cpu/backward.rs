@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::loss::{check_target, loss_and_grad, row_weights, valid_steps, Level, Loss, Target};
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::{swap_leading_axes, Tensor};
+use crate::train::dropout::DropoutStep;
 
 /// Gradients of a scalar loss with respect to every parameter and input.
 #[derive(Clone, Debug)]
@@ -36,7 +37,31 @@ impl<T: Real> CpuLstm<T> {
             inputs,
             loss,
             target,
-            true,
+            (true, None),
+            &mut Trace::default(),
+            &mut |pass| {
+                self.run_direction(pass);
+                Ok(())
+            },
+            &mut |pass| Ok(self.backward_direction(pass)),
+        )
+    }
+
+    /// [`CpuLstm::loss_gradients`] with training's dropout at step `step` (the masks
+    /// [`crate::train::dropout`] draws, the same on both paths): for checking its gradients.
+    pub fn loss_gradients_dropout(
+        &self,
+        inputs: &Inputs<'_, T>,
+        loss: Loss,
+        target: &Target,
+        (dropout, step): (crate::train::Dropout, u32),
+    ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
+        dropout.validate()?;
+        self.loss_gradients_with(
+            inputs,
+            loss,
+            target,
+            (true, Some(DropoutStep { dropout, step })),
             &mut Trace::default(),
             &mut |pass| {
                 self.run_direction(pass);
@@ -56,7 +81,7 @@ impl<T: Real> CpuLstm<T> {
         inputs: &Inputs<'_, T>,
         loss: Loss,
         target: &Target,
-        want_dx: bool,
+        (want_dx, dropout): (bool, Option<DropoutStep>),
         trace: &mut Trace<T>,
         forward: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>,
         backward: &mut BackwardRun<'_, T>,
@@ -64,6 +89,7 @@ impl<T: Real> CpuLstm<T> {
         let batched = Batched::new(&self.config, inputs)?;
         self.check_host_bytes(batched.dims, true, true)?;
         trace.recycle();
+        trace.dropout = dropout;
         let out = self.forward_each_direction(&batched, Some(&mut *trace), forward)?;
         let out = batched.finish(out)?;
         let Dims { seq_len, batch } = batched.dims;
@@ -78,6 +104,13 @@ impl<T: Real> CpuLstm<T> {
                 (value, Tensor::new(out.output.shape().to_vec(), grad)?, None)
             }
             Level::PerSequence => {
+                if dropout.is_some_and(|d| d.dropout.output > 0.0) {
+                    return Err(Error::Config(
+                        "output dropout applies to the per-step output; a per-sequence target \
+                         reads the final state (use dropout between layers)"
+                            .into(),
+                    ));
+                }
                 let (value, sequence) = self.sequence_loss(&out.h_n, batch, loss, target)?;
                 let zeros = Tensor::new(
                     out.output.shape().to_vec(),
@@ -276,6 +309,10 @@ impl<T: Real> CpuLstm<T> {
             dy = d_lstm;
         }
 
+        // the output's dropout, applied again: its gradient (the map is linear)
+        if let Some(drop) = &trace.dropout {
+            drop.apply(&mut dy, cfg.num_layers, cfg.num_layers);
+        }
         let states = d * cfg.num_layers;
         let mut dh0 = vec![T::ZERO; states * batch * h_out];
         let mut dc0 = vec![T::ZERO; states * batch * hidden];
@@ -301,6 +338,10 @@ impl<T: Real> CpuLstm<T> {
                 })?;
                 dh0[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&dh);
                 dc0[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&dc);
+            }
+            // this layer's input dropout, applied again: the gradient below it
+            if let (Some(drop), true) = (&trace.dropout, wanted) {
+                drop.apply(&mut d_input, layer, cfg.num_layers);
             }
             dy = d_input;
         }

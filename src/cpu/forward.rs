@@ -107,6 +107,9 @@ pub(crate) struct Trace<T> {
     pub dims: Option<Dims>,
     /// The caches of an earlier pass, reused by the next one when their sizes fit.
     pub spare: Vec<DirCache<T>>,
+    /// Training with dropout: what this pass drops (applied to each layer's input and the
+    /// top layer's output, recorded dropped).
+    pub dropout: Option<crate::train::dropout::DropoutStep>,
 }
 
 impl<T: Real> Trace<T> {
@@ -329,8 +332,12 @@ impl<T: Real> CpuLstm<T> {
         let mut h_n = vec![T::NAN; states * batch * h_out];
         let mut c_n = vec![T::NAN; states * batch * hidden];
 
+        let dropout = trace.as_deref().and_then(|t| t.dropout);
         for layer in 0..cfg.num_layers {
             let mut output = vec![T::NAN; seq_len * batch * d * h_out];
+            if let Some(drop) = &dropout {
+                drop.apply(input.to_mut(), layer, cfg.num_layers);
+            }
             if let Some(trace) = trace.as_deref_mut() {
                 trace.inputs.push(input.to_vec());
             }
@@ -366,7 +373,10 @@ impl<T: Real> CpuLstm<T> {
             }
             input = output.into();
         }
-        let input = input.into_owned();
+        let mut input = input.into_owned();
+        if let Some(drop) = &dropout {
+            drop.apply(&mut input, cfg.num_layers, cfg.num_layers);
+        }
 
         if let Some(trace) = trace {
             trace.lstm_output = input.clone();

@@ -16,10 +16,12 @@
 //! ```
 
 pub mod data;
+pub mod dropout;
 pub mod flat;
 pub mod metrics;
 pub mod optim;
 
+pub use dropout::Dropout;
 pub use flat::ParamLayout;
 pub use metrics::{evaluate, Metrics};
 pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
@@ -40,6 +42,8 @@ pub struct TrainOptions {
     pub optimizer: OptimizerConfig,
     /// Clip the total gradient norm to this before each update (`clip_grad_norm_`).
     pub clip_norm: Option<f32>,
+    /// Dropout in training (none by default); see [`dropout`].
+    pub dropout: Dropout,
 }
 
 impl TrainOptions {
@@ -49,12 +53,14 @@ impl TrainOptions {
             loss,
             optimizer,
             clip_norm: None,
+            dropout: Dropout::default(),
         }
     }
 
     /// Checks the optimizer's values and that the clip norm, if any, is finite and > 0.
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate()?;
+        self.dropout.validate()?;
         if let Some(c) = self.clip_norm {
             if !(c > 0.0 && c.is_finite()) {
                 return Err(Error::Config(format!("clip norm must be > 0, got {c}")));
@@ -225,9 +231,17 @@ impl CpuTrainer {
     ) -> Result<Vec<(u64, f32)>> {
         let weights = self.weights()?;
         self.model.set_weights(&weights)?;
-        let (loss, _, grads) =
-            self.model
-                .loss_gradients_dx(inputs, self.options.loss, target, ids.is_some())?;
+        let dropout = self.options.dropout.any().then_some(dropout::DropoutStep {
+            dropout: self.options.dropout,
+            step: (self.steps + 1) as u32,
+        });
+        let (loss, _, grads) = self.model.loss_gradients_dx(
+            inputs,
+            self.options.loss,
+            target,
+            ids.is_some(),
+            dropout,
+        )?;
         let mut flat = flatten_gradients(&self.layout, &weights, &grads)?;
         if let (Some(ids), Some(embedding), Some(at)) =
             (ids, weights.embedding(), self.layout.embedding)

@@ -82,6 +82,15 @@ pub struct Args {
     /// Clip the total gradient norm (clip_grad_norm_)
     #[arg(long, allow_negative_numbers = true)]
     clip_norm: Option<f32>,
+    /// Dropout between LSTM layers, in training (nn.LSTM(dropout=P))
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    dropout: f32,
+    /// Dropout on the LSTM's input (after the embedding), in training
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    input_dropout: f32,
+    /// Dropout on the top layer's output before the head, in training
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    output_dropout: f32,
     #[arg(long, value_enum, default_value = "mse")]
     loss: LossArg,
     #[arg(long, value_enum, default_value = "gpu")]
@@ -116,6 +125,12 @@ fn options(args: &Args) -> TrainOptions {
         loss,
         optimizer,
         clip_norm: args.clip_norm,
+        dropout: lstm_wgpu::train::Dropout {
+            input: args.input_dropout,
+            between: args.dropout,
+            output: args.output_dropout,
+            seed: args.seed,
+        },
     }
 }
 

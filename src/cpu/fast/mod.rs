@@ -143,7 +143,7 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
-        self.gradients(inputs, loss, target, true)
+        self.gradients(inputs, loss, target, (true, None))
     }
 
     /// [`FastCpuLstm::loss_gradients`] without the input gradient, which training does not
@@ -154,7 +154,7 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
-        self.gradients(inputs, loss, target, false)
+        self.gradients(inputs, loss, target, (false, None))
     }
 
     /// [`FastCpuLstm::loss_parameter_gradients`], with the input gradient `dx` when `want_dx`.
@@ -164,8 +164,9 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
         want_dx: bool,
+        dropout: Option<crate::train::dropout::DropoutStep>,
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
-        self.gradients(inputs, loss, target, want_dx)
+        self.gradients(inputs, loss, target, (want_dx, dropout))
     }
 
     fn gradients(
@@ -173,7 +174,7 @@ impl FastCpuLstm {
         inputs: &Inputs<'_, f32>,
         loss: Loss,
         target: &Target,
-        want_dx: bool,
+        options: (bool, Option<crate::train::dropout::DropoutStep>),
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
         let cfg = &self.model.config;
         let sizes = (cfg.hidden_size, cfg.output_size(), cfg.num_directions());
@@ -182,7 +183,7 @@ impl FastCpuLstm {
             inputs,
             loss,
             target,
-            want_dx,
+            options,
             &mut trace,
             &mut |pass| self.run_direction(pass),
             &mut |pass| {

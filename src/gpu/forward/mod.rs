@@ -21,4 +21,4 @@ mod workspace;
 
 pub(crate) use buffers::ForwardBuffers;
 pub use model::{GpuLstm, PREPARED_SHAPES};
-pub(crate) use pass::{build_forward, ForwardOptions};
+pub(crate) use pass::{build_forward_with, ForwardOptions};

@@ -47,6 +47,23 @@ pub(crate) fn build_forward(
     dims: Dims,
     options: ForwardOptions,
 ) -> Result<Forward> {
+    build_forward_with(plan, device, weights, dims, options, &mut |_, _, _| Ok(()))
+}
+
+/// What [`build_forward_with`] calls before each layer `l` (with `l`) and before the head
+/// (with `L`): training records its dropout there, on the buffer the next step reads.
+pub(crate) type SiteHook<'h> =
+    dyn FnMut(&mut PlanBuilder<'_>, usize, &ForwardBuffers) -> Result<()> + 'h;
+
+/// [`build_forward`] calling `site` before every layer and before the head.
+pub(crate) fn build_forward_with(
+    plan: &mut PlanBuilder<'_>,
+    device: &wgpu::Device,
+    weights: &ResidentWeights,
+    dims: Dims,
+    options: ForwardOptions,
+    site: &mut SiteHook<'_>,
+) -> Result<Forward> {
     let cfg = &weights.config;
     let limits = device.limits();
     let shape = RecurrentShape {
@@ -73,8 +90,10 @@ pub(crate) fn build_forward(
         chunk_steps,
     };
     for layer in 0..cfg.num_layers {
+        site(plan, layer, &buffers)?;
         pass.record(plan, layer)?;
     }
+    site(plan, cfg.num_layers, &buffers)?;
     record_head(plan, weights, &buffers, dims)?;
     Ok(Forward {
         buffers,

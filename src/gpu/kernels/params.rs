@@ -282,6 +282,17 @@ pub struct EmbeddingParams {
 }
 const _: () = assert!(std::mem::size_of::<EmbeddingParams>() == 16);
 
+/// `DropoutParams` in shaders/dropout.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DropoutParams {
+    pub n: u32,
+    pub site: u32,
+    pub keep_below: u32,
+    pub scale: f32,
+}
+const _: () = assert!(std::mem::size_of::<DropoutParams>() == 16);
+
 /// (WGSL struct name, Rust size in bytes) of every params struct, for checking against the
 /// shaders' layouts.
 pub fn params_sizes() -> Vec<(&'static str, usize)> {
@@ -298,5 +309,6 @@ pub fn params_sizes() -> Vec<(&'static str, usize)> {
         ("ColumnParams", size_of::<ColumnParams>()),
         ("RowsParams", size_of::<RowsParams>()),
         ("EmbeddingParams", size_of::<EmbeddingParams>()),
+        ("DropoutParams", size_of::<DropoutParams>()),
     ]
 }

@@ -42,10 +42,12 @@ pub const ROWS: &str = wgsl!("rows");
 pub const EMBEDDING_GATHER: &str = wgsl!("embedding_gather");
 /// The embedding's gradient.
 pub const EMBEDDING_GRAD: &str = wgsl!("embedding_grad");
+/// Dropout masks.
+pub const DROPOUT: &str = wgsl!("dropout");
 
 /// Every source a pipeline is built from, preludes included, and the common prelude alone:
 /// (name, source). Each file in shaders/ is part of at least one.
-pub const SHADER_FILES: [(&str, &str); 16] = [
+pub const SHADER_FILES: [(&str, &str); 17] = [
     ("lstm_common", LSTM_COMMON),
     ("gemm", GEMM),
     ("lstm_step", LSTM_STEP),
@@ -62,4 +64,5 @@ pub const SHADER_FILES: [(&str, &str); 16] = [
     ("rows", ROWS),
     ("embedding_gather", EMBEDDING_GATHER),
     ("embedding_grad", EMBEDDING_GRAD),
+    ("dropout", DROPOUT),
 ];

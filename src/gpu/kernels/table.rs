@@ -65,6 +65,8 @@ pub enum Kernel {
     EmbeddingGather,
     /// The embedding's gradient, rows summed in position order.
     EmbeddingGrad,
+    /// A dropout mask applied in place (values, or their gradient).
+    Dropout,
 }
 
 /// A kernel's row of the table.
@@ -177,6 +179,7 @@ const OPTIMIZER: &[Binding] = &[
 const PERMUTE: &[Binding] = &[params(), read("src"), write("dst")];
 const COLUMN_SUM: &[Binding] = &[params(), read("x"), write("partials"), write("out")];
 const ROWS: &[Binding] = &[params(), read("slot"), read("src"), write("dst")];
+const DROPOUT: &[Binding] = &[params(), read("rng"), write("data")];
 const EMBEDDING_GATHER: &[Binding] = &[params(), read("ids"), read("table"), write("x")];
 const EMBEDDING_GRAD: &[Binding] = &[
     params(),
@@ -206,7 +209,7 @@ const fn row(
 use sources as s;
 
 /// The table, in [`Kernel`] order (`KERNELS[k as usize].kernel == k`, tested).
-pub const KERNELS: [KernelSpec; 21] = [
+pub const KERNELS: [KernelSpec; 22] = [
     row(Kernel::Gemm, ("gemm", s::GEMM), "gemm", GEMM, &[]),
     row(Kernel::Gemv, ("gemm", s::GEMM), "gemv", GEMM, &[]),
     row(
@@ -328,6 +331,13 @@ pub const KERNELS: [KernelSpec; 21] = [
         ("embedding_grad", s::EMBEDDING_GRAD),
         "embedding_grad",
         EMBEDDING_GRAD,
+        WG,
+    ),
+    row(
+        Kernel::Dropout,
+        ("dropout", s::DROPOUT),
+        "dropout",
+        DROPOUT,
         WG,
     ),
 ];

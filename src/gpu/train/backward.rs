@@ -249,6 +249,10 @@ impl<'a> Backward<'a> {
             )?;
             gemm(plan, last, "head dY", &d_output, &t.params, &dy, p)?;
         }
+        // the output's dropout on its gradient (per step only: checked when the batch came)
+        if !per_sequence {
+            super::trainer::record_dropout(t, plan, layers, (&dy, rows * width))?;
+        }
         // per sequence: dy so far is dL/d(features); the steps' outputs get none
         let d_features = if per_sequence {
             let d_features = dy;
@@ -436,6 +440,8 @@ impl<'a> Backward<'a> {
                 View::rows(0, in_size),
             )?;
             gemm(plan, layer, "d input", &dgates, &t.params, &d_input, p)?;
+            // this layer's input dropout on its gradient: the gradient below it
+            super::trainer::record_dropout(t, plan, layer, (&d_input, rows * in_size))?;
             dy = d_input;
         }
         Ok(BackwardBuffers {

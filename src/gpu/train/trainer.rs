@@ -12,9 +12,10 @@ use crate::gpu::device::{
     guarded, lock, read_bytes_async, staging, storage_init, storage_nan, storage_zeros, GpuContext,
     GpuTimer,
 };
-use crate::gpu::forward::{build_forward, ForwardBuffers, ForwardOptions, GpuLstm};
+use crate::gpu::forward::{build_forward_with, ForwardBuffers, ForwardOptions, GpuLstm};
 use crate::gpu::kernels::{
-    check_size, elementwise_groups, to_u32, EmbeddingParams, Kernel, KernelChoice, OptParams,
+    check_size, elementwise_groups, to_u32, DropoutParams, EmbeddingParams, Kernel, KernelChoice,
+    OptParams,
 };
 use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::loss::{check_target, row_weights, valid_steps, Level, Target};
@@ -91,6 +92,8 @@ pub struct GpuTrainer {
     pub(super) scalars: wgpu::Buffer,
     /// the first pass of long sums (reduce.rs)
     pub(super) partials: wgpu::Buffer,
+    /// the dropout generator's key: [seed low, seed high, step, 0], written every step
+    pub(super) rng: wgpu::Buffer,
     pub(super) options: TrainOptions,
     /// the forward pass's recurrent kernel
     kernel: KernelChoice,
@@ -131,6 +134,7 @@ impl GpuTrainer {
                 moment2: storage_zeros(device, "optimizer moment 2", layout.total),
                 scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
                 partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
+                rng: storage_init(device, "dropout key", &[0u32; 4]),
                 model,
                 like: weights.clone(),
                 layout,
@@ -270,6 +274,13 @@ impl GpuTrainer {
         };
         let batch_axis = (!batched.is_unbatched()).then_some(batch);
         let level = check_target(self.options.loss, &out_shape, batch_axis, target)?;
+        if level == Level::PerSequence && self.options.dropout.output > 0.0 {
+            return Err(Error::Config(
+                "output dropout applies to the per-step output; a per-sequence target reads \
+                 the final state (use dropout between layers)"
+                    .into(),
+            ));
+        }
         let weights = match level {
             Level::PerStep => {
                 let valid = valid_steps(&batched.lengths, seq_len, cfg.batch_first);
@@ -423,6 +434,10 @@ impl GpuTrainer {
         let ctx = self.model.context();
         ctx.queue()
             .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
+        let seed = self.options.dropout.seed;
+        let key = [seed as u32, (seed >> 32) as u32, k as u32, 0];
+        ctx.queue()
+            .write_buffer(&self.rng, 0, bytemuck::cast_slice(&key));
         let device = ctx.device();
         let timer = self.timer.as_ref().filter(|_| timed);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -450,7 +465,7 @@ impl GpuTrainer {
         let ctx = self.model.context();
         let device = ctx.device();
         let mut plan = PlanBuilder::new(ctx);
-        let fwd = build_forward(
+        let fwd = build_forward_with(
             &mut plan,
             device,
             &self.model.weights,
@@ -459,6 +474,18 @@ impl GpuTrainer {
                 cache: true,
                 kernel: self.kernel,
                 max_chunk_steps: None,
+            },
+            &mut |plan, site, buffers| {
+                let cfg = self.model.config();
+                let data = match site {
+                    0 => &buffers.x,
+                    s => &buffers.y[s - 1],
+                };
+                let width = match site {
+                    0 => cfg.input_size,
+                    _ => cfg.num_directions() * cfg.output_size(),
+                };
+                record_dropout(self, plan, site, (data, dims.seq_len * dims.batch * width))
             },
         )?
         .buffers;
@@ -803,4 +830,31 @@ fn write_ids(
     queue.write_buffer(&tokens.ids, 0, bytemuck::cast_slice(&ids));
     queue.write_buffer(&tokens.order, 0, bytemuck::cast_slice(&order));
     queue.write_buffer(&tokens.starts, 0, bytemuck::cast_slice(&starts));
+}
+
+/// Drops site `site` of `data` (`n` elements) in place, when its probability is not 0: the
+/// forward's dropout, or (the same map, being linear) its gradient.
+pub(super) fn record_dropout(
+    t: &GpuTrainer,
+    plan: &mut PlanBuilder<'_>,
+    site: usize,
+    (data, n): (&wgpu::Buffer, usize),
+) -> Result<()> {
+    let layers = t.model.config().num_layers;
+    let p = t.options.dropout.rate(site, layers);
+    if p <= 0.0 {
+        return Ok(());
+    }
+    let group = plan.group(
+        Kernel::Dropout,
+        "dropout",
+        &[("rng", &t.rng), ("data", data)],
+    );
+    let params = DropoutParams {
+        n: to_u32("dropout elements", n)?,
+        site: to_u32("dropout site", site)?,
+        keep_below: crate::train::dropout::keep_below(p),
+        scale: crate::train::dropout::scale(p),
+    };
+    plan.dispatch(site.min(layers - 1), group, &params, elementwise_groups(n)?)
 }
