@@ -38,8 +38,12 @@ def main():
     p.add_argument("--train", action="store_true")
     p.add_argument("--out-features", type=int, default=16)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam")
-    p.add_argument("--task", choices=["step", "sequence"], default="step",
-                   help="with --train: MSE at every step, or cross-entropy per sequence on head(h_n)")
+    p.add_argument("--task", choices=["step", "sequence", "lm"], default="step",
+                   help="with --train: MSE at every step, cross-entropy per sequence on head(h_n), "
+                        "or a language model (ids, embedding, cross-entropy over --vocab per step)")
+    p.add_argument("--vocab", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="with --train: dropout on the input, between layers and on the output")
     a = p.parse_args()
 
     # fp32 as lstm-wgpu computes it: no TF32 in cuDNN's RNN or in matmuls
@@ -110,6 +114,25 @@ def train(a, lstm, x, device, sync):
     params = list(lstm.parameters()) + list(head.parameters())
     lr = 0.01 if a.optimizer == "sgd" else 0.001
     opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[a.optimizer](params, lr=lr)
+    drop = torch.nn.Dropout(a.dropout)
+    if a.task == "lm":
+        embedding = torch.nn.Embedding(a.vocab, a.input).to(device)
+        head = torch.nn.Linear(d * a.hidden, a.vocab).to(device)
+        params = list(lstm.parameters()) + list(head.parameters()) + list(embedding.parameters())
+        opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[a.optimizer](params, lr=lr)
+        ids = (torch.arange(a.seq * a.batch, device=device) * 7919 % a.vocab).reshape(a.seq, a.batch)
+        target = (torch.arange(a.seq * a.batch, device=device) * 104729 % a.vocab).reshape(a.seq, a.batch)
+        ce = torch.nn.CrossEntropyLoss()
+        lstm.dropout = a.dropout
+
+        def step():
+            opt.zero_grad()
+            y, _ = lstm(drop(embedding(ids)))
+            loss = ce(head(drop(y)).reshape(-1, a.vocab), target.reshape(-1))
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return report(a, timed(a, step, sync), device)
     if a.task == "sequence":
         target = torch.arange(a.batch, device=device) % a.out_features
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -124,21 +147,27 @@ def train(a, lstm, x, device, sync):
         def predict(y, h_n):
             return head(y)
 
+    lstm.dropout = a.dropout
+
     def step():
         opt.zero_grad()
-        y, (h_n, _) = lstm(x)
-        loss = loss_fn(predict(y, h_n), target)
+        y, (h_n, _) = lstm(drop(x))
+        loss = loss_fn(predict(drop(y) if a.task == "step" else y, h_n), target)
         loss.backward()
         opt.step()
         return loss.item()
 
-    times = timed(a, step, sync)
+    return report(a, timed(a, step, sync), device)
+
+
+def report(a, times, device):
     flops = 3 * forward_flops(a)
     median = statistics.median(times)
     adapter = adapter_name(a)
     print(json.dumps(dict(device=f"torch-{a.device}", adapter=adapter, seq=a.seq, batch=a.batch, input=a.input,
                           hidden=a.hidden, layers=a.layers, bidirectional=a.bidirectional, train=True,
-                          out_features=a.out_features, optimizer=a.optimizer, task=a.task, median_ms=median,
+                          out_features=a.out_features, optimizer=a.optimizer, task=a.task, vocab=a.vocab if a.task == "lm" else None,
+                          dropout=a.dropout, median_ms=median,
                           min_ms=min(times), steps_per_s=1e3 / median, gflops=flops / median / 1e6)))
 
 

@@ -173,3 +173,73 @@ fn a_bidirectional_model_is_an_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bidirectional"), "{stderr}");
 }
+
+/// A token model streams B ids per line: each line's output is that step of a whole-sequence
+/// forward on the looked-up ids, on both devices; an id outside the vocabulary fails naming
+/// the line.
+#[test]
+fn a_token_model_streams_ids() {
+    use lstm_wgpu::cpu::CpuLstm;
+    use lstm_wgpu::io::safetensors;
+    use lstm_wgpu::{Embedding, LstmConfig, LstmWeights, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("lm.safetensors");
+    let weights = LstmWeights::init(&LstmConfig::new(4, 5), 1)
+        .unwrap()
+        .with_embedding(Embedding::init(9, 4, 2).unwrap())
+        .unwrap();
+    safetensors::save(&model, &weights).unwrap();
+    let (t, b) = (4, 2);
+    let ids: Vec<i64> = (0..t * b).map(|i| ((i * 4 + 1) % 9) as i64).collect();
+    let stdin: String = ids
+        .chunks(b)
+        .map(|row| {
+            row.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+                + "\n"
+        })
+        .collect();
+    let x = weights
+        .embedding()
+        .unwrap()
+        .lookup(&Tensor::new([t, b], ids).unwrap())
+        .unwrap();
+    let want = CpuLstm::<f64>::new(&weights)
+        .forward(&x.map(f64::from), None, None)
+        .unwrap();
+    for device in ["cpu", "gpu"] {
+        let out = stream(
+            &[
+                "--weights",
+                model.to_str().unwrap(),
+                "--batch",
+                "2",
+                "--device",
+                device,
+            ],
+            &stdin,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<f32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        common::assert_close(device, &got, want.output.data(), common::GPU_VS_F64);
+    }
+    let out = stream(
+        &["--weights", model.to_str().unwrap(), "--batch", "2"],
+        "1 2\n3 9\n",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stdin line 2") && stderr.contains("token id 9"),
+        "{stderr}"
+    );
+}

@@ -390,6 +390,39 @@ fn bench_times_training_steps() {
         assert_eq!(line["task"], "sequence", "{line}");
         assert!(line["median_ms"].as_f64().unwrap() > 0.0, "{line}");
     }
+    // a language model: ids, embedding, dropout, cross-entropy over the vocabulary
+    let out = ok(&[
+        "bench",
+        "--train",
+        "--task",
+        "lm",
+        "--vocab",
+        "17",
+        "--dropout",
+        "0.3",
+        "--seq",
+        "3",
+        "--batch",
+        "2",
+        "--input",
+        "4",
+        "--hidden",
+        "5",
+        "--layers",
+        "2",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    for line in out.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["task"], "lm", "{line}");
+        assert_eq!(line["vocab"], 17, "{line}");
+        assert_eq!(line["out_features"], 17, "{line}");
+        assert!(line["median_ms"].as_f64().unwrap() > 0.0, "{line}");
+    }
     let out = lstm_wgpu(&[
         "bench",
         "--train",

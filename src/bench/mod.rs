@@ -7,7 +7,7 @@ use std::time::Instant;
 
 mod train;
 
-pub use train::{bench_cpu_train, bench_gpu_train, TrainSpec};
+pub use train::{bench_cpu_train, bench_gpu_train, TrainSpec, TrainTask};
 
 use crate::cpu::FastCpuLstm;
 use crate::error::Result;
@@ -164,7 +164,12 @@ impl BenchResult {
             line["train"] = true.into();
             line["out_features"] = t.out_features.into();
             line["optimizer"] = format!("{:?}", t.optimizer).to_lowercase().into();
-            line["task"] = if t.per_sequence { "sequence" } else { "step" }.into();
+            line["task"] = t.task.name().into();
+            line["out_features"] = t.out_width().into();
+            line["dropout"] = t.dropout.into();
+            if let train::TrainTask::Language { vocab } = t.task {
+                line["vocab"] = vocab.into();
+            }
             line["steps_per_s"] = (1e3 / self.median_ms).into();
         }
         line.to_string()

@@ -22,17 +22,72 @@ pub struct TrainSpec {
     pub out_features: usize,
     /// The optimizer each step applies (PyTorch's defaults; lr 0.01 for SGD, else 0.001).
     pub optimizer: OptimizerKind,
-    /// Sequence classification (cross-entropy on one class per sequence, `[B]`) instead of
+    /// What the model learns.
+    pub task: TrainTask,
+    /// Dropout at every site (input, between layers, output; 0: none).
+    pub dropout: f32,
+}
+
+/// What a training benchmark's model learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainTask {
     /// MSE at every step.
-    pub per_sequence: bool,
+    PerStep,
+    /// Sequence classification: cross-entropy on one class per sequence, `[B]`.
+    PerSequence,
+    /// A language model over `vocab` tokens: token ids through an embedding (`I` wide), the
+    /// head over the vocabulary (`O = vocab`), cross-entropy at every step.
+    Language {
+        /// `V`: the embedding's rows and the head's width.
+        vocab: usize,
+    },
+}
+
+impl TrainTask {
+    /// `step`, `sequence`, `lm`: what `--task` takes and the JSON says.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrainTask::PerStep => "step",
+            TrainTask::PerSequence => "sequence",
+            TrainTask::Language { .. } => "lm",
+        }
+    }
 }
 
 impl TrainSpec {
-    /// The LSTM with its head, initialised as PyTorch does (seed 0).
+    /// The LSTM with its head (and, for a language model, its embedding), initialised as
+    /// PyTorch does (seed 0).
     pub fn weights(&self, spec: &BenchSpec) -> Result<LstmWeights> {
         let config = spec.config();
         let width = config.num_directions() * config.output_size();
-        LstmWeights::init(&config, 0)?.with_head(Linear::init(width, self.out_features, 1)?)
+        let weights =
+            LstmWeights::init(&config, 0)?.with_head(Linear::init(width, self.out_width(), 1)?)?;
+        match self.task {
+            TrainTask::Language { vocab } => {
+                weights.with_embedding(crate::Embedding::init(vocab, spec.input, 2)?)
+            }
+            _ => Ok(weights),
+        }
+    }
+
+    /// The head's width: the vocabulary for a language model, else `out_features`.
+    pub fn out_width(&self) -> usize {
+        match self.task {
+            TrainTask::Language { vocab } => vocab,
+            _ => self.out_features,
+        }
+    }
+
+    /// A language model's ids `[T, B]`: a fixed pattern over the vocabulary.
+    fn ids(&self, spec: &BenchSpec) -> Result<Option<Tensor<i64>>> {
+        let TrainTask::Language { vocab } = self.task else {
+            return Ok(None);
+        };
+        let n = spec.seq_len * spec.batch;
+        let ids = (0..n)
+            .map(|i| (i.wrapping_mul(7919) % vocab) as i64)
+            .collect();
+        Ok(Some(Tensor::new([spec.seq_len, spec.batch], ids)?))
     }
 
     fn options(&self) -> TrainOptions {
@@ -41,22 +96,46 @@ impl TrainSpec {
         } else {
             0.001
         };
-        let loss = if self.per_sequence {
-            Loss::CrossEntropy
-        } else {
-            Loss::Mse
+        let loss = match self.task {
+            TrainTask::PerStep => Loss::Mse,
+            _ => Loss::CrossEntropy,
         };
-        TrainOptions::new(loss, OptimizerConfig::new(self.optimizer, lr))
+        let mut options = TrainOptions::new(loss, OptimizerConfig::new(self.optimizer, lr));
+        options.dropout = crate::train::Dropout {
+            input: self.dropout,
+            between: self.dropout,
+            // a per-sequence loss reads the final state, not the per-step output
+            output: if self.task == TrainTask::PerSequence {
+                0.0
+            } else {
+                self.dropout
+            },
+            seed: 0,
+        };
+        options
     }
 
     /// The target every training benchmark uses: a fixed pattern in [-1, 1) at every step,
     /// or classes `b mod O` per sequence.
     fn target(&self, spec: &BenchSpec) -> Result<Target> {
-        if self.per_sequence {
-            let classes = (0..spec.batch)
-                .map(|b| (b % self.out_features) as i64)
-                .collect();
-            return Ok(Target::Classes(Tensor::new([spec.batch], classes)?));
+        match self.task {
+            TrainTask::PerSequence => {
+                let classes = (0..spec.batch)
+                    .map(|b| (b % self.out_features) as i64)
+                    .collect();
+                return Ok(Target::Classes(Tensor::new([spec.batch], classes)?));
+            }
+            TrainTask::Language { vocab } => {
+                let n = spec.seq_len * spec.batch;
+                let next = (0..n)
+                    .map(|i| (i.wrapping_mul(104_729) % vocab) as i64)
+                    .collect();
+                return Ok(Target::Classes(Tensor::new(
+                    [spec.seq_len, spec.batch],
+                    next,
+                )?));
+            }
+            TrainTask::PerStep => {}
         }
         Ok(Target::Values(Tensor::try_from_fn(
             "bench target [T, B, O]",
@@ -72,18 +151,22 @@ impl TrainSpec {
 fn time_steps(
     spec: &BenchSpec,
     trainer: &mut dyn Trainer,
-    x: &Tensor,
+    (x, ids): (&Tensor, Option<&Tensor<i64>>),
     target: &Target,
     mut tick: impl FnMut(),
 ) -> Result<(f64, f64)> {
+    let submit = |trainer: &mut dyn Trainer| match ids {
+        Some(ids) => trainer.submit_ids(ids, None, target),
+        None => trainer.submit(x, target),
+    };
     for _ in 0..spec.warmup {
-        trainer.submit(x, target)?;
+        submit(trainer)?;
         tick();
     }
     let mut times = Vec::with_capacity(spec.iters.clamp(1, 1 << 16));
     for _ in 0..spec.iters.max(1) {
         let start = Instant::now();
-        trainer.submit(x, target)?;
+        submit(trainer)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
         tick();
     }
@@ -107,9 +190,10 @@ pub fn bench_gpu_train(
     let (x, target) = (bench_input(spec)?, train.target(spec)?);
     let mut trainer = GpuTrainer::new(ctx, &train.weights(spec)?, train.options())?;
     trainer.set_kernel(spec.kernel);
-    let (median_ms, min_ms) = time_steps(spec, &mut trainer, &x, &target, tick)?;
+    let ids = train.ids(spec)?;
+    let (median_ms, min_ms) = time_steps(spec, &mut trainer, (&x, ids.as_ref()), &target, tick)?;
     let mut gpu_times = Vec::new();
-    if ctx.has_timestamps() {
+    if ctx.has_timestamps() && ids.is_none() {
         for _ in 0..spec.iters.max(1) {
             gpu_times.extend(trainer.step_timed(&x, &target)?.1);
         }
@@ -138,7 +222,8 @@ pub fn bench_cpu_train(
     let (x, target) = (bench_input(spec)?, train.target(spec)?);
     let mut trainer =
         CpuTrainer::new(&train.weights(spec)?, train.options())?.with_threads(spec.threads)?;
-    let times = time_steps(spec, &mut trainer, &x, &target, tick)?;
+    let ids = train.ids(spec)?;
+    let times = time_steps(spec, &mut trainer, (&x, ids.as_ref()), &target, tick)?;
     Ok(BenchResult::cpu(
         "training step",
         spec.threads,

@@ -4,6 +4,7 @@
 use clap::ValueEnum;
 use lstm_wgpu::bench::{
     bench_cpu, bench_cpu_train, bench_gpu, bench_gpu_train, BenchResult, BenchSpec, TrainSpec,
+    TrainTask,
 };
 use lstm_wgpu::gpu::KernelChoice;
 use lstm_wgpu::train::OptimizerKind;
@@ -61,10 +62,18 @@ pub struct Args {
     /// With --train: the optimizer
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerArg,
-    /// With --train: `step` (MSE at every step) or `sequence` (classification: cross-entropy
-    /// on the head applied to the final state, one class per sequence, O classes)
+    /// With --train: `step` (MSE at every step), `sequence` (classification: cross-entropy
+    /// on the head applied to the final state, one class per sequence, O classes) or `lm` (a
+    /// language model: token ids through an embedding, cross-entropy over --vocab at every
+    /// step)
     #[arg(long, value_enum, default_value = "step")]
     task: TaskArg,
+    /// With --task lm: the vocabulary (the head's width)
+    #[arg(long, default_value_t = 256)]
+    vocab: usize,
+    /// With --train: dropout at every site (input, between layers, output)
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
     /// Time streamed timesteps (µs per step, --device gpu): host in/out, GPU-resident per
     /// submit and per frame, and with B > 1 a state pool of B active streams
     #[arg(long, conflicts_with = "train")]
@@ -125,7 +134,12 @@ pub fn main(args: Args) -> Result<()> {
         return Err(Error::Input("--out-features must be at least 1".into()));
     }
     let train = args.train.then_some(TrainSpec {
-        per_sequence: args.task == TaskArg::Sequence,
+        task: match args.task {
+            TaskArg::Step => TrainTask::PerStep,
+            TaskArg::Sequence => TrainTask::PerSequence,
+            TaskArg::Lm => TrainTask::Language { vocab: args.vocab },
+        },
+        dropout: args.dropout,
         out_features: args.out_features,
         optimizer: match args.optimizer {
             OptimizerArg::Sgd => OptimizerKind::Sgd,
@@ -160,18 +174,22 @@ pub fn main(args: Args) -> Result<()> {
 pub enum TaskArg {
     Step,
     Sequence,
+    Lm,
 }
 
 fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult]) -> Result<()> {
-    let task = if train.per_sequence {
-        "cross-entropy per sequence"
-    } else {
-        "MSE per step"
+    let task = match train.task {
+        TrainTask::PerStep => "MSE per step".to_string(),
+        TrainTask::PerSequence => "cross-entropy per sequence".to_string(),
+        TrainTask::Language { vocab } => {
+            format!("language model: ids, embedding, cross-entropy over V={vocab}")
+        }
     };
+    let task = format!("{task}, dropout {}", train.dropout);
     outln!(
         "training step ({:?}, {task}, head O={}, full batch): T={} B={} I={} H={} layers={} bidirectional={}, median of {} after {} warmup",
         train.optimizer,
-        train.out_features,
+        train.out_width(),
         spec.seq_len,
         spec.batch,
         spec.input,

@@ -20,7 +20,8 @@ pub struct Args {
     /// Model weights (nn.LSTM state dict, optional head.*), safetensors; unidirectional
     #[arg(long)]
     weights: PathBuf,
-    /// Streams per line: each stdin line holds B×I numbers, row-major [B, I]
+    /// Streams per line: each stdin line holds B×I numbers, row-major [B, I] (B token ids for
+    /// a model with an embedding)
     #[arg(long, default_value_t = 1)]
     batch: usize,
     #[arg(long, value_enum, default_value = "gpu")]
@@ -119,8 +120,17 @@ pub fn main(args: Args) -> Result<()> {
             path: "stdin".into(),
             source,
         })?;
-        let values = parse_step(&line, index + 1, batch, input)?;
-        let y = stepper.step(&Tensor::new([batch, input], values)?)?;
+        let x_t = match weights.embedding() {
+            // a token model: B ids per line, looked up in the embedding
+            Some(embedding) => {
+                let ids = parse_ids(&line, index + 1, batch)?;
+                embedding
+                    .lookup(&Tensor::new([batch], ids)?)
+                    .map_err(|e| Error::Input(format!("stdin line {}: {e}", index + 1)))?
+            }
+            None => Tensor::new([batch, input], parse_step(&line, index + 1, batch, input)?)?,
+        };
+        let y = stepper.step(&x_t)?;
         let text: Vec<String> = y.data().iter().map(|v| v.to_string()).collect();
         outln!("{}", text.join(" "))?;
     }
@@ -181,6 +191,32 @@ fn parse_step(line: &str, number: usize, batch: usize, input: usize) -> Result<V
             f.parse::<f32>().map_err(|_| {
                 Error::Input(format!(
                     "stdin line {number}: number {} of {want} is not a number: {f:?}",
+                    k + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The B token ids of stdin line `number` (integers, separated by whitespace or commas).
+fn parse_ids(line: &str, number: usize, batch: usize) -> Result<Vec<i64>> {
+    let fields: Vec<&str> = line
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|f| !f.is_empty())
+        .collect();
+    if fields.len() != batch {
+        return Err(Error::Input(format!(
+            "stdin line {number}: expected {batch} token ids (B={batch}), got {}",
+            fields.len()
+        )));
+    }
+    fields
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            f.parse::<i64>().map_err(|_| {
+                Error::Input(format!(
+                    "stdin line {number}: token {} of {batch} is not an integer id: {f:?}",
                     k + 1
                 ))
             })
