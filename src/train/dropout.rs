@@ -68,8 +68,13 @@ fn mix(mut x: u32) -> u32 {
 
 /// The generator: a u32 from (seed, step, site, index), as shaders/dropout.wgsl computes it.
 pub fn draw(seed: u64, step: u32, site: u32, index: u32) -> u32 {
+    mix(index ^ site_key(seed, step, site))
+}
+
+/// The part of [`draw`] that does not depend on the element.
+fn site_key(seed: u64, step: u32, site: u32) -> u32 {
     let seeded = mix((seed >> 32) as u32 ^ mix(seed as u32));
-    mix(index ^ mix(site ^ mix(step ^ seeded)))
+    mix(site ^ mix(step ^ seeded))
 }
 
 /// Elements with a draw below this are kept: (1 - p) · 2³², in u32.
@@ -89,8 +94,9 @@ pub(crate) fn apply<T: Real>(data: &mut [T], p: f32, seed: u64, step: u32, site:
         return;
     }
     let (below, factor) = (keep_below(p), T::from_f32(scale(p)));
+    let key = site_key(seed, step, site);
     for (i, v) in data.iter_mut().enumerate() {
-        *v = if draw(seed, step, site, i as u32) < below {
+        *v = if mix(i as u32 ^ key) < below {
             *v * factor
         } else {
             T::ZERO
