@@ -12,7 +12,7 @@ struct EmbeddingParams {
     n: u32,
     dim: u32,
     offset: u32,
-    _pad: u32,
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: EmbeddingParams;

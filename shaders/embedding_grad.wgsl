@@ -3,6 +3,7 @@
 // positions, ascending). One invocation per element of the table, n = V × dim, so every sum
 // has a fixed order and no atomics: bitwise reproducible.
 //   grads[offset + v * dim + k] = Σ_j dx[order[j] * dim + k],  j in starts[v] .. starts[v + 1]
+// (added to what is there when accumulate == 1: tied weights, the head's gradient first)
 //
 // Bindings:
 //   0 params  uniform EmbeddingParams
@@ -15,7 +16,7 @@ struct EmbeddingParams {
     n: u32,
     dim: u32,
     offset: u32,
-    _pad: u32,
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: EmbeddingParams;
@@ -38,5 +39,7 @@ fn embedding_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     for (var j = starts[v]; j < starts[v + 1u]; j++) {
         sum += dx[order[j] * params.dim + k];
     }
-    grads[params.offset + i] = sum;
+    // tied weights: the head's gradient of the same parameter is already there
+    let at = params.offset + i;
+    grads[at] = select(sum, grads[at] + sum, params.accumulate == 1u);
 }

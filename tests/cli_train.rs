@@ -736,3 +736,81 @@ fn token_models_train_run_and_fail_cleanly() {
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("int64 token ids"));
 }
+
+/// `train --tie-weights` on PyTorch's tied language model gives PyTorch's losses, and the
+/// written head and embedding are equal.
+#[test]
+fn tied_weights_from_the_command_line() {
+    let fixtures = Path::new("tests/fixtures/train_tok");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
+            .unwrap();
+    let case = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "lm_tied_adam")
+        .unwrap();
+    let want: Vec<f64> = case["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let file = |suffix: &str| fixtures.join(format!("lm_tied_adam_{suffix}"));
+    let (init, ids, y, lengths) = (
+        file("init.safetensors"),
+        file("ids.npy"),
+        file("y.npy"),
+        file("lengths.npy"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log) = (
+        dir.path().join("out.safetensors"),
+        dir.path().join("log.csv"),
+    );
+    for device in ["cpu", "gpu"] {
+        ok(&[
+            "train",
+            "--weights",
+            s(&init),
+            "--input",
+            s(&ids),
+            "--target",
+            s(&y),
+            "--lengths",
+            s(&lengths),
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.02",
+            "--steps",
+            "3",
+            "--tie-weights",
+            "--device",
+            device,
+            "--out",
+            s(&out),
+            "--log",
+            s(&log),
+        ]);
+        let losses: Vec<f32> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let tol = Tolerance {
+            abs: 1e-5,
+            rel: 1e-4,
+        };
+        assert_close(&format!("{device} tied losses"), &losses, &want, tol);
+        let trained = safetensors::load(&out).unwrap();
+        assert_eq!(
+            trained.head().unwrap().weight,
+            trained.embedding().unwrap().weight
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Token inputs: an nn.Embedding before the LSTM, trained as a language model on both paths
-//! against PyTorch (tests/fixtures/make_golden_train_tokens.py made the fixtures), ids out of
-//! range, and the embedding's gradient summed in a fixed order (bitwise repeatable).
+//! against PyTorch (tests/fixtures/make_golden_train_tokens.py made the fixtures), with and
+//! without the head tied to the embedding; ids out of range; and the embedding's gradient
+//! summed in a fixed order (bitwise repeatable).
 
 mod common;
 
@@ -50,7 +51,9 @@ fn options(case: &Value) -> TrainOptions {
     };
     let mut opt = OptimizerConfig::new(kind, case["lr"].as_f64().unwrap() as f32);
     opt.momentum = case["momentum"].as_f64().unwrap() as f32;
-    TrainOptions::new(Loss::CrossEntropy, opt)
+    let mut options = TrainOptions::new(Loss::CrossEntropy, opt);
+    options.tie_weights = case["tied"] == true;
+    options
 }
 
 fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) -> Vec<f32> {
@@ -151,4 +154,41 @@ fn bad_token_input_is_an_error_naming_it() {
             "{device}: a step was taken"
         );
     }
+}
+
+/// The fixtures include a tied model, whose head and embedding stay one parameter (equal
+/// after training), and tying a model that cannot be tied is a configuration error.
+#[test]
+fn tied_weights_stay_one_parameter_and_need_matching_shapes() {
+    let cases = cases();
+    let case = cases
+        .iter()
+        .find(|c| c["tied"] == true)
+        .expect("a tied case");
+    let init = weights(case, "init");
+    let mut trainer = CpuTrainer::new(&init, options(case)).unwrap();
+    let name = case["name"].as_str().unwrap();
+    let ids = npy::read_i64(&path(&format!("{name}_ids.npy"))).unwrap();
+    let target = Target::Classes(npy::read_i64(&path(&format!("{name}_y.npy"))).unwrap());
+    trainer.submit_ids(&ids, None, &target).unwrap();
+    let trained = trainer.weights().unwrap();
+    assert_eq!(
+        trained.head().unwrap().weight,
+        trained.embedding().unwrap().weight
+    );
+    assert_ne!(
+        trained.embedding().unwrap().weight,
+        init.embedding().unwrap().weight
+    );
+    // an untied-shape model: head [V, 8] over an embedding [V, 6]
+    let untieable = weights(&cases[0], "init");
+    let mut tied = options(&cases[0]);
+    tied.tie_weights = true;
+    let error = CpuTrainer::new(&untieable, tied).err().unwrap().to_string();
+    assert!(error.contains("embedding's shape"), "{error}");
+    let error = GpuTrainer::new(gpu(), &untieable, tied)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("embedding's shape"), "{error}");
 }

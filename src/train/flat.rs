@@ -38,6 +38,24 @@ pub struct ParamLayout {
 }
 
 impl ParamLayout {
+    /// The layout a trainer uses: with `tied`, the head's weight is the embedding's (the
+    /// same offset: one parameter), else [`ParamLayout::new`].
+    pub fn for_training(weights: &LstmWeights, tied: bool) -> Self {
+        let mut layout = Self::new(weights);
+        if let (true, Some(_), Some(embedding)) = (tied, layout.head_weight, layout.embedding) {
+            // the head's weight leaves the vector (the head's bias and the embedding, after
+            // it, move down) and reads the embedding's place
+            let head_len = weights.head().map_or(0, |h| h.weight.data().len());
+            if let Some(bias) = layout.head_bias.as_mut() {
+                *bias -= head_len;
+            }
+            layout.embedding = Some(embedding - head_len);
+            layout.head_weight = layout.embedding;
+            layout.total -= head_len;
+        }
+        layout
+    }
+
     /// The layout of `weights`' parameters.
     pub fn new(weights: &LstmWeights) -> Self {
         let cfg = weights.config();

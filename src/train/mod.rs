@@ -44,6 +44,10 @@ pub struct TrainOptions {
     pub clip_norm: Option<f32>,
     /// Dropout in training (none by default); see [`dropout`].
     pub dropout: Dropout,
+    /// The head's weight is the embedding's (`word_language_model --tied`): one parameter,
+    /// starting from the embedding's values, its gradient the sum of both uses. Needs an
+    /// embedding `[V, I]` and a head `[V, D*H_out]` with `I = D*H_out`.
+    pub tie_weights: bool,
 }
 
 impl TrainOptions {
@@ -54,6 +58,7 @@ impl TrainOptions {
             optimizer,
             clip_norm: None,
             dropout: Dropout::default(),
+            tie_weights: false,
         }
     }
 
@@ -143,7 +148,9 @@ impl CpuTrainer {
     /// A trainer starting from `weights`, with fresh optimizer state.
     pub fn new(weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
         options.validate()?;
-        let layout = ParamLayout::new(weights);
+        let tied = tie(weights, options.tie_weights)?;
+        let weights = &tied;
+        let layout = ParamLayout::for_training(weights, options.tie_weights);
         Ok(Self {
             history: Vec::new(),
             steps: 0,
@@ -246,7 +253,18 @@ impl CpuTrainer {
         if let (Some(ids), Some(embedding), Some(at)) =
             (ids, weights.embedding(), self.layout.embedding)
         {
-            let grad = embedding.gradient(ids.data(), grads.dx.data());
+            let mut grad = embedding.gradient(ids.data(), grads.dx.data());
+            if self.options.tie_weights {
+                // one parameter used twice: its gradient is the sum of both uses
+                let head = grads
+                    .head
+                    .as_ref()
+                    .map(|h| h.weight.as_slice())
+                    .unwrap_or(&[]);
+                for (g, &h) in grad.iter_mut().zip(head) {
+                    *g += h;
+                }
+            }
             flat[at..at + grad.len()].copy_from_slice(&grad);
         }
         if self.history.len() == 2 {
@@ -263,4 +281,32 @@ impl CpuTrainer {
         self.steps += 1;
         Ok(vec![(self.steps, loss)])
     }
+}
+
+/// `weights` with the head's weight set to the embedding's when `tie` (checking that they can
+/// be one parameter), else unchanged.
+pub(crate) fn tie(weights: &LstmWeights, tie: bool) -> Result<LstmWeights> {
+    if !tie {
+        return Ok(weights.clone());
+    }
+    let (Some(embedding), Some(head)) = (weights.embedding(), weights.head()) else {
+        return Err(Error::Config(
+            "tied weights need an embedding and a head (the head's weight becomes the embedding's)"
+                .into(),
+        ));
+    };
+    if head.weight.shape() != embedding.weight.shape() {
+        return Err(Error::Config(format!(
+            "tied weights need the head's weight {:?} to have the embedding's shape {:?} \
+             ([V, I] with I = D*H_out)",
+            head.weight.shape(),
+            embedding.weight.shape()
+        )));
+    }
+    let mut tied = weights.clone();
+    let values = embedding.weight.clone();
+    if let Some(head) = tied.head_mut() {
+        head.weight = values;
+    }
+    Ok(tied)
 }

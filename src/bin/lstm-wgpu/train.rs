@@ -91,6 +91,10 @@ pub struct Args {
     /// Dropout on the top layer's output before the head, in training
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     output_dropout: f32,
+    /// Tie the head's weight to the embedding's (word_language_model --tied): a head [V,
+    /// H_out] over an embedding [V, I] with I = H_out; both keys are written, equal
+    #[arg(long)]
+    tie_weights: bool,
     #[arg(long, value_enum, default_value = "mse")]
     loss: LossArg,
     #[arg(long, value_enum, default_value = "gpu")]
@@ -131,6 +135,7 @@ fn options(args: &Args) -> TrainOptions {
             output: args.output_dropout,
             seed: args.seed,
         },
+        tie_weights: args.tie_weights,
     }
 }
 

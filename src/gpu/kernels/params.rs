@@ -278,7 +278,8 @@ pub struct EmbeddingParams {
     pub n: u32,
     pub dim: u32,
     pub offset: u32,
-    pub _pad: u32,
+    /// embedding_grad: 1 to add to the gradient there (tied weights), 0 to write it
+    pub accumulate: u32,
 }
 const _: () = assert!(std::mem::size_of::<EmbeddingParams>() == 16);
 

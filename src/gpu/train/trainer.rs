@@ -119,7 +119,9 @@ impl GpuTrainer {
     ) -> Result<Self> {
         options.validate()?;
         let model = GpuLstm::new_async(ctx, weights).await?;
-        let layout = ParamLayout::new(weights);
+        let tied = crate::train::tie(weights, options.tie_weights)?;
+        let weights = &tied;
+        let layout = ParamLayout::for_training(weights, options.tie_weights);
         let device = ctx.device();
         check_size(&device.limits(), "the flat parameters", layout.total)?;
         guarded(ctx, "trainer allocation", || {
@@ -544,7 +546,8 @@ impl GpuTrainer {
                 n: to_u32("embedding elements", n)?,
                 dim: to_u32("embedding width", dim)?,
                 offset: to_u32("embedding offset", at)?,
-                _pad: 0,
+                // tied: the head's gradient is already there; add to it
+                accumulate: self.options.tie_weights as u32,
             })
         };
         let mut gather = PlanBuilder::new(ctx);
