@@ -202,17 +202,19 @@ pub fn loss_and_grad<T: Real>(
                     .iter()
                     .copied()
                     .fold(row[0], |a, b| if b > a { b } else { a });
+                // exp(v - max) once per logit, kept in the gradient's row
+                let out = &mut grad[r * width..(r + 1) * width];
                 let mut z = T::ZERO;
-                for &v in row {
-                    z += (v - max).exp();
+                for (e, &v) in out.iter_mut().zip(row) {
+                    *e = (v - max).exp();
+                    z += *e;
                 }
-                let log_z = max + z.ln();
-                sum += w * (log_z - row[class as usize]);
-                for (k, &v) in row.iter().enumerate() {
-                    let softmax = (v - log_z).exp();
-                    let onehot = if k == class as usize { T::ONE } else { T::ZERO };
-                    grad[r * width + k] = (softmax - onehot) * w;
+                sum += w * (max + z.ln() - row[class as usize]);
+                let scale = w / z;
+                for e in out.iter_mut() {
+                    *e = *e * scale; // softmax · w
                 }
+                out[class as usize] = out[class as usize] - w;
             }
             (sum, grad)
         }
