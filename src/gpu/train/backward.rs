@@ -1,5 +1,6 @@
 //! Recording the loss and the backward pass.
 
+use super::copies::{record_dropout, record_permute};
 use super::trainer::GpuTrainer;
 use super::weight_grads::WeightGrads;
 use crate::error::Result;
@@ -7,7 +8,7 @@ use crate::gpu::device::{storage_init, storage_nan, storage_zeros};
 use crate::gpu::forward::ForwardBuffers;
 use crate::gpu::kernels::{
     check_size, elementwise_groups, product_kernel, to_u32, BackParams, BackwardTiles, GemmParams,
-    Kernel, LossParams, PermuteParams, View,
+    Kernel, LossParams, View,
 };
 use crate::gpu::plan::PlanBuilder;
 use crate::loss::{Level, Loss};
@@ -86,7 +87,7 @@ impl<'a> Backward<'a> {
             let features = storage_nan(device, "final-state features", batch * width);
             let top = last * d * batch * h_out;
             // features[b, dir * H_out + k] = h_n[top + (dir * B + b) * H_out + k]
-            permute(
+            record_permute(
                 plan,
                 last,
                 "gather final states",
@@ -94,6 +95,7 @@ impl<'a> Backward<'a> {
                 (&features, 0),
                 [1, batch, d, h_out],
                 [0, h_out, batch * h_out, 1],
+                None,
             )?;
             Some(features)
         } else {
@@ -251,7 +253,7 @@ impl<'a> Backward<'a> {
         }
         // the output's dropout on its gradient (per step only: checked when the batch came)
         if !per_sequence {
-            super::trainer::record_dropout(t, plan, layers, (&dy, rows * width))?;
+            record_dropout(t, plan, layers, (&dy, rows * width))?;
         }
         // per sequence: dy so far is dL/d(features); the steps' outputs get none
         let d_features = if per_sequence {
@@ -296,7 +298,7 @@ impl<'a> Backward<'a> {
             if let (Some(d_features), true) = (&d_features, layer == last) {
                 // the carried dL/dh starts at the final state's gradient:
                 // carry_h[dir, b, k] = d_features[b, dir * H_out + k]
-                permute(
+                record_permute(
                     plan,
                     layer,
                     "final-state gradient",
@@ -304,6 +306,7 @@ impl<'a> Backward<'a> {
                     (&carry, 0),
                     [1, d, batch, h_out],
                     [0, h_out, width, 1],
+                    None,
                 )?;
             }
             let buffers = [
@@ -441,7 +444,7 @@ impl<'a> Backward<'a> {
             )?;
             gemm(plan, layer, "d input", &dgates, &t.params, &d_input, p)?;
             // this layer's input dropout on its gradient: the gradient below it
-            super::trainer::record_dropout(t, plan, layer, (&d_input, rows * in_size))?;
+            record_dropout(t, plan, layer, (&d_input, rows * in_size))?;
             dy = d_input;
         }
         Ok(BackwardBuffers {
@@ -453,40 +456,4 @@ impl<'a> Backward<'a> {
             dc0,
         })
     }
-}
-
-/// `dst[dst_at + i] = src[src_at + Σ_a coord_a(i) · strides[a]]` over `dims` (shaders/permute.wgsl).
-fn permute(
-    plan: &mut PlanBuilder<'_>,
-    layer: usize,
-    label: &str,
-    (src, src_at): (&wgpu::Buffer, usize),
-    (dst, dst_at): (&wgpu::Buffer, usize),
-    dims: [usize; 4],
-    strides: [usize; 4],
-) -> Result<()> {
-    let u = to_u32;
-    let count: usize = dims.iter().product();
-    let group = plan.group(Kernel::Permute, label, &[("src", src), ("dst", dst)]);
-    let p = PermuteParams {
-        count: u("count", count)?,
-        src_offset: u("offset", src_at)?,
-        dst_offset: u("offset", dst_at)?,
-        has_add: 0,
-        dims: [
-            u("dim", dims[0])?,
-            u("dim", dims[1])?,
-            u("dim", dims[2])?,
-            u("dim", dims[3])?,
-        ],
-        strides: [
-            u("stride", strides[0])?,
-            u("stride", strides[1])?,
-            u("stride", strides[2])?,
-            u("stride", strides[3])?,
-        ],
-        add_offset: 0,
-        _pad: [0; 3],
-    };
-    plan.dispatch(layer, group, &p, elementwise_groups(count)?)
 }

@@ -11,6 +11,7 @@
 
 mod backward;
 mod columns;
+mod copies;
 mod losses;
 mod reduce;
 mod relayout;

@@ -1,8 +1,8 @@
 //! Flat parameters -> the forward kernels' layouts (see gpu/weights/layout.rs for the host twin).
 
+use super::copies::record_permute;
 use crate::error::Result;
 use crate::gpu::forward::GpuLstm;
-use crate::gpu::kernels::{elementwise_groups, to_u32, Kernel, PermuteParams};
 use crate::gpu::plan::PlanBuilder;
 use crate::train::ParamLayout;
 
@@ -15,7 +15,7 @@ pub(super) fn record(
     let cfg = model.config();
     let (d, h, h_out) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
     let g4 = d * 4 * h;
-    let u = to_u32;
+    // every copy reads the flat parameters and fills a whole forward buffer
     let mut permute = |dst: &wgpu::Buffer,
                        label: &str,
                        src_offset: usize,
@@ -23,30 +23,16 @@ pub(super) fn record(
                        strides: [usize; 4],
                        add_offset: Option<usize>|
      -> Result<()> {
-        let count: usize = dims.iter().product();
-        let group = plan.group(Kernel::Permute, label, &[("src", params), ("dst", dst)]);
-        let p = PermuteParams {
-            count: u("count", count)?,
-            src_offset: u("offset", src_offset)?,
-            dst_offset: 0,
-            has_add: add_offset.is_some() as u32,
-            dims: [
-                u("dim", dims[0])?,
-                u("dim", dims[1])?,
-                u("dim", dims[2])?,
-                u("dim", dims[3])?,
-            ],
-            strides: [
-                u("stride", strides[0])?,
-                u("stride", strides[1])?,
-                u("stride", strides[2])?,
-                u("stride", strides[3])?,
-            ],
-            add_offset: u("offset", add_offset.unwrap_or(0))?,
-            _pad: [0; 3],
-        };
-        plan.dispatch(0, group, &p, elementwise_groups(count)?)?;
-        Ok(())
+        record_permute(
+            plan,
+            0,
+            label,
+            (params, src_offset),
+            (dst, 0),
+            dims,
+            strides,
+            add_offset,
+        )
     };
     for (layer, buffers) in model.weights.layers.iter().enumerate() {
         let o = &layout.layers[layer];

@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 
 use super::backward::{self};
+use super::copies::record_dropout;
 use super::losses;
 use super::reduce;
 use super::relayout;
@@ -14,8 +15,7 @@ use crate::gpu::device::{
 };
 use crate::gpu::forward::{build_forward_with, ForwardBuffers, ForwardOptions, GpuLstm};
 use crate::gpu::kernels::{
-    check_size, elementwise_groups, to_u32, DropoutParams, EmbeddingParams, Kernel, KernelChoice,
-    OptParams,
+    check_size, elementwise_groups, to_u32, EmbeddingParams, Kernel, KernelChoice, OptParams,
 };
 use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::loss::{check_target, row_weights, valid_steps, Level, Target};
@@ -833,31 +833,4 @@ fn write_ids(
     queue.write_buffer(&tokens.ids, 0, bytemuck::cast_slice(&ids));
     queue.write_buffer(&tokens.order, 0, bytemuck::cast_slice(&order));
     queue.write_buffer(&tokens.starts, 0, bytemuck::cast_slice(&starts));
-}
-
-/// Drops site `site` of `data` (`n` elements) in place, when its probability is not 0: the
-/// forward's dropout, or (the same map, being linear) its gradient.
-pub(super) fn record_dropout(
-    t: &GpuTrainer,
-    plan: &mut PlanBuilder<'_>,
-    site: usize,
-    (data, n): (&wgpu::Buffer, usize),
-) -> Result<()> {
-    let layers = t.model.config().num_layers;
-    let p = t.options.dropout.rate(site, layers);
-    if p <= 0.0 {
-        return Ok(());
-    }
-    let group = plan.group(
-        Kernel::Dropout,
-        "dropout",
-        &[("rng", &t.rng), ("data", data)],
-    );
-    let params = DropoutParams {
-        n: to_u32("dropout elements", n)?,
-        site: to_u32("dropout site", site)?,
-        keep_below: crate::train::dropout::keep_below(p),
-        scale: crate::train::dropout::scale(p),
-    };
-    plan.dispatch(site.min(layers - 1), group, &params, elementwise_groups(n)?)
 }
