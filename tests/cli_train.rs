@@ -219,12 +219,7 @@ fn cross_entropy_training_lowers_the_loss() {
         "--log",
         s(&log),
     ]);
-    let losses: Vec<f32> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-        .collect();
+    let losses = common::logged_losses(&log);
     assert!(
         losses[59] < 0.7 * losses[0],
         "{} -> {}",
@@ -447,21 +442,12 @@ fn bench_times_training_steps() {
 #[test]
 fn per_sequence_targets_with_lengths_match_pytorch() {
     let fixtures = Path::new("tests/fixtures/train_seq");
-    let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
-            .unwrap();
-    let case = cases["cases"]
-        .as_array()
-        .unwrap()
+    let cases = common::fixture_cases(fixtures);
+    let case = cases
         .iter()
         .find(|c| c["name"] == "seq_ce_bidir_lengths")
         .unwrap();
-    let want_losses: Vec<f64> = case["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let want_losses = common::case_losses(case);
     let file = |suffix: &str| fixtures.join(format!("seq_ce_bidir_lengths_{suffix}"));
     let dir = tempfile::tempdir().unwrap();
     let (init, x, y, lengths) = (
@@ -501,26 +487,23 @@ fn per_sequence_targets_with_lengths_match_pytorch() {
             s(&log),
         ];
         ok(&args);
-        let losses: Vec<f32> = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-            .collect();
-        let tol = Tolerance {
-            abs: 1e-5,
-            rel: 1e-4,
-        };
-        assert_close(&format!("{device} losses"), &losses, &want_losses, tol);
-        let want = safetensors::load(&file("final.safetensors")).unwrap();
-        let layout = ParamLayout::new(&want);
-        let got = layout.flatten(&safetensors::load(&out).unwrap());
-        let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
-        let tol = Tolerance {
-            abs: 2e-5,
-            rel: 2e-4,
-        };
-        assert_close(&format!("{device} weights"), &got, &want, tol);
+        let losses = common::logged_losses(&log);
+        assert_close(
+            &format!("{device} losses"),
+            &losses,
+            &want_losses,
+            common::TRAINED_LOSS,
+        );
+        let (got, want) = common::flat_pair(
+            &safetensors::load(&out).unwrap(),
+            &safetensors::load(&file("final.safetensors")).unwrap(),
+        );
+        assert_close(
+            &format!("{device} weights"),
+            &got,
+            &want,
+            common::TRAINED_WEIGHTS,
+        );
 
         // minibatches of 3 of the 4 sequences: lengths and [B] classes follow the rows
         let mut mini = args.map(str::to_string).to_vec();
@@ -562,17 +545,10 @@ fn per_sequence_targets_with_lengths_match_pytorch() {
 #[test]
 fn token_models_train_run_and_fail_cleanly() {
     let fixtures = Path::new("tests/fixtures/train_tok");
-    let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
-            .unwrap();
-    let case = &cases["cases"][0];
+    let cases = common::fixture_cases(fixtures);
+    let case = &cases[0];
     assert_eq!(case["name"], "lm_adam_lengths");
-    let want_losses: Vec<f64> = case["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let want_losses = common::case_losses(case);
     let file = |suffix: &str| fixtures.join(format!("lm_adam_lengths_{suffix}"));
     let (init, ids, y, lengths) = (
         file("init.safetensors"),
@@ -612,26 +588,23 @@ fn token_models_train_run_and_fail_cleanly() {
             s(&log),
         ]);
         assert!(stdout.contains("perplexity"), "{stdout}");
-        let losses: Vec<f32> = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-            .collect();
-        let tol = Tolerance {
-            abs: 1e-5,
-            rel: 1e-4,
-        };
-        assert_close(&format!("{device} losses"), &losses, &want_losses, tol);
-        let want = safetensors::load(&file("final.safetensors")).unwrap();
-        let layout = ParamLayout::new(&want);
-        let got = layout.flatten(&safetensors::load(&out).unwrap());
-        let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
-        let tol = Tolerance {
-            abs: 2e-5,
-            rel: 2e-4,
-        };
-        assert_close(&format!("{device} weights"), &got, &want, tol);
+        let losses = common::logged_losses(&log);
+        assert_close(
+            &format!("{device} losses"),
+            &losses,
+            &want_losses,
+            common::TRAINED_LOSS,
+        );
+        let (got, want) = common::flat_pair(
+            &safetensors::load(&out).unwrap(),
+            &safetensors::load(&file("final.safetensors")).unwrap(),
+        );
+        assert_close(
+            &format!("{device} weights"),
+            &got,
+            &want,
+            common::TRAINED_WEIGHTS,
+        );
     }
 
     // init --embedding, then run and eval on ids
@@ -742,21 +715,9 @@ fn token_models_train_run_and_fail_cleanly() {
 #[test]
 fn tied_weights_from_the_command_line() {
     let fixtures = Path::new("tests/fixtures/train_tok");
-    let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
-            .unwrap();
-    let case = cases["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "lm_tied_adam")
-        .unwrap();
-    let want: Vec<f64> = case["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let cases = common::fixture_cases(fixtures);
+    let case = cases.iter().find(|c| c["name"] == "lm_tied_adam").unwrap();
+    let want = common::case_losses(case);
     let file = |suffix: &str| fixtures.join(format!("lm_tied_adam_{suffix}"));
     let (init, ids, y, lengths) = (
         file("init.safetensors"),
@@ -796,17 +757,13 @@ fn tied_weights_from_the_command_line() {
             "--log",
             s(&log),
         ]);
-        let losses: Vec<f32> = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
-            .collect();
-        let tol = Tolerance {
-            abs: 1e-5,
-            rel: 1e-4,
-        };
-        assert_close(&format!("{device} tied losses"), &losses, &want, tol);
+        let losses = common::logged_losses(&log);
+        assert_close(
+            &format!("{device} tied losses"),
+            &losses,
+            &want,
+            common::TRAINED_LOSS,
+        );
         let trained = safetensors::load(&out).unwrap();
         assert_eq!(
             trained.head().unwrap().weight,

@@ -17,15 +17,8 @@ use lstm_wgpu::train::{
 use lstm_wgpu::Inputs;
 use serde_json::Value;
 
-/// Parameters after a few f32 steps, against PyTorch's f32 steps.
-const WEIGHTS: Tolerance = Tolerance {
-    abs: 2e-5,
-    rel: 2e-4,
-};
-const LOSS: Tolerance = Tolerance {
-    abs: 1e-5,
-    rel: 1e-4,
-};
+const WEIGHTS: Tolerance = common::TRAINED_WEIGHTS;
+const LOSS: Tolerance = common::TRAINED_LOSS;
 
 fn path(name: &str) -> PathBuf {
     Path::new("tests/fixtures/train").join(name)

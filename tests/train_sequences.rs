@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, Tolerance};
+use common::{assert_close, gpu, TRAINED_LOSS, TRAINED_WEIGHTS};
 use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
@@ -17,24 +17,12 @@ use lstm_wgpu::train::{
 use lstm_wgpu::{Inputs, LstmWeights};
 use serde_json::Value;
 
-/// The bounds tests/train_golden.rs holds training to against PyTorch.
-const WEIGHTS: Tolerance = Tolerance {
-    abs: 2e-5,
-    rel: 2e-4,
-};
-const LOSS: Tolerance = Tolerance {
-    abs: 1e-5,
-    rel: 1e-4,
-};
-
 fn path(name: &str) -> PathBuf {
     Path::new("tests/fixtures/train_seq").join(name)
 }
 
 fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(path("cases.json")).unwrap();
-    let root: Value = serde_json::from_str(&text).unwrap();
-    root["cases"].as_array().unwrap().clone()
+    common::fixture_cases(Path::new("tests/fixtures/train_seq"))
 }
 
 fn options(case: &Value) -> TrainOptions {
@@ -70,21 +58,26 @@ fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) {
         Target::Classes(npy::read_i64(&y_path).unwrap())
     };
     let inputs = Inputs::new(&x).lengths(Some(&lengths));
-    let want: Vec<f64> = case["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let want = common::case_losses(case);
     let got: Vec<f32> = (0..want.len())
         .map(|_| trainer.step_with(&inputs, &target).unwrap())
         .collect();
-    assert_close(&format!("{device} {name} losses"), &got, &want, LOSS);
+    assert_close(
+        &format!("{device} {name} losses"),
+        &got,
+        &want,
+        TRAINED_LOSS,
+    );
     let want = weights(case, "final");
     let layout = ParamLayout::new(&want);
     let got = layout.flatten(&trainer.weights().unwrap());
     let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
-    assert_close(&format!("{device} {name} weights"), &got, &want, WEIGHTS);
+    assert_close(
+        &format!("{device} {name} weights"),
+        &got,
+        &want,
+        TRAINED_WEIGHTS,
+    );
 }
 
 #[test]
@@ -246,7 +239,7 @@ fn evaluate_scores_as_training_does() {
                 &format!("{device} {name} loss"),
                 &[m.loss],
                 &[first_loss],
-                LOSS,
+                TRAINED_LOSS,
             );
             assert!((m.perplexity.unwrap() - m.loss.exp()).abs() < 1e-6);
             // accuracy from the f64 reference's logits, by hand

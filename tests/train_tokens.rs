@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, Tolerance};
+use common::{assert_close, gpu, TRAINED_LOSS, TRAINED_WEIGHTS};
 use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
@@ -17,24 +17,12 @@ use lstm_wgpu::train::{
 use lstm_wgpu::LstmWeights;
 use serde_json::Value;
 
-/// The bounds tests/train_golden.rs holds training to against PyTorch.
-const WEIGHTS: Tolerance = Tolerance {
-    abs: 2e-5,
-    rel: 2e-4,
-};
-const LOSS: Tolerance = Tolerance {
-    abs: 1e-5,
-    rel: 1e-4,
-};
-
 fn path(name: &str) -> PathBuf {
     Path::new("tests/fixtures/train_tok").join(name)
 }
 
 fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(path("cases.json")).unwrap();
-    let root: Value = serde_json::from_str(&text).unwrap();
-    root["cases"].as_array().unwrap().clone()
+    common::fixture_cases(Path::new("tests/fixtures/train_tok"))
 }
 
 fn weights(case: &Value, which: &str) -> LstmWeights {
@@ -61,12 +49,7 @@ fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) -> Vec<f32> {
     let ids = npy::read_i64(&path(&format!("{name}_ids.npy"))).unwrap();
     let lengths = npy::read_lengths(&path(&format!("{name}_lengths.npy"))).unwrap();
     let target = Target::Classes(npy::read_i64(&path(&format!("{name}_y.npy"))).unwrap());
-    let want: Vec<f64> = case["losses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let want = common::case_losses(case);
     let mut got = Vec::new();
     for _ in 0..want.len() {
         got.extend(
@@ -78,13 +61,23 @@ fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) -> Vec<f32> {
         );
     }
     got.extend(trainer.flush().unwrap().into_iter().map(|(_, l)| l));
-    assert_close(&format!("{device} {name} losses"), &got, &want, LOSS);
+    assert_close(
+        &format!("{device} {name} losses"),
+        &got,
+        &want,
+        TRAINED_LOSS,
+    );
     let want = weights(case, "final");
     let layout = ParamLayout::new(&want);
     assert!(layout.embedding.is_some());
     let flat = layout.flatten(&trainer.weights().unwrap());
     let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
-    assert_close(&format!("{device} {name} weights"), &flat, &want, WEIGHTS);
+    assert_close(
+        &format!("{device} {name} weights"),
+        &flat,
+        &want,
+        TRAINED_WEIGHTS,
+    );
     flat
 }
 

@@ -17,6 +17,54 @@ pub const VS_PYTORCH: Tolerance = Tolerance {
     rel: 1e-4,
 };
 
+/// Training against PyTorch's f32 steps (tests/fixtures/make_golden_train*.py): the losses
+/// before each step, and the parameters after the last.
+pub const TRAINED_LOSS: Tolerance = Tolerance {
+    abs: 1e-5,
+    rel: 1e-4,
+};
+pub const TRAINED_WEIGHTS: Tolerance = Tolerance {
+    abs: 2e-5,
+    rel: 2e-4,
+};
+
+/// The cases listed in a training fixture directory's cases.json.
+pub fn fixture_cases(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("cases.json")).unwrap();
+    let root: serde_json::Value = serde_json::from_str(&text).unwrap();
+    root["cases"].as_array().unwrap().clone()
+}
+
+/// A fixture case's PyTorch losses, one per step.
+pub fn case_losses(case: &serde_json::Value) -> Vec<f64> {
+    case["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// The losses of the step,loss CSV that `train --log` writes.
+pub fn logged_losses(path: &std::path::Path) -> Vec<f32> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Every parameter of `got` and of `want`, flat in `want`'s layout (`want` in f64).
+pub fn flat_pair(
+    got: &lstm_wgpu::LstmWeights,
+    want: &lstm_wgpu::LstmWeights,
+) -> (Vec<f32>, Vec<f64>) {
+    let layout = lstm_wgpu::train::ParamLayout::new(want);
+    let want = layout.flatten(want).iter().map(|&v| v as f64).collect();
+    (layout.flatten(got), want)
+}
+
 /// The shared GPU context, with the adapter's own limits. Panics with instructions when no
 /// adapter exists: a GPU test never passes without a GPU.
 pub fn gpu() -> &'static GpuContext {
