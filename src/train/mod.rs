@@ -196,13 +196,16 @@ impl Trainer for CpuTrainer {
         lengths: Option<&[usize]>,
         target: &Target,
     ) -> Result<Vec<(u64, f32)>> {
-        let embedding = self.like.embedding().ok_or_else(|| {
-            Error::Input("this model has no embedding: it takes float inputs, not token ids".into())
-        })?;
-        embedding.check_ids(ids)?;
-        let weights = self.weights()?;
-        let x = weights.embedding().map(|e| e.lookup(ids)).transpose()?;
-        let x = x.ok_or_else(|| Error::Internal("embedding lost in the layout".into()))?;
+        if self.like.embedding().is_none() {
+            return Err(Error::Input(
+                "this model has no embedding: it takes float inputs, not token ids".into(),
+            ));
+        }
+        // the current table (lookup checks the ids)
+        let x = match self.weights()?.embedding() {
+            Some(embedding) => embedding.lookup(ids)?,
+            None => return Err(Error::Internal("embedding lost in the layout".into())),
+        };
         self.step_on(&Inputs::new(&x).lengths(lengths), Some(ids), target)
     }
 

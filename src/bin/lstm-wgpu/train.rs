@@ -139,6 +139,12 @@ fn options(args: &Args) -> TrainOptions {
     }
 }
 
+/// A batch's model input: token ids, or float values.
+enum Input<'a> {
+    Ids(&'a Tensor<i64>),
+    Values(&'a Tensor),
+}
+
 /// Rows `index` of the batch axis (`axis`: 1 for `[T, B, ...]`, 0 for `[B, ...]`).
 fn gather<T: Copy>(data: &[T], shape: &[usize], axis: usize, index: &[usize]) -> Result<Tensor<T>> {
     let outer: usize = shape[..axis].iter().product();
@@ -253,10 +259,13 @@ pub fn main(args: Args) -> Result<()> {
             order.shuffle(&mut rng);
         }
         let index = &order[k * batch_size..((k + 1) * batch_size).min(batch)];
-        let (xb, tb, lb, ib) = if index.len() == batch && args.batch_size.is_none() {
-            (x.clone(), target.clone(), lengths.clone(), ids.clone())
+        // the whole batch in order is used as it is; a minibatch gathers its rows along B
+        let whole = index.len() == batch && args.batch_size.is_none();
+        let (gathered_ids, gathered_x, gathered_target, gathered_lengths);
+        let (tb, lb) = if whole {
+            (&target, lengths.as_deref())
         } else {
-            let t = match &target {
+            gathered_target = match &target {
                 Target::Values(t) => {
                     Target::Values(gather(t.data(), t.shape(), batch_axis, index)?)
                 }
@@ -264,21 +273,29 @@ pub fn main(args: Args) -> Result<()> {
                     Target::Classes(gather(t.data(), t.shape(), batch_axis, index)?)
                 }
             };
-            let l = lengths
+            gathered_lengths = lengths
                 .as_ref()
                 .map(|l| index.iter().map(|&i| l[i]).collect::<Vec<_>>());
-            let i = ids
-                .as_ref()
-                .map(|ids| gather(ids.data(), ids.shape(), 1, index))
-                .transpose()?;
-            (gather(x.data(), x.shape(), 1, index)?, t, l, i)
+            (&gathered_target, gathered_lengths.as_deref())
+        };
+        // a token model's input is its ids, the float input only the others'
+        let input = match &ids {
+            Some(ids) if whole => Input::Ids(ids),
+            Some(ids) => {
+                gathered_ids = gather(ids.data(), ids.shape(), 1, index)?;
+                Input::Ids(&gathered_ids)
+            }
+            None if whole => Input::Values(&x),
+            None => {
+                gathered_x = gather(x.data(), x.shape(), 1, index)?;
+                Input::Values(&gathered_x)
+            }
         };
         // the GPU returns the previous step's loss: it ran while this step was prepared
-        let done = match &ib {
-            Some(ids) => trainer.submit_ids(ids, lb.as_deref(), &tb)?,
-            None => {
-                let inputs = lstm_wgpu::Inputs::new(&xb).lengths(lb.as_deref());
-                trainer.submit_with(&inputs, &tb)?
+        let done = match input {
+            Input::Ids(ids) => trainer.submit_ids(ids, lb, tb)?,
+            Input::Values(xb) => {
+                trainer.submit_with(&lstm_wgpu::Inputs::new(xb).lengths(lb), tb)?
             }
         };
         if let Some(bad) = record(&mut losses, done, &bar) {
