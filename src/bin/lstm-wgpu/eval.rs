@@ -16,22 +16,32 @@ use crate::stdout::outln;
 use crate::train::LossArg;
 use crate::Device;
 
+/// The model and the data, as `train` and `eval` take them.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Model weights (nn.LSTM state dict, optional head.* and embedding.weight), safetensors
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Inputs [T, B, I], float .npy; for a model with an embedding, int64 token ids [T, B]
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Targets, .npy: per step [T, B, O] float (mse) or [T, B] int64 classes (cross-entropy,
+    /// -100 ignored); or per sequence [B, O] / [B], read on the head applied to the top
+    /// layer's final state (both directions)
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Each sequence's length [B], int64 .npy: steps past it are padding (no loss, no
+    /// gradient; the final state is the sequence's own last step)
+    #[arg(long)]
+    pub lengths: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "mse")]
+    pub loss: LossArg,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model weights (nn.LSTM state dict, optional head.*), safetensors
-    #[arg(long)]
-    weights: PathBuf,
-    /// Inputs [T, B, I], float .npy (int64 token ids [T, B] for a model with an embedding)
-    #[arg(long)]
-    input: PathBuf,
-    /// Targets as `train --target` takes them (per step or per sequence), .npy
-    #[arg(long)]
-    target: PathBuf,
-    /// Each sequence's length [B], int64 .npy
-    #[arg(long)]
-    lengths: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "mse")]
-    loss: LossArg,
+    #[command(flatten)]
+    data: DataArgs,
     #[arg(long, value_enum, default_value = "gpu")]
     device: Device,
     #[command(flatten)]
@@ -112,11 +122,12 @@ pub fn describe(m: &Metrics) -> String {
 }
 
 pub fn main(args: Args) -> Result<()> {
-    let weights = safetensors::load(&args.weights)?;
-    let (x, ids) = read_input(&weights, &args.input)?;
-    let loss = args.loss.into();
-    let target = read_target(loss, &args.target)?;
-    let lengths = args.lengths.as_deref().map(npy::read_lengths).transpose()?;
+    let data = &args.data;
+    let weights = safetensors::load(&data.weights)?;
+    let (x, ids) = read_input(&weights, &data.input)?;
+    let loss = data.loss.into();
+    let target = read_target(loss, &data.target)?;
+    let lengths = data.lengths.as_deref().map(npy::read_lengths).transpose()?;
     let metrics = score(
         args.device,
         &args.gpu,

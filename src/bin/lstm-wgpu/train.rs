@@ -42,21 +42,9 @@ impl From<LossArg> for Loss {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Initial weights (nn.LSTM state dict, optional head.*), safetensors
-    #[arg(long)]
-    weights: PathBuf,
-    /// Inputs [T, B, I], float .npy; for a model with an embedding, int64 token ids [T, B]
-    #[arg(long)]
-    input: PathBuf,
-    /// Targets, .npy: per step [T, B, O] float (mse) or [T, B] int64 classes (cross-entropy,
-    /// -100 ignored); or per sequence [B, O] / [B], read on the head applied to the top
-    /// layer's final state (both directions)
-    #[arg(long)]
-    target: PathBuf,
-    /// Each sequence's length [B], int64 .npy: steps past it are padding (no loss, no
-    /// gradient; the final state is the sequence's own last step)
-    #[arg(long)]
-    lengths: Option<PathBuf>,
+    /// The initial weights, the inputs, targets and lengths, and the loss
+    #[command(flatten)]
+    data: crate::eval::DataArgs,
     /// Where to write the trained weights (same keys as --weights)
     #[arg(long)]
     out: PathBuf,
@@ -95,8 +83,6 @@ pub struct Args {
     /// H_out] over an embedding [V, I] with I = H_out; both keys are written, equal
     #[arg(long)]
     tie_weights: bool,
-    #[arg(long, value_enum, default_value = "mse")]
-    loss: LossArg,
     #[arg(long, value_enum, default_value = "gpu")]
     device: Device,
     #[command(flatten)]
@@ -124,7 +110,7 @@ fn options(args: &Args) -> TrainOptions {
     if let Some(wd) = args.weight_decay {
         optimizer.weight_decay = wd;
     }
-    let loss = args.loss.into();
+    let loss = args.data.loss.into();
     TrainOptions {
         loss,
         optimizer,
@@ -165,16 +151,16 @@ fn gather<T: Copy>(data: &[T], shape: &[usize], axis: usize, index: &[usize]) ->
 pub fn main(args: Args) -> Result<()> {
     let options = options(&args);
     options.validate()?;
-    let weights = safetensors::load(&args.weights)?;
-    let (x, ids) = crate::eval::read_input(&weights, &args.input)?;
+    let weights = safetensors::load(&args.data.weights)?;
+    let (x, ids) = crate::eval::read_input(&weights, &args.data.input)?;
     if x.shape().len() != 3 {
         return Err(Error::Input(format!(
             "{}: input must be [T, B, I], got shape {:?}",
-            args.input.display(),
+            args.data.input.display(),
             x.shape()
         )));
     }
-    let target = crate::eval::read_target(options.loss, &args.target)?;
+    let target = crate::eval::read_target(options.loss, &args.data.target)?;
     let (seq_len, batch) = (x.shape()[0], x.shape()[1]);
     // per step: [T, B, ...] (mse [T, B, O], classes [T, B]); per sequence: [B, ...]
     let per_step_rank = match options.loss {
@@ -192,11 +178,11 @@ pub fn main(args: Args) -> Result<()> {
         return Err(Error::Input(format!(
             "{}: target shape {:?} must start with the input's [T, B] = [{seq_len}, {batch}] \
              (one per step) or be [B, ...] = [{batch}, ...] (one per sequence)",
-            args.target.display(),
+            args.data.target.display(),
             target.shape()
         )));
     }
-    let lengths = match &args.lengths {
+    let lengths = match &args.data.lengths {
         Some(path) => {
             let lengths = npy::read_lengths(path)?;
             if lengths.len() != batch {
