@@ -3,7 +3,9 @@
 //   mse_grad:           w = row_weights[i / width]:
 //                       term[i] = w (y[i] - target[i])²,  grad[i] = 2 (y[i] - target[i]) w
 //   cross_entropy_grad: row r of `width` logits, class c = classes[r], w = row_weights[r]:
-//                       term[r] = w (logsumexp(y_r) - y_r[c]),  grad_r = (softmax(y_r) - onehot(c)) w
+//                       term[r] = w (logsumexp(y_r) - y_r[c]),  grad_r = (softmax(y_r) - onehot(c)) w,
+//                       hits[r] = 1 when w > 0 and the first largest logit is c, else 0
+//                       (summed like the terms: the rows classified right, for the accuracy)
 // A row's weight is 1 / (the number of items the mean counts), or 0 for a row past its
 // sequence's length or with an ignored class (the host computes them: loss::row_weights), so
 // the sum of the terms is the mean.
@@ -17,6 +19,7 @@
 //   4 row_weights storage, read     [rows]
 //   5 grad     storage, read_write  dL/dy, like y
 //   6 terms    storage, read_write  [n] or [rows]
+//   7 hits     storage, read_write  [rows] (cross-entropy only)
 
 struct LossParams {
     n: u32,
@@ -32,6 +35,7 @@ struct LossParams {
 @group(0) @binding(4) var<storage, read> row_weights: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(6) var<storage, read_write> terms: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hits: array<f32>;
 
 override WG: u32 = 64u;
 
@@ -59,8 +63,12 @@ fn cross_entropy_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     }
     let base = r * params.width;
     var m = y[base];
+    var first_max = 0u;
     for (var k = 1u; k < params.width; k++) {
-        m = max(m, y[base + k]);
+        if (y[base + k] > m) {
+            m = y[base + k];
+            first_max = k;
+        }
     }
     var z = 0.0;
     for (var k = 0u; k < params.width; k++) {
@@ -70,6 +78,7 @@ fn cross_entropy_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     let c = classes[r];
     let w = row_weights[r];
     terms[r] = w * (lse - y[base + c]);
+    hits[r] = select(0.0, 1.0, w > 0.0 && first_max == c);
     for (var k = 0u; k < params.width; k++) {
         let onehot = select(0.0, 1.0, k == c);
         grad[base + k] = (exp(y[base + k] - lse) - onehot) * w;

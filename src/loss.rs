@@ -165,60 +165,109 @@ pub fn valid_steps(lengths: &[usize], seq_len: usize, batch_first: bool) -> Vec<
         .collect()
 }
 
-/// The loss and its gradient with respect to `output` (rows of `width`), in `T`, each row
-/// weighted as [`row_weights`] says (`weights` has one entry per row).
+/// A batch's loss as a training step reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored<T> {
+    /// The weighted mean the step minimises.
+    pub value: T,
+    /// Cross-entropy only: how many counted rows the model classified right, its largest
+    /// logit (the first of equal ones, as `argmax`) being the target class.
+    pub correct: Option<usize>,
+    /// The rows the mean counts (weight > 0).
+    pub counted: usize,
+}
+
+impl<T> Scored<T> {
+    /// Cross-entropy only: the fraction of counted rows classified right.
+    pub fn accuracy(&self) -> Option<f32> {
+        self.correct.map(|c| c as f32 / self.counted.max(1) as f32)
+    }
+}
+
+/// The rows a mean with these row weights counts.
+pub(crate) fn counted(weights: &[f32]) -> usize {
+    weights.iter().filter(|&&w| w > 0.0).count()
+}
+
+/// Whether `class` holds the first largest value of `row`, whose largest value is `max`.
+pub(crate) fn is_first_max<T: PartialOrd + Copy>(row: &[T], max: T, class: usize) -> bool {
+    row[class] == max && !row[..class].contains(&max)
+}
+
+/// The loss of `output` (rows of `width`) against `target`, each row weighted as
+/// [`row_weights`] says (`weights` has one entry per row), in `T`; its gradient with respect
+/// to `output` goes into `grad` (resized to `output`'s length; a buffer kept from an earlier
+/// call saves its page faults). Rows are summed in order.
 pub fn loss_and_grad<T: Real>(
     loss: Loss,
-    output: &[T],
-    width: usize,
+    (output, width): (&[T], usize),
     target: &Target,
     weights: &[f32],
-) -> (T, Vec<T>) {
+    grad: &mut Vec<T>,
+) -> Scored<T> {
     let rows = output.len() / width.max(1);
     debug_assert_eq!(weights.len(), rows);
+    grad.resize(output.len(), T::ZERO);
     match (loss, target) {
         (Loss::Mse, Target::Values(t)) => {
             let two = T::from_f32(2.0);
             let mut sum = T::ZERO;
-            let mut grad = vec![T::ZERO; output.len()];
             for (i, (&y, &want)) in output.iter().zip(t.data()).enumerate() {
                 let w = T::from_f32(weights[i / width]);
                 let diff = y - T::from_f32(want);
                 sum += w * diff * diff;
                 grad[i] = two * diff * w;
             }
-            (sum, grad)
+            Scored {
+                value: sum,
+                correct: None,
+                counted: counted(weights),
+            }
         }
         (Loss::CrossEntropy, Target::Classes(t)) => {
-            let mut grad = vec![T::ZERO; output.len()];
             let mut sum = T::ZERO;
+            let mut correct = 0;
             for (r, &class) in t.data().iter().enumerate() {
+                let out = &mut grad[r * width..(r + 1) * width];
                 if weights[r] == 0.0 {
-                    continue; // padded or ignored: no loss, no gradient
+                    out.fill(T::ZERO); // padded or ignored: no loss, no gradient
+                    continue;
                 }
+                let class = class as usize;
                 let w = T::from_f32(weights[r]);
                 let row = &output[r * width..(r + 1) * width];
                 let max = row
                     .iter()
                     .copied()
                     .fold(row[0], |a, b| if b > a { b } else { a });
+                correct += is_first_max(row, max, class) as usize;
                 // exp(v - max) once per logit, kept in the gradient's row
-                let out = &mut grad[r * width..(r + 1) * width];
                 let mut z = T::ZERO;
                 for (e, &v) in out.iter_mut().zip(row) {
                     *e = (v - max).exp();
                     z += *e;
                 }
-                sum += w * (max + z.ln() - row[class as usize]);
+                sum += w * (max + z.ln() - row[class]);
                 let scale = w / z;
                 for e in out.iter_mut() {
                     *e = *e * scale; // softmax · w
                 }
-                out[class as usize] = out[class as usize] - w;
+                out[class] = out[class] - w;
             }
-            (sum, grad)
+            Scored {
+                value: sum,
+                correct: Some(correct),
+                counted: counted(weights),
+            }
         }
         // check_target rules these out before any call.
-        _ => (T::NAN, vec![T::NAN; output.len()]),
+        _ => {
+            grad.fill(T::NAN);
+            Scored {
+                value: T::NAN,
+                correct: None,
+                counted: counted(weights),
+            }
+        }
     }
 }

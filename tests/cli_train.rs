@@ -200,7 +200,7 @@ fn cross_entropy_training_lowers_the_loss() {
     npy::write_f32(&d.join("x.npy"), &x).unwrap();
     std::fs::write(d.join("c.npy"), common::npy_i64(&[6, 4], &classes)).unwrap();
     let log = d.join("ce.csv");
-    ok(&[
+    let stdout = ok(&[
         "train",
         "--weights",
         s(&d.join("w.safetensors")),
@@ -226,6 +226,31 @@ fn cross_entropy_training_lowers_the_loss() {
         losses[0],
         losses[59]
     );
+    // the log has each step's accuracy beside its loss: a count of the 24 rows right
+    let csv = std::fs::read_to_string(&log).unwrap();
+    assert!(csv.starts_with("step,loss,accuracy\n"), "{csv}");
+    let accuracy: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(accuracy.len(), 60);
+    for a in &accuracy {
+        let right = a * 24.0;
+        assert!(
+            (right - right.round()).abs() < 1e-4 && (0.0..=1.0).contains(a),
+            "{a}"
+        );
+    }
+    assert!(
+        accuracy[59] > accuracy[0],
+        "{} -> {}",
+        accuracy[0],
+        accuracy[59]
+    );
+    assert!(stdout.contains(", accuracy "), "{stdout}");
+    let trained = stdout.lines().find(|l| l.starts_with("trained")).unwrap();
+    assert!(!trained.contains("perplexity"), "a float model: {trained}");
 }
 
 #[test]
@@ -588,6 +613,14 @@ fn token_models_train_run_and_fail_cleanly() {
             s(&log),
         ]);
         assert!(stdout.contains("perplexity"), "{stdout}");
+        // a token model's log: perplexity = exp(loss) beside each step's accuracy
+        let csv = std::fs::read_to_string(&log).unwrap();
+        assert!(csv.starts_with("step,loss,accuracy,perplexity\n"), "{csv}");
+        for line in csv.lines().skip(1) {
+            let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+            assert!((v[3] - v[1].exp()).abs() <= 1e-5 * v[3], "{line}");
+            assert!((0.0..=1.0).contains(&v[2]), "{line}");
+        }
         let losses = common::logged_losses(&log);
         assert_close(
             &format!("{device} losses"),

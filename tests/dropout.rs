@@ -10,7 +10,8 @@ use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::loss::{Loss, Target};
 use lstm_wgpu::train::dropout::{draw, keep_below};
 use lstm_wgpu::train::{
-    CpuTrainer, Dropout, OptimizerConfig, OptimizerKind, ParamLayout, TrainOptions, Trainer,
+    CpuTrainer, Dropout, OptimizerConfig, OptimizerKind, ParamLayout, StepLoss, TrainOptions,
+    Trainer,
 };
 use lstm_wgpu::{Embedding, Inputs, Linear, LstmConfig, LstmWeights, Tensor};
 
@@ -67,7 +68,7 @@ fn gpu_and_cpu_draw_the_same_masks() {
         got.extend(gpu_trainer.submit_ids(&ids, None, &classes).unwrap());
     }
     got.extend(gpu_trainer.flush().unwrap());
-    let losses = |v: &[(u64, f32)]| v.iter().map(|&(_, l)| l).collect::<Vec<_>>();
+    let losses = |v: &[StepLoss]| v.iter().map(|s| s.loss).collect::<Vec<_>>();
     let want64: Vec<f64> = losses(&want).iter().map(|&l| l as f64).collect();
     assert_close("lm losses, gpu vs cpu", &losses(&got), &want64, LOSSES);
 

@@ -105,17 +105,17 @@ fn pipelined_steps_match_waited_steps_bitwise() {
     for k in 1..=6u64 {
         let done = piped.submit(&x, &target).unwrap();
         // one step in flight: step k's submit brings step k - 1's loss
-        let steps: Vec<u64> = done.iter().map(|&(s, _)| s).collect();
+        let steps: Vec<u64> = done.iter().map(|s| s.step).collect();
         assert_eq!(steps, if k == 1 { vec![] } else { vec![k - 1] });
         got.extend(done);
     }
     got.extend(piped.flush().unwrap());
     assert_eq!(
-        got.iter().map(|&(s, _)| s).collect::<Vec<_>>(),
+        got.iter().map(|s| s.step).collect::<Vec<_>>(),
         (1..=6).collect::<Vec<_>>()
     );
     assert_eq!(
-        got.iter().map(|&(_, l)| l.to_bits()).collect::<Vec<_>>(),
+        got.iter().map(|s| s.loss.to_bits()).collect::<Vec<_>>(),
         want
     );
     let flat = |w: &LstmWeights| lstm_wgpu::train::ParamLayout::new(w).flatten(w);

@@ -308,3 +308,74 @@ fn evaluate_scores_as_training_does() {
         }
     }
 }
+
+/// The accuracy each step reports beside its loss (what the training log prints) is the
+/// accuracy of the weights the step started from, as `evaluate` scores them from the CPU
+/// reference's forward pass (checked by hand above): on both paths, both levels, with
+/// lengths and ignored classes, over steps whose weights change.
+#[test]
+fn each_step_reports_the_accuracy_of_the_weights_it_started_from() {
+    use lstm_wgpu::cpu::CpuLstm;
+    use lstm_wgpu::train::evaluate;
+    let mut seen = Vec::new();
+    for case in cases().iter().filter(|c| c["loss"] == "cross-entropy") {
+        let name = case["name"].as_str().unwrap();
+        let init = weights(case, "init");
+        let x = npy::read_f32(&path(&format!("{name}_x.npy"))).unwrap();
+        let lengths = npy::read_lengths(&path(&format!("{name}_lengths.npy"))).unwrap();
+        let target = Target::Classes(npy::read_i64(&path(&format!("{name}_y.npy"))).unwrap());
+        let inputs = Inputs::new(&x).lengths(Some(&lengths));
+        let mut cpu = CpuTrainer::new(&init, options(case)).unwrap();
+        let mut gpu_trainer = GpuTrainer::new(gpu(), &init, options(case)).unwrap();
+        let trainers: [(&str, &mut dyn Trainer); 2] =
+            [("cpu", &mut cpu), ("gpu", &mut gpu_trainer)];
+        for (device, trainer) in trainers {
+            for step in 1..=4u64 {
+                let before = trainer.weights().unwrap();
+                let out = CpuLstm::<f32>::new(&before).forward_with(&inputs).unwrap();
+                let want = evaluate(
+                    &before,
+                    &out,
+                    Some(&lengths),
+                    false,
+                    Loss::CrossEntropy,
+                    &target,
+                )
+                .unwrap();
+                let mut scores = trainer.submit_with(&inputs, &target).unwrap();
+                scores.extend(trainer.flush().unwrap());
+                let got = scores.last().unwrap();
+                assert_eq!(got.step, step, "{device} {name}");
+                assert!(
+                    want.accuracy.is_some(),
+                    "{device} {name}: cross-entropy has one"
+                );
+                assert_eq!(got.accuracy, want.accuracy, "{device} {name} step {step}");
+                seen.extend(got.accuracy);
+            }
+        }
+    }
+    // neither none right nor all right everywhere: a count that is always 0 would show
+    assert!(seen.iter().any(|&a| a > 0.0 && a < 1.0), "{seen:?}");
+}
+
+/// MSE has no accuracy.
+#[test]
+fn a_regression_step_reports_no_accuracy() {
+    let case = cases().into_iter().find(|c| c["loss"] == "mse").unwrap();
+    let name = case["name"].as_str().unwrap();
+    let x = npy::read_f32(&path(&format!("{name}_x.npy"))).unwrap();
+    let lengths = npy::read_lengths(&path(&format!("{name}_lengths.npy"))).unwrap();
+    let target = Target::Values(npy::read_f32(&path(&format!("{name}_y.npy"))).unwrap());
+    let inputs = Inputs::new(&x).lengths(Some(&lengths));
+    let init = weights(&case, "init");
+    let mut cpu = CpuTrainer::new(&init, options(&case)).unwrap();
+    let mut gpu_trainer = GpuTrainer::new(gpu(), &init, options(&case)).unwrap();
+    let trainers: [&mut dyn Trainer; 2] = [&mut cpu, &mut gpu_trainer];
+    for trainer in trainers {
+        let mut scores = trainer.submit_with(&inputs, &target).unwrap();
+        scores.extend(trainer.flush().unwrap());
+        assert_eq!(scores.len(), 1);
+        assert!(scores[0].loss.is_finite() && scores[0].accuracy.is_none());
+    }
+}

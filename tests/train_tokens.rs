@@ -57,10 +57,10 @@ fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) -> Vec<f32> {
                 .submit_ids(&ids, Some(&lengths), &target)
                 .unwrap()
                 .into_iter()
-                .map(|(_, l)| l),
+                .map(|s| s.loss),
         );
     }
-    got.extend(trainer.flush().unwrap().into_iter().map(|(_, l)| l));
+    got.extend(trainer.flush().unwrap().into_iter().map(|s| s.loss));
     assert_close(
         &format!("{device} {name} losses"),
         &got,
@@ -184,4 +184,49 @@ fn tied_weights_stay_one_parameter_and_need_matching_shapes() {
         .unwrap()
         .to_string();
     assert!(error.contains("embedding's shape"), "{error}");
+}
+
+/// A language model's step reports the accuracy of the weights it started from (next-token
+/// predictions over the valid steps), as `evaluate` scores the CPU reference's forward pass
+/// of the looked-up embeddings, on both paths.
+#[test]
+fn language_model_steps_report_their_accuracy() {
+    use lstm_wgpu::cpu::CpuLstm;
+    use lstm_wgpu::train::evaluate;
+    use lstm_wgpu::Inputs;
+    let mut seen = Vec::new();
+    for case in cases() {
+        let name = case["name"].as_str().unwrap();
+        let init = weights(&case, "init");
+        let ids = npy::read_i64(&path(&format!("{name}_ids.npy"))).unwrap();
+        let lengths = npy::read_lengths(&path(&format!("{name}_lengths.npy"))).unwrap();
+        let target = Target::Classes(npy::read_i64(&path(&format!("{name}_y.npy"))).unwrap());
+        let mut cpu = CpuTrainer::new(&init, options(&case)).unwrap();
+        let mut gpu_trainer = GpuTrainer::new(gpu(), &init, options(&case)).unwrap();
+        let trainers: [(&str, &mut dyn Trainer); 2] =
+            [("cpu", &mut cpu), ("gpu", &mut gpu_trainer)];
+        for (device, trainer) in trainers {
+            for step in 1..=3 {
+                let before = trainer.weights().unwrap();
+                let x = before.embedding().unwrap().lookup(&ids).unwrap();
+                let inputs = Inputs::new(&x).lengths(Some(&lengths));
+                let out = CpuLstm::<f32>::new(&before).forward_with(&inputs).unwrap();
+                let want = evaluate(
+                    &before,
+                    &out,
+                    Some(&lengths),
+                    false,
+                    Loss::CrossEntropy,
+                    &target,
+                )
+                .unwrap();
+                let mut scores = trainer.submit_ids(&ids, Some(&lengths), &target).unwrap();
+                scores.extend(trainer.flush().unwrap());
+                let got = scores.last().unwrap();
+                assert_eq!(got.accuracy, want.accuracy, "{device} {name} step {step}");
+                seen.extend(got.accuracy);
+            }
+        }
+    }
+    assert!(seen.iter().any(|&a| a > 0.0 && a < 1.0), "{seen:?}");
 }

@@ -2,9 +2,12 @@
 //! against, and (in f64) the one checked against finite differences.
 
 use super::forward::{CpuHead, CpuLayer, CpuLstm, DirectionPass, Trace};
+use super::products::par_gemm_acc;
 use super::real::{gemm, Op, Real};
 use crate::error::{Error, Result};
-use crate::loss::{check_target, loss_and_grad, row_weights, valid_steps, Level, Loss, Target};
+use crate::loss::{
+    check_target, loss_and_grad, row_weights, valid_steps, Level, Loss, Scored, Target,
+};
 use crate::shape::{Batched, Dims, Inputs, LstmOutput};
 use crate::tensor::{swap_leading_axes, Tensor};
 use crate::train::dropout::DropoutStep;
@@ -33,7 +36,7 @@ impl<T: Real> CpuLstm<T> {
         loss: Loss,
         target: &Target,
     ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
-        self.loss_gradients_with(
+        let (scored, out, grads) = self.loss_gradients_with(
             inputs,
             loss,
             target,
@@ -44,7 +47,9 @@ impl<T: Real> CpuLstm<T> {
                 Ok(())
             },
             &mut |pass| Ok(self.backward_direction(pass)),
-        )
+            &mut loss_and_grad,
+        )?;
+        Ok((scored.value, out, grads))
     }
 
     /// [`CpuLstm::loss_gradients`] with training's dropout at step `step` (the masks
@@ -57,7 +62,7 @@ impl<T: Real> CpuLstm<T> {
         (dropout, step): (crate::train::Dropout, u32),
     ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
         dropout.validate()?;
-        self.loss_gradients_with(
+        let (scored, out, grads) = self.loss_gradients_with(
             inputs,
             loss,
             target,
@@ -68,13 +73,15 @@ impl<T: Real> CpuLstm<T> {
                 Ok(())
             },
             &mut |pass| Ok(self.backward_direction(pass)),
-        )
+            &mut loss_and_grad,
+        )?;
+        Ok((scored.value, out, grads))
     }
 
     /// [`CpuLstm::loss_gradients`] with the recurrences of the forward and backward passes
-    /// computed by `forward` and `backward` (one layer and direction each). Without `want_dx`
-    /// the input gradient is not computed and `dx` is empty (shape `[0]`). `trace` is
-    /// recycled first and holds the forward pass's record afterwards.
+    /// computed by `forward` and `backward` (one layer and direction each) and the loss by
+    /// `score`. Without `want_dx` the input gradient is not computed and `dx` is empty (shape
+    /// `[0]`). `trace` is recycled first and holds the forward pass's record afterwards.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn loss_gradients_with(
         &self,
@@ -85,7 +92,8 @@ impl<T: Real> CpuLstm<T> {
         trace: &mut Trace<T>,
         forward: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>,
         backward: &mut BackwardRun<'_, T>,
-    ) -> Result<(T, LstmOutput<T>, Gradients<T>)> {
+        score: &mut LossRun<'_, T>,
+    ) -> Result<(Scored<T>, LstmOutput<T>, Gradients<T>)> {
         let batched = Batched::new(&self.config, inputs)?;
         self.check_host_bytes(batched.dims, true, true)?;
         trace.recycle();
@@ -96,12 +104,24 @@ impl<T: Real> CpuLstm<T> {
         let batch_axis = (!batched.is_unbatched()).then_some(batch);
         let level = check_target(loss, out.output.shape(), batch_axis, target)?;
         let width = *out.output.shape().last().unwrap_or(&1);
-        let (value, d_output, sequence) = match level {
+        // the loss gradient's buffer is kept from pass to pass (its pages stay mapped)
+        let mut grad = std::mem::take(&mut trace.loss_grad);
+        let (scored, d_output, sequence) = match level {
             Level::PerStep => {
                 let valid = valid_steps(&batched.lengths, seq_len, self.config.batch_first);
                 let weights = row_weights(loss, target, width, &valid)?;
-                let (value, grad) = loss_and_grad(loss, out.output.data(), width, target, &weights);
-                (value, Tensor::new(out.output.shape().to_vec(), grad)?, None)
+                let scored = score(
+                    loss,
+                    (out.output.data(), width),
+                    target,
+                    &weights,
+                    &mut grad,
+                );
+                (
+                    scored,
+                    Tensor::new(out.output.shape().to_vec(), grad)?,
+                    None,
+                )
             }
             Level::PerSequence => {
                 if dropout.is_some_and(|d| d.dropout.output > 0.0) {
@@ -111,12 +131,12 @@ impl<T: Real> CpuLstm<T> {
                             .into(),
                     ));
                 }
-                let (value, sequence) = self.sequence_loss(&out.h_n, batch, loss, target)?;
-                let zeros = Tensor::new(
-                    out.output.shape().to_vec(),
-                    vec![T::ZERO; out.output.data().len()],
-                )?;
-                (value, zeros, Some(sequence))
+                let (scored, sequence) =
+                    self.sequence_loss(&out.h_n, batch, (loss, target), score)?;
+                grad.clear();
+                grad.resize(out.output.data().len(), T::ZERO);
+                let zeros = Tensor::new(out.output.shape().to_vec(), grad)?;
+                (scored, zeros, Some(sequence))
             }
         };
         let grads = self.backward_traced(
@@ -129,7 +149,8 @@ impl<T: Real> CpuLstm<T> {
             want_dx,
             backward,
         )?;
-        Ok((value, out, grads))
+        trace.loss_grad = d_output.into_data();
+        Ok((scored, out, grads))
     }
 
     /// A per-sequence loss: on the head (if any) applied to the top layer's final hidden
@@ -139,9 +160,9 @@ impl<T: Real> CpuLstm<T> {
         &self,
         h_n: &Tensor<T>,
         batch: usize,
-        loss: Loss,
-        target: &Target,
-    ) -> Result<(T, SequenceGrad<T>)> {
+        (loss, target): (Loss, &Target),
+        score: &mut LossRun<'_, T>,
+    ) -> Result<(Scored<T>, SequenceGrad<T>)> {
         let cfg = &self.config;
         let (d, h_out) = (cfg.num_directions(), cfg.output_size());
         let width = d * h_out;
@@ -152,7 +173,8 @@ impl<T: Real> CpuLstm<T> {
             None => (features.clone(), width),
         };
         let weights = row_weights(loss, target, out_width, &vec![true; batch])?;
-        let (value, d_logits) = loss_and_grad(loss, &logits, out_width, target, &weights);
+        let mut d_logits = Vec::new();
+        let scored = score(loss, (&logits, out_width), target, &weights, &mut d_logits);
         let (d_features, head) = match &self.head {
             Some(head) => {
                 let o = head.out_features;
@@ -205,7 +227,7 @@ impl<T: Real> CpuLstm<T> {
                 );
             }
         }
-        Ok((value, SequenceGrad { dh_top, head }))
+        Ok((scored, SequenceGrad { dh_top, head }))
     }
 
     /// Backpropagates `d_output` (the loss gradient with respect to the model output, same
@@ -256,15 +278,15 @@ impl<T: Real> CpuLstm<T> {
 
         // The output gradient, time-major [T, B, W].
         let width = d_output.data().len() / rows;
-        let mut dy = if cfg.batch_first {
-            swap_leading_axes(d_output.data(), batch, seq_len, width)
+        let mut dy: std::borrow::Cow<'_, [T]> = if cfg.batch_first {
+            swap_leading_axes(d_output.data(), batch, seq_len, width).into()
         } else {
-            d_output.data().to_vec()
+            d_output.data().into()
         };
 
         let (mut head_grad, dh_top) = match sequence {
             Some(s) => {
-                dy = vec![T::ZERO; rows * d * h_out];
+                dy = vec![T::ZERO; rows * d * h_out].into();
                 (s.head, Some(s.dh_top))
             }
             None => (None, None),
@@ -272,15 +294,11 @@ impl<T: Real> CpuLstm<T> {
         if let (Some(head), None) = (&self.head, &dh_top) {
             let lstm_width = d * h_out;
             let mut weight = vec![T::ZERO; head.out_features * lstm_width];
-            gemm(
-                head.out_features,
-                lstm_width,
-                rows,
-                &dy,
-                Op::T,
-                &trace.lstm_output,
-                Op::N,
-                T::ZERO,
+            par_gemm_acc(
+                self.product_threads,
+                (head.out_features, lstm_width, rows),
+                (&dy, Op::T),
+                (&trace.lstm_output, Op::N),
                 &mut weight,
             );
             let mut bias = vec![T::ZERO; head.out_features];
@@ -290,15 +308,11 @@ impl<T: Real> CpuLstm<T> {
                 }
             }
             let mut d_lstm = vec![T::ZERO; rows * lstm_width];
-            gemm(
-                rows,
-                lstm_width,
-                head.out_features,
-                &dy,
-                Op::N,
-                &head.weight,
-                Op::N,
-                T::ZERO,
+            par_gemm_acc(
+                self.product_threads,
+                (rows, lstm_width, head.out_features),
+                (&dy, Op::N),
+                (&head.weight, Op::N),
                 &mut d_lstm,
             );
             head_grad = Some(CpuHead {
@@ -306,12 +320,12 @@ impl<T: Real> CpuLstm<T> {
                 bias,
                 out_features: head.out_features,
             });
-            dy = d_lstm;
+            dy = d_lstm.into();
         }
 
         // the output's dropout, applied again: its gradient (the map is linear)
         if let Some(drop) = &trace.dropout {
-            drop.apply(&mut dy, cfg.num_layers, cfg.num_layers);
+            drop.apply(dy.to_mut(), cfg.num_layers, cfg.num_layers);
         }
         let states = d * cfg.num_layers;
         let mut dh0 = vec![T::ZERO; states * batch * h_out];
@@ -343,7 +357,7 @@ impl<T: Real> CpuLstm<T> {
             if let (Some(drop), true) = (&trace.dropout, wanted) {
                 drop.apply(&mut d_input, layer, cfg.num_layers);
             }
-            dy = d_input;
+            dy = d_input.into();
         }
 
         let dx = if !want_dx {
@@ -354,7 +368,7 @@ impl<T: Real> CpuLstm<T> {
                 swap_leading_axes(&dy, seq_len, batch, cfg.input_size),
             )?
         } else {
-            Tensor::new(x_shape.to_vec(), dy)?
+            Tensor::new(x_shape.to_vec(), dy.into_owned())?
         };
         Ok(Gradients {
             layers,
@@ -520,6 +534,11 @@ impl<T: Real> CpuLstm<T> {
 }
 
 /// What computes one [`BackwardPass`]: it returns the gradients of (h0, c0).
+/// The loss of a pass and its gradient: [`loss_and_grad`]'s arguments and result (the fast
+/// path computes cross-entropy with its own kernels).
+pub(crate) type LossRun<'r, T> =
+    dyn FnMut(Loss, (&[T], usize), &Target, &[f32], &mut Vec<T>) -> Scored<T> + 'r;
+
 pub(crate) type BackwardRun<'r, T> =
     dyn FnMut(BackwardPass<'_, T>) -> Result<(Vec<T>, Vec<T>)> + 'r;
 

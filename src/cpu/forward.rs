@@ -1,5 +1,6 @@
 //! The CPU forward pass, written to read as the specification.
 
+use super::products::par_gemm_acc;
 use super::real::{gemm, sigmoid, Op, Real};
 use crate::config::LstmConfig;
 use crate::error::Result;
@@ -107,6 +108,8 @@ pub(crate) struct Trace<T> {
     pub dims: Option<Dims>,
     /// The caches of an earlier pass, reused by the next one when their sizes fit.
     pub spare: Vec<DirCache<T>>,
+    /// The loss gradient's buffer (the output's size), kept for the next pass.
+    pub loss_grad: Vec<T>,
     /// Training with dropout: what this pass drops (applied to each layer's input and the
     /// top layer's output, recorded dropped).
     pub dropout: Option<crate::train::dropout::DropoutStep>,
@@ -160,6 +163,8 @@ pub struct CpuLstm<T> {
     pub layers: Vec<CpuLayer<T>>,
     /// The Linear head applied to every output row, if any.
     pub head: Option<CpuHead<T>>,
+    /// Threads the head's products are split over (1 here; the fast path sets its own).
+    pub(crate) product_threads: usize,
 }
 
 impl<T: Real> CpuLstm<T> {
@@ -193,6 +198,7 @@ impl<T: Real> CpuLstm<T> {
             config,
             layers,
             head,
+            product_threads: 1,
         }
     }
 
@@ -409,15 +415,11 @@ impl<T: Real> CpuLstm<T> {
     pub(crate) fn apply_head(&self, head: &CpuHead<T>, rows: &[T], n: usize) -> Vec<T> {
         let mut out: Vec<T> = (0..n).flat_map(|_| head.bias.iter().copied()).collect();
         let width = rows.len() / n.max(1);
-        gemm(
-            n,
-            head.out_features,
-            width,
-            rows,
-            Op::N,
-            &head.weight,
-            Op::T,
-            T::ONE,
+        par_gemm_acc(
+            self.product_threads,
+            (n, head.out_features, width),
+            (rows, Op::N),
+            (&head.weight, Op::T),
             &mut out,
         );
         out

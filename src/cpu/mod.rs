@@ -5,6 +5,7 @@
 pub(crate) mod backward;
 mod fast;
 pub(crate) mod forward;
+pub(crate) mod products;
 mod real;
 
 pub use backward::Gradients;

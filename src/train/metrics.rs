@@ -83,38 +83,16 @@ pub fn evaluate(
         }
     };
     let row_weight = row_weights(loss, target, width, &valid)?;
-    let (value, _) = crate::loss::loss_and_grad::<f64>(
-        loss,
-        &logits.iter().map(|&v| v as f64).collect::<Vec<_>>(),
-        width,
-        target,
-        &row_weight,
-    );
-    let counted = row_weight.iter().filter(|&&w| w > 0.0).count();
-    let accuracy = match target {
-        Target::Classes(classes) => {
-            let correct = classes
-                .data()
-                .iter()
-                .zip(&row_weight)
-                .enumerate()
-                .filter(|(r, (&class, &w))| {
-                    let row = &logits[r * width..(r + 1) * width];
-                    let best =
-                        (0..width).fold(0, |best, k| if row[k] > row[best] { k } else { best });
-                    w > 0.0 && best as i64 == class
-                })
-                .count();
-            Some(correct as f32 / counted as f32)
-        }
-        Target::Values(_) => None,
-    };
-    let loss_value = value as f32;
+    let logits: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+    let scored =
+        crate::loss::loss_and_grad(loss, (&logits, width), target, &row_weight, &mut Vec::new());
+    let accuracy = scored.accuracy();
+    let loss_value = scored.value as f32;
     Ok(Metrics {
         loss: loss_value,
         perplexity: accuracy.map(|_| loss_value.exp()),
         accuracy,
-        counted,
+        counted: scored.counted,
     })
 }
 

@@ -75,21 +75,34 @@ impl TrainOptions {
     }
 }
 
+/// What a training step scored on its batch, before its update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepLoss {
+    /// The step, numbered from 1.
+    pub step: u64,
+    /// The loss the step minimised.
+    pub loss: f32,
+    /// Cross-entropy only: the fraction of the counted rows (valid steps, classes not
+    /// ignored; per sequence, every sequence) whose largest logit (the first of equal ones)
+    /// is the target class.
+    pub accuracy: Option<f32>,
+}
+
 /// A model being trained. Steps are numbered from 1.
 pub trait Trainer {
     /// Starts the next step on a batch: forward, loss, backward, (clip,) update. `x` is
     /// `[T, B, I]` (`[B, T, I]` when the model is `batch_first`); the target fits the model
-    /// output (see [`Target`]). Returns the (step, loss before its update) pairs that are
-    /// known now, in order: the GPU returns the previous step's, which ran while this one was
-    /// prepared (pipelining), the CPU this step's own.
-    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+    /// output (see [`Target`]). Returns the scores of the steps that are known now, in order:
+    /// the GPU returns the previous step's, which ran while this one was prepared
+    /// (pipelining), the CPU this step's own.
+    fn submit(&mut self, x: &Tensor, target: &Target) -> Result<Vec<StepLoss>> {
         self.submit_with(&Inputs::new(x), target)
     }
 
     /// [`Trainer::submit`] with lengths (and h0/c0) as the forward takes them: sequences end
     /// at their own length (`pack_padded_sequence`), per-step losses count only the valid
     /// steps, and per-sequence losses read each sequence's own last step.
-    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>>;
+    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<StepLoss>>;
 
     /// [`Trainer::submit_with`] for a model with an [`crate::Embedding`]: token ids `[T, B]`
     /// (`[B, T]` when `batch_first`, `[T]` unbatched), each in `0..V`, looked up in the
@@ -99,10 +112,10 @@ pub trait Trainer {
         ids: &Tensor<i64>,
         lengths: Option<&[usize]>,
         target: &Target,
-    ) -> Result<Vec<(u64, f32)>>;
+    ) -> Result<Vec<StepLoss>>;
 
     /// Waits for every submitted step and returns the losses not returned yet.
-    fn flush(&mut self) -> Result<Vec<(u64, f32)>>;
+    fn flush(&mut self) -> Result<Vec<StepLoss>>;
 
     /// One step, waited for: its loss.
     fn step(&mut self, x: &Tensor, target: &Target) -> Result<f32> {
@@ -115,7 +128,7 @@ pub trait Trainer {
         losses.extend(self.flush()?);
         losses
             .last()
-            .map(|&(_, loss)| loss)
+            .map(|s| s.loss)
             .ok_or_else(|| Error::Readback("no loss came back".into()))
     }
 
@@ -180,7 +193,7 @@ pub fn flatten_gradients<T: crate::cpu::Real>(
 }
 
 impl Trainer for CpuTrainer {
-    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>> {
+    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<StepLoss>> {
         if self.like.embedding().is_some() {
             return Err(Error::Input(
                 "this model has an embedding: it takes token ids (submit_ids), not float inputs"
@@ -195,7 +208,7 @@ impl Trainer for CpuTrainer {
         ids: &Tensor<i64>,
         lengths: Option<&[usize]>,
         target: &Target,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<Vec<StepLoss>> {
         if self.like.embedding().is_none() {
             return Err(Error::Input(
                 "this model has no embedding: it takes float inputs, not token ids".into(),
@@ -209,7 +222,7 @@ impl Trainer for CpuTrainer {
         self.step_on(&Inputs::new(&x).lengths(lengths), Some(ids), target)
     }
 
-    fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
+    fn flush(&mut self) -> Result<Vec<StepLoss>> {
         Ok(Vec::new())
     }
 
@@ -238,14 +251,14 @@ impl CpuTrainer {
         inputs: &Inputs<'_>,
         ids: Option<&Tensor<i64>>,
         target: &Target,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<Vec<StepLoss>> {
         let weights = self.weights()?;
         self.model.set_weights(&weights)?;
         let dropout = self.options.dropout.any().then_some(dropout::DropoutStep {
             dropout: self.options.dropout,
             step: (self.steps + 1) as u32,
         });
-        let (loss, _, grads) = self.model.loss_gradients_dx(
+        let (scored, _, grads) = self.model.loss_gradients_dx(
             inputs,
             self.options.loss,
             target,
@@ -282,7 +295,11 @@ impl CpuTrainer {
             self.options.clip_norm,
         );
         self.steps += 1;
-        Ok(vec![(self.steps, loss)])
+        Ok(vec![StepLoss {
+            step: self.steps,
+            loss: scored.value,
+            accuracy: scored.accuracy(),
+        }])
     }
 }
 

@@ -9,7 +9,9 @@ use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::atomic::write_all_atomic;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
-use lstm_wgpu::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
+use lstm_wgpu::train::{
+    CpuTrainer, OptimizerConfig, OptimizerKind, StepLoss, TrainOptions, Trainer,
+};
 use lstm_wgpu::{Error, Result, Tensor};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
@@ -229,14 +231,16 @@ pub fn main(args: Args) -> Result<()> {
     };
 
     let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "train [{bar:30}] {pos}/{len} loss {msg} ({per_sec}, eta {eta})",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("train [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut order: Vec<usize> = (0..batch).collect();
-    let mut losses = Vec::with_capacity(steps.min(1 << 16));
+    let mut losses: Vec<StepLoss> = Vec::with_capacity(steps.min(1 << 16));
+    // a token model's log adds perplexity
+    let token_model = ids.is_some();
     let mut failure = None;
     let start = Instant::now();
     for step in 0..steps {
@@ -284,7 +288,7 @@ pub fn main(args: Args) -> Result<()> {
                 trainer.submit_with(&lstm_wgpu::Inputs::new(xb).lengths(lb), tb)?
             }
         };
-        if let Some(bad) = record(&mut losses, done, &bar) {
+        if let Some(bad) = record(&mut losses, done, &bar, token_model) {
             trainer.restore_last_good(bad)?;
             failure = Some(bad);
             break;
@@ -292,7 +296,7 @@ pub fn main(args: Args) -> Result<()> {
     }
     if failure.is_none() {
         let rest = trainer.flush()?;
-        if let Some(bad) = record(&mut losses, rest, &bar) {
+        if let Some(bad) = record(&mut losses, rest, &bar, token_model) {
             trainer.restore_last_good(bad)?;
             failure = Some(bad);
         }
@@ -303,17 +307,14 @@ pub fn main(args: Args) -> Result<()> {
     let trained = trainer.weights()?;
     let mut files: Vec<(&Path, Vec<u8>)> = vec![(&args.out, safetensors::encode(&trained)?)];
     if let Some(path) = &args.log {
-        let mut csv = String::from("step,loss\n");
-        for (i, l) in losses.iter().enumerate() {
-            csv.push_str(&format!("{},{l}\n", i + 1));
-        }
-        files.push((path, csv.into_bytes()));
+        files.push((path, log_csv(&losses, token_model).into_bytes()));
     }
     if let Some(path) = &args.plot {
+        let values: Vec<f32> = losses.iter().map(|s| s.loss).collect();
         files.push((
             path,
             lstm_wgpu::plot::loss_png(
-                &losses,
+                &values,
                 &format!("training loss ({:?}, {})", args.optimizer, adapter),
             )?,
         ));
@@ -336,10 +337,21 @@ pub fn main(args: Args) -> Result<()> {
         )));
     }
     let done = losses.len();
+    let (first, last) = (losses.first(), losses.last());
+    let span = |f: &dyn Fn(&StepLoss) -> Option<f32>, name: &str| match (
+        first.and_then(f),
+        last.and_then(f),
+    ) {
+        (Some(a), Some(b)) => format!(", {name} {a:.4} -> {b:.4}"),
+        _ => String::new(),
+    };
+    let perplexity = |s: &StepLoss| s.accuracy.filter(|_| token_model).map(|_| s.loss.exp());
     outln!(
-        "trained {done} steps on {adapter}: loss {:.6} -> {:.6}, {:.1} steps/s ({seconds:.2} s)",
-        losses.first().copied().unwrap_or(f32::NAN),
-        losses.last().copied().unwrap_or(f32::NAN),
+        "trained {done} steps on {adapter}: loss {:.6} -> {:.6}{}{}, {:.1} steps/s ({seconds:.2} s)",
+        first.map_or(f32::NAN, |s| s.loss),
+        last.map_or(f32::NAN, |s| s.loss),
+        span(&|s| s.accuracy, "accuracy"),
+        span(&perplexity, "perplexity"),
         done as f64 / seconds.max(1e-9)
     )?;
     // the trained weights on the whole training set, scored as `eval` scores
@@ -358,16 +370,59 @@ pub fn main(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Adds finished steps' losses to `losses` (and the progress bar) up to the first that is not
+/// Adds finished steps to `losses` (and the progress bar) up to the first whose loss is not
 /// finite, whose step it returns.
-fn record(losses: &mut Vec<f32>, done: Vec<(u64, f32)>, bar: &ProgressBar) -> Option<u64> {
-    for (step, loss) in done {
-        if !loss.is_finite() {
-            return Some(step);
+fn record(
+    losses: &mut Vec<StepLoss>,
+    done: Vec<StepLoss>,
+    bar: &ProgressBar,
+    token_model: bool,
+) -> Option<u64> {
+    for score in done {
+        if !score.loss.is_finite() {
+            return Some(score.step);
         }
-        losses.push(loss);
-        bar.set_message(format!("{loss:.5}"));
+        losses.push(score);
+        bar.set_message(describe_step(&score, token_model));
         bar.inc(1);
     }
     None
+}
+
+/// `loss 0.12345` with `accuracy 0.9531` for cross-entropy and `perplexity 1.13` for a
+/// token model: one step's score as the log prints it.
+fn describe_step(score: &StepLoss, token_model: bool) -> String {
+    let mut line = format!("loss {:.5}", score.loss);
+    if let Some(accuracy) = score.accuracy {
+        line.push_str(&format!(" accuracy {accuracy:.4}"));
+        if token_model {
+            line.push_str(&format!(" perplexity {:.3}", score.loss.exp()));
+        }
+    }
+    line
+}
+
+/// The `--log` CSV: `step,loss`, with `accuracy` for cross-entropy and `perplexity` for a
+/// token model.
+fn log_csv(losses: &[StepLoss], token_model: bool) -> String {
+    let classes = losses.iter().any(|s| s.accuracy.is_some());
+    let mut csv = String::from("step,loss");
+    if classes {
+        csv.push_str(",accuracy");
+        if token_model {
+            csv.push_str(",perplexity");
+        }
+    }
+    csv.push('\n');
+    for score in losses {
+        csv.push_str(&format!("{},{}", score.step, score.loss));
+        if let (true, Some(accuracy)) = (classes, score.accuracy) {
+            csv.push_str(&format!(",{accuracy}"));
+            if token_model {
+                csv.push_str(&format!(",{}", score.loss.exp()));
+            }
+        }
+        csv.push('\n');
+    }
+    csv
 }

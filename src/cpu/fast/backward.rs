@@ -10,11 +10,11 @@ use super::kernel::{
 };
 use super::math::tanh;
 use super::pack::{pack_panels, PANEL_VECTORS};
-use super::products::par_gemm_acc;
 use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::backward::BackwardPass;
 use crate::cpu::forward::DirCache;
+use crate::cpu::products::par_gemm_acc;
 use crate::cpu::{gemm, CpuLayer, Op};
 use crate::error::Result;
 use crate::host::try_filled;
@@ -99,30 +99,24 @@ pub fn backward_direction(
     par_gemm_acc(
         threads,
         (gw, h_out, rows),
-        dz,
-        Op::T,
-        &cache.h_before,
-        Op::N,
+        (dz, Op::T),
+        (&cache.h_before, Op::N),
         &mut grad.w_hh,
     );
     let x = &trace.inputs[layer];
     par_gemm_acc(
         threads,
         (gw, in_size, rows),
-        dz,
-        Op::T,
-        x,
-        Op::N,
+        (dz, Op::T),
+        (x, Op::N),
         &mut grad.w_ih,
     );
     if let Some(d_input) = d_input {
         par_gemm_acc(
             threads,
             (rows, in_size, gw),
-            dz,
-            Op::N,
-            &p.w_ih,
-            Op::N,
+            (dz, Op::N),
+            (&p.w_ih, Op::N),
             d_input,
         );
     }
@@ -131,10 +125,8 @@ pub fn backward_direction(
         par_gemm_acc(
             threads,
             (h_out, hidden, rows),
-            g_all,
-            Op::T,
-            &cache.h_full,
-            Op::N,
+            (g_all, Op::T),
+            (&cache.h_full, Op::N),
             dw_hr,
         );
     }

@@ -8,13 +8,13 @@
 //! (the input projection splits rows, the recurrence splits unit blocks).
 
 mod backward;
+mod cross_entropy;
 mod forward;
 mod kernel;
 mod math;
 mod pack;
-mod products;
 mod reuse;
-mod team;
+pub(crate) mod team;
 
 use pulp::{Arch, Simd, WithSimd};
 
@@ -26,7 +26,7 @@ use super::forward::DirectionPass;
 use super::CpuLstm;
 use super::Gradients;
 use crate::error::{Error, Result};
-use crate::loss::{Loss, Target};
+use crate::loss::{loss_and_grad, Loss, Scored, Target};
 use crate::shape::{Batched, Inputs, LstmOutput};
 use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
@@ -69,10 +69,14 @@ impl FastCpuLstm {
             .iter()
             .map(|layer| PackedDirection::new(layer, hidden, lanes))
             .collect();
+        let threads = default_threads();
         Self {
-            model,
+            model: CpuLstm {
+                product_threads: threads,
+                ..model
+            },
             packed,
-            threads: default_threads(),
+            threads,
             arch,
             reuse: Reuse::default(),
         }
@@ -81,6 +85,7 @@ impl FastCpuLstm {
     /// Uses `threads` threads (at least 1).
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         self.threads = check_threads(threads)?;
+        self.model.product_threads = self.threads;
         Ok(self)
     }
 
@@ -102,6 +107,7 @@ impl FastCpuLstm {
         let reuse = std::mem::take(&mut self.reuse);
         *self = Self::new(weights);
         self.threads = threads;
+        self.model.product_threads = threads;
         self.reuse = reuse;
         Ok(())
     }
@@ -143,7 +149,8 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
-        self.gradients(inputs, loss, target, (true, None))
+        let (scored, out, grads) = self.gradients(inputs, loss, target, (true, None))?;
+        Ok((scored.value, out, grads))
     }
 
     /// [`FastCpuLstm::loss_gradients`] without the input gradient, which training does not
@@ -154,10 +161,12 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
     ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
-        self.gradients(inputs, loss, target, (false, None))
+        let (scored, out, grads) = self.gradients(inputs, loss, target, (false, None))?;
+        Ok((scored.value, out, grads))
     }
 
-    /// [`FastCpuLstm::loss_parameter_gradients`], with the input gradient `dx` when `want_dx`.
+    /// [`FastCpuLstm::loss_parameter_gradients`], with the input gradient `dx` when `want_dx`,
+    /// and the loss as a training step reads it (with the rows classified right).
     pub(crate) fn loss_gradients_dx(
         &self,
         inputs: &Inputs<'_, f32>,
@@ -165,7 +174,7 @@ impl FastCpuLstm {
         target: &Target,
         want_dx: bool,
         dropout: Option<crate::train::dropout::DropoutStep>,
-    ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
+    ) -> Result<(Scored<f32>, LstmOutput<f32>, Gradients<f32>)> {
         self.gradients(inputs, loss, target, (want_dx, dropout))
     }
 
@@ -175,7 +184,7 @@ impl FastCpuLstm {
         loss: Loss,
         target: &Target,
         options: (bool, Option<crate::train::dropout::DropoutStep>),
-    ) -> Result<(f32, LstmOutput<f32>, Gradients<f32>)> {
+    ) -> Result<(Scored<f32>, LstmOutput<f32>, Gradients<f32>)> {
         let cfg = &self.model.config;
         let sizes = (cfg.hidden_size, cfg.output_size(), cfg.num_directions());
         let mut trace = self.reuse.take_trace();
@@ -189,6 +198,17 @@ impl FastCpuLstm {
             &mut |pass| {
                 let layers = &self.model.layers;
                 backward::backward_direction(layers, sizes, self.threads, &self.reuse, pass)
+            },
+            &mut |loss, rows, target, weights, grad| match (loss, target) {
+                (Loss::CrossEntropy, Target::Classes(classes)) => cross_entropy::cross_entropy(
+                    self.arch,
+                    self.threads,
+                    rows,
+                    classes.data(),
+                    weights,
+                    grad,
+                ),
+                _ => loss_and_grad(loss, rows, target, weights, grad),
             },
         );
         self.reuse.keep_trace(trace);

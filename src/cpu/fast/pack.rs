@@ -86,19 +86,24 @@ impl PackedDirection {
         let h_out = layer.w_hh.len() / (4 * hidden).max(1);
         let input_size = layer.w_ih.len() / (4 * hidden).max(1);
         let columns = 4 * gates.padded();
-        let source_row = |n: usize| {
-            let (gate, unit) = gates.gate_unit(n);
-            (unit < hidden).then_some(gate * hidden + unit)
-        };
-        let bias = (0..columns)
-            .map(|n| source_row(n).map_or(0.0, |row| layer.b_ih[row] + layer.b_hh[row]))
+        // each packed column's source row, found once (not per element: a training step
+        // packs the weights again)
+        let source_row: Vec<Option<usize>> = (0..columns)
+            .map(|n| {
+                let (gate, unit) = gates.gate_unit(n);
+                (unit < hidden).then_some(gate * hidden + unit)
+            })
+            .collect();
+        let bias = source_row
+            .iter()
+            .map(|row| row.map_or(0.0, |row| layer.b_ih[row] + layer.b_hh[row]))
             .collect();
         let width = PANEL_VECTORS * lanes;
         let w_ih = pack_panels(input_size, columns, width, |k, n| {
-            source_row(n).map_or(0.0, |row| layer.w_ih[row * input_size + k])
+            source_row[n].map_or(0.0, |row| layer.w_ih[row * input_size + k])
         });
         let w_hh = pack_panels(h_out, columns, width, |k, n| {
-            source_row(n).map_or(0.0, |row| layer.w_hh[row * h_out + k])
+            source_row[n].map_or(0.0, |row| layer.w_hh[row * h_out + k])
         });
         let w_hr = layer
             .w_hr

@@ -166,6 +166,7 @@ const LOSS: &[Binding] = &[
     read("row_weights"),
     write("grad"),
     write("terms"),
+    write("hits"),
 ];
 const REDUCE: &[Binding] = &[params(), read("x"), write("out")];
 const OPTIMIZER: &[Binding] = &[

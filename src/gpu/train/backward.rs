@@ -135,7 +135,8 @@ impl<'a> Backward<'a> {
         };
 
         // Loss: each row's weighted term and gradient (weights from the host: 1 / count, 0
-        // for padded or ignored rows), then their sum into scalars[0].
+        // for padded or ignored rows), then their sum into scalars[0]; for cross-entropy the
+        // rows classified right, summed into scalars[HITS_SCALAR].
         let values = storage_nan(
             device,
             "mse targets",
@@ -149,6 +150,8 @@ impl<'a> Backward<'a> {
         let row_weights = storage_nan(device, "loss row weights", loss_rows);
         let d_output = storage_nan(device, "d output", loss_rows * out_width);
         let terms = storage_nan(device, "loss terms", loss_rows * out_width);
+        // cross-entropy: 1 for each counted row classified right (the accuracy's numerator)
+        let hits = storage_nan(device, "loss hits", loss_rows);
         let output = logits.as_ref().unwrap_or(fwd.output());
         let (kernel, n) = match t.options.loss {
             Loss::Mse => (Kernel::MseGrad, loss_rows * out_width),
@@ -164,6 +167,7 @@ impl<'a> Backward<'a> {
                 ("row_weights", &row_weights),
                 ("grad", &d_output),
                 ("terms", &terms),
+                ("hits", &hits),
             ],
         );
         plan.dispatch(
@@ -186,6 +190,18 @@ impl<'a> Backward<'a> {
             (&t.scalars, 0),
             &t.partials,
         )?;
+        if t.options.loss == Loss::CrossEntropy {
+            super::reduce::record_sum(
+                plan,
+                last,
+                "loss hits sum",
+                (&hits, loss_rows),
+                false,
+                1.0,
+                (&t.scalars, super::trainer::HITS_SCALAR),
+                &t.partials,
+            )?;
+        }
 
         // every product this backward pass records, (m, n, k), to size the shared buffers
         let mut products = vec![(out_width, width, rows), (rows, width, out_width)];

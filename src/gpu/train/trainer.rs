@@ -23,8 +23,11 @@ use crate::shape::{Batched, Dims, Inputs};
 use crate::tensor::{swap_leading_axes, Tensor};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::train::Trainer;
-use crate::train::{OptimizerKind, ParamLayout, TrainOptions};
+use crate::train::{OptimizerKind, ParamLayout, StepLoss, TrainOptions};
 use crate::weights::LstmWeights;
+
+/// Where in `scalars` cross-entropy sums the rows it classified right.
+pub(super) const HITS_SCALAR: u32 = 4;
 
 /// Gradients computed on the GPU, read back.
 #[derive(Clone, Debug)]
@@ -88,7 +91,7 @@ pub struct GpuTrainer {
     pub(super) grads: wgpu::Buffer,
     moment1: wgpu::Buffer,
     moment2: wgpu::Buffer,
-    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ)]
+    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ), rows classified right]
     pub(super) scalars: wgpu::Buffer,
     /// the first pass of long sums (reduce.rs)
     pub(super) partials: wgpu::Buffer,
@@ -134,7 +137,7 @@ impl GpuTrainer {
                 grads: storage_zeros(device, "flat gradients", layout.total),
                 moment1: storage_zeros(device, "optimizer moment 1", layout.total),
                 moment2: storage_zeros(device, "optimizer moment 2", layout.total),
-                scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0]),
+                scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0, 0.0]),
                 partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
                 rng: storage_init(device, "dropout key", &[0u32; 4]),
                 model,
@@ -173,7 +176,7 @@ impl GpuTrainer {
         let dims = batched.dims;
         let ctx = self.model.context().clone();
         let (stages, lens, submission) = guarded(&ctx, "gradients", || {
-            let index = self.write_batch(&batched, None, target)?;
+            let (index, _) = self.write_batch(&batched, None, target)?;
             self.record_gradients(index, dims)
         })
         .await?;
@@ -252,7 +255,7 @@ impl GpuTrainer {
         batched: &Batched<'_, f32>,
         ids: Option<&Tensor<i64>>,
         target: &Target,
-    ) -> Result<usize> {
+    ) -> Result<(usize, usize)> {
         let cfg = self.model.config().clone();
         let Dims { seq_len, batch } = batched.dims;
         let width = self.like.output_width();
@@ -352,7 +355,7 @@ impl GpuTrainer {
                 queue.write_buffer(&ws.classes, 0, bytemuck::cast_slice(&classes));
             }
         }
-        Ok(index)
+        Ok((index, crate::loss::counted(&weights)))
     }
 
     /// One step, waited for, with its GPU time in milliseconds (timestamp queries; `None`
@@ -378,7 +381,7 @@ impl GpuTrainer {
         losses.extend(self.flush_async().await?);
         let loss = losses
             .last()
-            .map(|&(_, l)| l)
+            .map(|s| s.loss)
             .ok_or_else(|| Error::Readback("no loss came back".into()))?;
         let ms = match &self.timer {
             Some(t) => Some(t.read_ms_async(self.model.context()).await?),
@@ -394,7 +397,7 @@ impl GpuTrainer {
         inputs: (&Inputs<'_>, Option<&Tensor<i64>>),
         target: &Target,
         timed: bool,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<Vec<StepLoss>> {
         let ctx = self.model.context().clone();
         let k = self.step + 1;
         match (self.like.embedding().is_some(), inputs.1.is_some()) {
@@ -412,26 +415,28 @@ impl GpuTrainer {
             }
             _ => {}
         }
-        let submission = guarded(&ctx, "training step", || {
+        let (submission, counted) = guarded(&ctx, "training step", || {
             self.record_step(inputs, target, timed)
         })
         .await?;
         self.step = k;
-        self.losses.submitted(k, submission);
+        let counted = (self.options.loss == crate::loss::Loss::CrossEntropy).then_some(counted);
+        self.losses.submitted(k, submission, counted);
         self.losses.drain(&ctx, 1).await
     }
 
-    /// Uploads the batch and records and submits step `self.step + 1`.
+    /// Uploads the batch and records and submits step `self.step + 1`; also returns the rows
+    /// its loss counts.
     fn record_step(
         &mut self,
         (inputs, ids): (&Inputs<'_>, Option<&Tensor<i64>>),
         target: &Target,
         timed: bool,
-    ) -> Result<wgpu::SubmissionIndex> {
+    ) -> Result<(wgpu::SubmissionIndex, usize)> {
         let batched = Batched::new(self.model.config(), inputs)?;
         let k = self.step + 1;
         let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
-        let index = self.write_batch(&batched, ids, target)?;
+        let (index, counted) = self.write_batch(&batched, ids, target)?;
         let ws = &self.workspaces[index];
         let ctx = self.model.context();
         ctx.queue()
@@ -456,11 +461,12 @@ impl GpuTrainer {
         }
         ws.grad_plan.encode(&mut encoder);
         ws.update_plan.encode(&mut encoder);
-        encoder.copy_buffer_to_buffer(&self.scalars, 0, self.losses.stage(k), 0, 4);
+        self.losses
+            .record_copy(&mut encoder, &self.scalars, k, HITS_SCALAR);
         if let Some(t) = timer {
             t.stop(&mut encoder);
         }
-        Ok(ctx.queue().submit([encoder.finish()]))
+        Ok((ctx.queue().submit([encoder.finish()]), counted))
     }
 
     fn build_workspace(&self, dims: Dims, level: Level) -> Result<TrainWorkspace> {
@@ -659,13 +665,13 @@ impl GpuTrainer {
     }
 
     /// The async form of [`Trainer::flush`].
-    pub async fn flush_async(&mut self) -> Result<Vec<(u64, f32)>> {
+    pub async fn flush_async(&mut self) -> Result<Vec<StepLoss>> {
         let ctx = self.model.context().clone();
         self.losses.drain(&ctx, 0).await
     }
 
     /// The async form of [`Trainer::submit`].
-    pub async fn submit_async(&mut self, x: &Tensor, target: &Target) -> Result<Vec<(u64, f32)>> {
+    pub async fn submit_async(&mut self, x: &Tensor, target: &Target) -> Result<Vec<StepLoss>> {
         self.submit_with_async(&Inputs::new(x), target).await
     }
 
@@ -674,7 +680,7 @@ impl GpuTrainer {
         &mut self,
         inputs: &Inputs<'_>,
         target: &Target,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<Vec<StepLoss>> {
         self.submit_step((inputs, None), target, false).await
     }
 
@@ -684,7 +690,7 @@ impl GpuTrainer {
         ids: &Tensor<i64>,
         lengths: Option<&[usize]>,
         target: &Target,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<Vec<StepLoss>> {
         if let Some(embedding) = self.like.embedding() {
             embedding.check_ids(ids)?;
         }
@@ -707,7 +713,7 @@ impl GpuTrainer {
         losses.extend(self.flush_async().await?);
         losses
             .last()
-            .map(|&(_, loss)| loss)
+            .map(|s| s.loss)
             .ok_or_else(|| Error::Readback("no loss came back".into()))
     }
 
@@ -775,7 +781,7 @@ impl GpuTrainer {
 impl Trainer for GpuTrainer {
     /// Records and submits step k; returns the loss of step k - 1, which ran on the GPU while
     /// step k was uploaded and recorded (the loss of step k comes with step k + 1 or `flush`).
-    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<(u64, f32)>> {
+    fn submit_with(&mut self, inputs: &Inputs<'_>, target: &Target) -> Result<Vec<StepLoss>> {
         pollster::block_on(self.submit_with_async(inputs, target))
     }
 
@@ -784,11 +790,11 @@ impl Trainer for GpuTrainer {
         ids: &Tensor<i64>,
         lengths: Option<&[usize]>,
         target: &Target,
-    ) -> Result<Vec<(u64, f32)>> {
+    ) -> Result<Vec<StepLoss>> {
         pollster::block_on(self.submit_ids_async(ids, lengths, target))
     }
 
-    fn flush(&mut self) -> Result<Vec<(u64, f32)>> {
+    fn flush(&mut self) -> Result<Vec<StepLoss>> {
         pollster::block_on(self.flush_async())
     }
 

@@ -1,21 +1,32 @@
 //! Large matrix products split over a team by rows of the result (each thread one
-//! matrixmultiply call on its rows), for the input projection's backward and the weight
-//! gradients. Every element is summed in the same order whatever the split.
+//! matrixmultiply call on its rows): the head's products, the input projection's backward
+//! and the weight gradients. Every element is summed in the same order whatever the split,
+//! so the result is bitwise the same on any number of threads.
 
-use super::team::{run_team, Shared};
-use crate::cpu::{Op, Real};
+use super::fast::team::{run_team, Shared};
+use super::{Op, Real};
 
 /// `c[m, n] += a[m, k] · b[k, n]` (row-major, `a` and `b` read per their `Op`), the rows of
 /// `c` split over `threads` threads.
-#[allow(clippy::too_many_arguments)]
-pub fn par_gemm_acc(
+pub fn par_gemm_acc<T: Real>(
     threads: usize,
     (m, n, k): (usize, usize, usize),
-    a: &[f32],
-    op_a: Op,
-    b: &[f32],
-    op_b: Op,
-    c: &mut [f32],
+    (a, op_a): (&[T], Op),
+    (b, op_b): (&[T], Op),
+    c: &mut [T],
+) {
+    par_gemm(threads, (m, n, k), (a, op_a), (b, op_b), T::ONE, c);
+}
+
+/// `c[m, n] = a[m, k] · b[k, n] + beta * c`, the rows of `c` split over up to `threads`
+/// threads (one when the product is too small to repay starting them).
+pub fn par_gemm<T: Real>(
+    threads: usize,
+    (m, n, k): (usize, usize, usize),
+    (a, op_a): (&[T], Op),
+    (b, op_b): (&[T], Op),
+    beta: T,
+    c: &mut [T],
 ) {
     // below about a million multiply-adds a thread costs more to start than it saves
     let threads = if m * n * k < 1 << 20 {
@@ -23,19 +34,17 @@ pub fn par_gemm_acc(
     } else {
         threads.min(m.div_ceil(16)).max(1)
     };
-    split_gemm_acc(threads, (m, n, k), a, op_a, b, op_b, c);
+    split_gemm(threads, (m, n, k), (a, op_a), (b, op_b), beta, c);
 }
 
-/// [`par_gemm_acc`] on exactly `threads` threads.
-#[allow(clippy::too_many_arguments)]
-fn split_gemm_acc(
+/// [`par_gemm`] on exactly `threads` threads.
+fn split_gemm<T: Real>(
     threads: usize,
     (m, n, k): (usize, usize, usize),
-    a: &[f32],
-    op_a: Op,
-    b: &[f32],
-    op_b: Op,
-    c: &mut [f32],
+    (a, op_a): (&[T], Op),
+    (b, op_b): (&[T], Op),
+    beta: T,
+    c: &mut [T],
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     // rows of a: (row stride, column stride)
@@ -58,18 +67,18 @@ fn split_gemm_acc(
         // SAFETY: row r < m of a starts at r·rsa and reaches (k-1)·csa beyond: inside
         // a.len() ≥ m·k (asserted); b and c likewise.
         unsafe {
-            f32::gemm_raw(
+            T::gemm_raw(
                 rows.len(),
                 k,
                 n,
-                1.0,
+                T::ONE,
                 a.as_ptr().add(rows.start * rsa),
                 rsa as isize,
                 csa as isize,
                 b.as_ptr(),
                 rsb,
                 csb,
-                1.0,
+                beta,
                 c.as_mut_ptr(),
                 n as isize,
                 1,
@@ -97,7 +106,7 @@ mod tests {
             crate::cpu::gemm(m, n, k, &a, op_a, &b, op_b, 1.0, &mut want);
             for threads in [1, 2, 3] {
                 let mut got = vec![1.0; m * n];
-                split_gemm_acc(threads, (m, n, k), &a, op_a, &b, op_b, &mut got);
+                split_gemm(threads, (m, n, k), (&a, op_a), (&b, op_b), 1.0, &mut got);
                 assert_eq!(got, want, "{op_a:?} {op_b:?} threads {threads}");
             }
         }
