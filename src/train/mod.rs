@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bptt;
 pub mod data;
 pub mod dropout;
 pub mod flat;
@@ -48,6 +49,12 @@ pub struct TrainOptions {
     /// starting from the embedding's values, its gradient the sum of both uses. Needs an
     /// embedding `[V, I]` and a head `[V, D*H_out]` with `I = D*H_out`.
     pub tie_weights: bool,
+    /// Stateful truncated BPTT: each step starts from the final `(h, c)` of the step before,
+    /// detached (no gradient flows back into the earlier step, as `word_language_model`'s
+    /// `repackage_hidden`), from zeros after [`Trainer::reset_state`] and at the start. The
+    /// batches are then consecutive windows of long sequences: full length (no lengths), no
+    /// h0/c0 of their own, the same B. On the GPU the state stays on the GPU.
+    pub carry_state: bool,
 }
 
 impl TrainOptions {
@@ -59,6 +66,7 @@ impl TrainOptions {
             clip_norm: None,
             dropout: Dropout::default(),
             tie_weights: false,
+            carry_state: false,
         }
     }
 
@@ -135,6 +143,10 @@ pub trait Trainer {
     /// The current weights (PyTorch layout), after every submitted step.
     fn weights(&self) -> Result<LstmWeights>;
 
+    /// With [`TrainOptions::carry_state`]: the next step starts from zeros again (the start
+    /// of an epoch). Without it, nothing to do.
+    fn reset_state(&mut self);
+
     /// After step `bad` gave a non-finite loss (its weights give NaN/Inf), with at most one
     /// later step submitted: puts back the weights step `bad - 1` was computed on, the last
     /// ones known to give a finite loss (the initial weights when `bad` is 1). The optimizer
@@ -155,6 +167,8 @@ pub struct CpuTrainer {
     options: TrainOptions,
     /// the model at the current parameters, its buffers kept from step to step
     model: FastCpuLstm,
+    /// with `carry_state`: the last step's final (h_n, c_n), the next step's initial state
+    carried: Option<(Tensor, Tensor)>,
 }
 
 impl CpuTrainer {
@@ -173,6 +187,7 @@ impl CpuTrainer {
             state: OptimizerState::default(),
             options,
             model: FastCpuLstm::new(weights),
+            carried: None,
         })
     }
 
@@ -230,6 +245,10 @@ impl Trainer for CpuTrainer {
         self.layout.unflatten(&self.params, &self.like)
     }
 
+    fn reset_state(&mut self) {
+        self.carried = None;
+    }
+
     fn restore_last_good(&mut self, bad: u64) -> Result<()> {
         if bad != self.steps {
             return Err(Error::Input(format!(
@@ -258,13 +277,40 @@ impl CpuTrainer {
             dropout: self.options.dropout,
             step: (self.steps + 1) as u32,
         });
-        let (scored, _, grads) = self.model.loss_gradients_dx(
-            inputs,
+        if self.options.carry_state {
+            check_carry(inputs)?;
+        }
+        let inputs = match &self.carried {
+            Some((h, c)) => {
+                let x = inputs.x.shape();
+                let batch = |t: &Tensor| (t.shape().len() == 3).then(|| t.shape()[1]);
+                let x_batch = match (x.len(), self.like.config().batch_first) {
+                    (3, true) => Some(x[0]),
+                    (3, false) => Some(x[1]),
+                    _ => None,
+                };
+                if batch(h) != x_batch {
+                    return Err(Error::Input(format!(
+                        "carrying the state across steps needs the same batch every step: \
+                         the state is {:?}, this input {x:?}",
+                        h.shape()
+                    )));
+                }
+                (*inputs).state(Some(h), Some(c))
+            }
+            None => *inputs,
+        };
+        let (scored, out, grads) = self.model.loss_gradients_dx(
+            &inputs,
             self.options.loss,
             target,
             ids.is_some(),
             dropout,
         )?;
+        if self.options.carry_state {
+            // detached: the next step's state, with no gradient back into this one
+            self.carried = Some((out.h_n, out.c_n));
+        }
         let mut flat = flatten_gradients(&self.layout, &weights, &grads)?;
         if let (Some(ids), Some(embedding), Some(at)) =
             (ids, weights.embedding(), self.layout.embedding)
@@ -301,6 +347,26 @@ impl CpuTrainer {
             accuracy: scored.accuracy(),
         }])
     }
+}
+
+/// What a step that carries its state over takes: the whole window (no lengths) and no
+/// initial state of its own.
+pub(crate) fn check_carry(inputs: &Inputs<'_>) -> Result<()> {
+    if inputs.lengths.is_some() {
+        return Err(Error::Config(
+            "carrying the state across steps (truncated BPTT) needs full-length windows: \
+             no lengths"
+                .into(),
+        ));
+    }
+    if inputs.h0.is_some() || inputs.c0.is_some() {
+        return Err(Error::Config(
+            "carrying the state across steps (truncated BPTT): the state comes from the \
+             step before, not from h0/c0"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `weights` with the head's weight set to the embedding's when `tie` (checking that they can

@@ -124,6 +124,7 @@ fn options(args: &Args) -> TrainOptions {
             seed: args.seed,
         },
         tie_weights: args.tie_weights,
+        carry_state: false,
     }
 }
 

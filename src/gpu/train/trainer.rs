@@ -105,6 +105,19 @@ pub struct GpuTrainer {
     workspaces: Vec<TrainWorkspace>,
     /// the weights after step .0: the latest read back to the host
     host_copy: Mutex<(u64, LstmWeights)>,
+    /// with `carry_state`: the last step's final state, on the GPU
+    carried: Option<CarriedState>,
+}
+
+/// The final `(h_n, c_n)` of the last step, copied there on the GPU after its forward pass
+/// and into the next step's `(h0, c0)` before its own (truncated BPTT; no host round trip).
+struct CarriedState {
+    h: wgpu::Buffer,
+    c: wgpu::Buffer,
+    /// their element counts (`[D*L, B, H_out]`, `[D*L, B, H]`)
+    lens: (usize, usize),
+    /// false at the start and after `reset_state`: the next step starts from zeros
+    live: bool,
 }
 
 impl GpuTrainer {
@@ -148,9 +161,18 @@ impl GpuTrainer {
                 step: 0,
                 workspaces: Vec::new(),
                 host_copy: Mutex::new((0, weights.clone())),
+                carried: None,
             })
         })
         .await
+    }
+
+    /// With [`TrainOptions::carry_state`]: the next step starts from zeros again (see
+    /// [`Trainer::reset_state`]).
+    pub fn reset_state(&mut self) {
+        if let Some(state) = &mut self.carried {
+            state.live = false;
+        }
     }
 
     /// Forces the forward pass's recurrent kernel (see [`GpuLstm::set_kernel`]).
@@ -415,11 +437,17 @@ impl GpuTrainer {
             }
             _ => {}
         }
+        if self.options.carry_state {
+            crate::train::check_carry(inputs.0)?;
+        }
         let (submission, counted) = guarded(&ctx, "training step", || {
             self.record_step(inputs, target, timed)
         })
         .await?;
         self.step = k;
+        if let Some(state) = &mut self.carried {
+            state.live = self.options.carry_state;
+        }
         let counted = (self.options.loss == crate::loss::Loss::CrossEntropy).then_some(counted);
         self.losses.submitted(k, submission, counted);
         self.losses.drain(&ctx, 1).await
@@ -437,6 +465,9 @@ impl GpuTrainer {
         let k = self.step + 1;
         let (bc1, bc2_sqrt) = self.options.optimizer.bias_corrections(k);
         let (index, counted) = self.write_batch(&batched, ids, target)?;
+        if self.options.carry_state {
+            self.prepare_carry(index)?;
+        }
         let ws = &self.workspaces[index];
         let ctx = self.model.context();
         ctx.queue()
@@ -456,10 +487,23 @@ impl GpuTrainer {
         let bytes = (self.layout.total * 4) as u64;
         let backup = &self.backups[(k % 3) as usize];
         encoder.copy_buffer_to_buffer(&self.params, 0, backup, 0, bytes);
+        let carried = self.carried.as_ref().filter(|_| self.options.carry_state);
+        if let Some(state) = carried.filter(|s| s.live) {
+            let (h, c) = state.lens;
+            encoder.copy_buffer_to_buffer(&state.h, 0, &ws.fwd.h0, 0, (h * 4) as u64);
+            encoder.copy_buffer_to_buffer(&state.c, 0, &ws.fwd.c0, 0, (c * 4) as u64);
+            ws.fwd.state_overwritten();
+        }
         if let Some(tokens) = &ws.tokens {
             tokens.gather.encode(&mut encoder);
         }
         ws.grad_plan.encode(&mut encoder);
+        if let Some(state) = carried {
+            // detached: only the values go on, no gradient flows back into this step
+            let (h, c) = state.lens;
+            encoder.copy_buffer_to_buffer(&ws.fwd.h_n, 0, &state.h, 0, (h * 4) as u64);
+            encoder.copy_buffer_to_buffer(&ws.fwd.c_n, 0, &state.c, 0, (c * 4) as u64);
+        }
         ws.update_plan.encode(&mut encoder);
         self.losses
             .record_copy(&mut encoder, &self.scalars, k, HITS_SCALAR);
@@ -467,6 +511,30 @@ impl GpuTrainer {
             t.stop(&mut encoder);
         }
         Ok((ctx.queue().submit([encoder.finish()]), counted))
+    }
+
+    /// Makes the carried state's buffers for workspace `index` (the first step), or checks
+    /// that they fit it. The step about to be recorded makes the state live.
+    fn prepare_carry(&mut self, index: usize) -> Result<()> {
+        let (_, h, c) = self.workspaces[index].fwd.lens;
+        match &mut self.carried {
+            Some(state) if state.lens != (h, c) => Err(Error::Input(format!(
+                "carrying the state across steps needs the same batch every step: the state \
+                 holds {} elements of h, this batch's {h}",
+                state.lens.0
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                let device = self.model.context().device();
+                self.carried = Some(CarriedState {
+                    h: storage_zeros(device, "carried h", h),
+                    c: storage_zeros(device, "carried c", c),
+                    lens: (h, c),
+                    live: false,
+                });
+                Ok(())
+            }
+        }
     }
 
     fn build_workspace(&self, dims: Dims, level: Level) -> Result<TrainWorkspace> {
@@ -796,6 +864,10 @@ impl Trainer for GpuTrainer {
 
     fn flush(&mut self) -> Result<Vec<StepLoss>> {
         pollster::block_on(self.flush_async())
+    }
+
+    fn reset_state(&mut self) {
+        GpuTrainer::reset_state(self)
     }
 
     fn restore_last_good(&mut self, bad: u64) -> Result<()> {
