@@ -5,8 +5,8 @@
 //         m += (1 - β1)(g - m);  v = β2·v + (1 - β2)·g²
 //         p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps),  bc_k = 1 - β_kᵗ
 // clip (clip == 1): clip_grad_norm_: coef = min(max_norm / (sqrt(Σ grad²) + 1e-6), 1), the
-// squared norm being scalars[1] (reduce_sum). bc1 and sqrt(bc2) are scalars[2] and [3],
-// written by the host before each step.
+// squared norm being scalars[1] (reduce_sum). bc1, sqrt(bc2) and lr are scalars[2], [3] and
+// [5], written by the host before each step (a schedule changes lr from step to step).
 //
 // Bindings:
 //   0 params   uniform OptParams
@@ -14,21 +14,21 @@
 //   2 grad     storage, read        gradients [n]
 //   3 m        storage, read_write  momentum buffer / first moment [n]
 //   4 v        storage, read_write  second moment [n] (adam)
-//   5 scalars  storage, read        [loss, grad norm², bc1, sqrt(bc2)]
+//   5 scalars  storage, read        [loss, grad norm², bc1, sqrt(bc2), hits, lr]
 
 struct OptParams {
     n: u32,
     decoupled: u32,
     clip: u32,
     has_momentum: u32,
-    lr: f32,
     momentum: f32,
     weight_decay: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
     max_norm: f32,
-    _pad: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: OptParams;
@@ -42,6 +42,10 @@ override WG: u32 = 64u;
 
 fn item(lid: vec3<u32>, wid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return (wid.y * groups.x + wid.x) * WG + lid.x;
+}
+
+fn lr() -> f32 {
+    return scalars[5];
 }
 
 fn clipped(i: u32) -> f32 {
@@ -66,7 +70,7 @@ fn sgd(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid:
         m[i] = params.momentum * m[i] + g;
         g = m[i];
     }
-    p[i] -= params.lr * g;
+    p[i] -= lr() * g;
 }
 
 @compute @workgroup_size(WG)
@@ -78,7 +82,7 @@ fn adam(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var g = clipped(i);
     var param = p[i];
     if (params.decoupled == 1u) {
-        param *= 1.0 - params.lr * params.weight_decay;
+        param *= 1.0 - lr() * params.weight_decay;
     } else if (params.weight_decay != 0.0) {
         g += params.weight_decay * param;
     }
@@ -87,5 +91,5 @@ fn adam(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     m[i] = m_new;
     v[i] = v_new;
     let denom = sqrt(v_new) / scalars[3] + params.eps;
-    p[i] = param - (params.lr / scalars[2]) * (m_new / denom);
+    p[i] = param - (lr() / scalars[2]) * (m_new / denom);
 }

@@ -32,16 +32,24 @@ fn register_sans_serif() -> Result<()> {
 
 /// PNG bytes of `losses` (one per step) on a log-scaled y axis.
 pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
+    loss_curves_png(losses, &[], title)
+}
+
+/// PNG bytes of the training loss (`train`, one per step, blue) and the validation loss
+/// (`val`, (step, loss) points, red, with a legend) on a log-scaled y axis.
+pub fn loss_curves_png(train: &[f32], val: &[(u64, f32)], title: &str) -> Result<Vec<u8>> {
     register_sans_serif()?;
     let (w, h) = (800u32, 500u32);
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let finite: Vec<f32> = losses
+        let shown = |l: f32| l.is_finite() && l > 0.0;
+        let finite: Vec<f32> = train
             .iter()
             .copied()
-            .filter(|l| l.is_finite() && *l > 0.0)
+            .chain(val.iter().map(|(_, l)| *l))
+            .filter(|&l| shown(l))
             .collect();
         let (lo, hi) = finite
             .iter()
@@ -51,12 +59,13 @@ pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
         } else {
             (lo * 0.8, hi * 1.25)
         };
+        let last = val.iter().map(|(s, _)| *s as usize).max().unwrap_or(0);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(1usize..losses.len().max(2), (lo..hi).log_scale())
+            .build_cartesian_2d(1usize..train.len().max(last).max(2), (lo..hi).log_scale())
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -66,14 +75,37 @@ pub fn loss_png(losses: &[f32], title: &str) -> Result<Vec<u8>> {
             .map_err(plot_err)?;
         chart
             .draw_series(LineSeries::new(
-                losses
+                train
                     .iter()
                     .enumerate()
-                    .filter(|(_, l)| l.is_finite() && **l > 0.0)
+                    .filter(|(_, l)| shown(**l))
                     .map(|(i, &l)| (i + 1, l)),
                 &BLUE,
             ))
-            .map_err(plot_err)?;
+            .map_err(plot_err)?
+            .label("training")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+        if !val.is_empty() {
+            let points = || {
+                val.iter()
+                    .filter(|(_, l)| shown(*l))
+                    .map(|&(s, l)| (s as usize, l))
+            };
+            chart
+                .draw_series(LineSeries::new(points(), &RED))
+                .map_err(plot_err)?
+                .label("validation")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+            chart
+                .draw_series(points().map(|p| Circle::new(p, 3, RED.filled())))
+                .map_err(plot_err)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_err)?;
+        }
         root.present().map_err(plot_err)?;
     }
     let mut png_bytes = Vec::new();

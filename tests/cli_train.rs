@@ -168,7 +168,7 @@ fn minibatches_logs_and_plots() {
         assert!(stdout.contains("trained 6 steps"), "{stdout}"); // 2 epochs of ceil(8 / 3) minibatches
         let csv = std::fs::read_to_string(&log).unwrap();
         assert_eq!(csv.lines().count(), 7, "{csv}");
-        assert!(csv.starts_with("step,loss\n1,"));
+        assert!(csv.starts_with("step,loss,epoch,lr\n1,"), "{csv}");
         assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"));
         std::fs::read(&out).unwrap()
     };
@@ -228,7 +228,7 @@ fn cross_entropy_training_lowers_the_loss() {
     );
     // the log has each step's accuracy beside its loss: a count of the 24 rows right
     let csv = std::fs::read_to_string(&log).unwrap();
-    assert!(csv.starts_with("step,loss,accuracy\n"), "{csv}");
+    assert!(csv.starts_with("step,loss,accuracy,epoch,lr\n"), "{csv}");
     let accuracy: Vec<f64> = csv
         .lines()
         .skip(1)
@@ -615,7 +615,10 @@ fn token_models_train_run_and_fail_cleanly() {
         assert!(stdout.contains("perplexity"), "{stdout}");
         // a token model's log: perplexity = exp(loss) beside each step's accuracy
         let csv = std::fs::read_to_string(&log).unwrap();
-        assert!(csv.starts_with("step,loss,accuracy,perplexity\n"), "{csv}");
+        assert!(
+            csv.starts_with("step,loss,accuracy,perplexity,epoch,lr\n"),
+            "{csv}"
+        );
         for line in csv.lines().skip(1) {
             let v: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
             assert!((v[3] - v[1].exp()).abs() <= 1e-5 * v[3], "{line}");

@@ -15,7 +15,7 @@ pub mod safetensors;
 
 /// The whole content of `path`, with [`Error::HostMemory`] (naming the file and its length)
 /// where the host cannot hold it.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let io_err = |source| Error::Io {
         path: path.into(),
         source,

@@ -107,7 +107,7 @@ fn to_f32(path: &Path, key: &str, view: &TensorView<'_>) -> Result<Tensor> {
 /// every tensor's `data_offsets` inside the data that follows it (then no sum of offsets can
 /// overflow). Shapes whose byte count differs from their offsets are named here too. A
 /// header that is not a JSON object is left to the safetensors crate to report.
-fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
     let Some(len) = bytes.get(..8) else {
         return Ok(());
     };

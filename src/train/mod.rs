@@ -15,17 +15,24 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batches;
 pub mod bptt;
+pub mod checkpoint;
 pub mod data;
 pub mod dropout;
 pub mod flat;
+pub mod job;
 pub mod metrics;
 pub mod optim;
+pub mod schedule;
+pub mod snapshot;
+pub mod validation;
 
 pub use dropout::Dropout;
 pub use flat::ParamLayout;
 pub use metrics::{evaluate, Metrics};
 pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
+pub use snapshot::{Inference, TrainerSnapshot};
 
 use crate::cpu::{FastCpuLstm, Gradients};
 use crate::error::{Error, Result};
@@ -152,6 +159,21 @@ pub trait Trainer {
     /// ones known to give a finite loss (the initial weights when `bad` is 1). The optimizer
     /// state is not rewound: stop training here.
     fn restore_last_good(&mut self, bad: u64) -> Result<()>;
+
+    /// The learning rate of the steps submitted from now on (a schedule's), > 0.
+    fn set_lr(&mut self, lr: f32) -> Result<()>;
+
+    /// The trainer's whole state after every submitted step (their losses stay to be
+    /// flushed): restored into a trainer of the same model, options and device, the steps
+    /// that follow are bitwise those this one would take.
+    fn snapshot(&mut self) -> Result<TrainerSnapshot>;
+
+    /// Goes on from `snapshot` (see [`Trainer::snapshot`]); losses not yet returned are
+    /// dropped. A snapshot of another size of model is an error and changes nothing.
+    fn restore(&mut self, snapshot: &TrainerSnapshot) -> Result<()>;
+
+    /// A forward-only model at the current weights, without dropout (validation).
+    fn inference(&mut self) -> Result<Box<dyn Inference>>;
 }
 
 /// Training on the CPU path ([`FastCpuLstm`]'s kernels, f32 throughout as the GPU and
@@ -247,6 +269,43 @@ impl Trainer for CpuTrainer {
 
     fn reset_state(&mut self) {
         self.carried = None;
+    }
+
+    fn set_lr(&mut self, lr: f32) -> Result<()> {
+        let mut optimizer = self.options.optimizer;
+        optimizer.lr = lr;
+        optimizer.validate()?;
+        self.options.optimizer = optimizer;
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<TrainerSnapshot> {
+        Ok(TrainerSnapshot {
+            step: self.steps,
+            params: self.params.clone(),
+            moment1: self.state.m.clone(),
+            moment2: self.state.v.clone(),
+            carried: self.carried.clone(),
+        })
+    }
+
+    fn restore(&mut self, snapshot: &TrainerSnapshot) -> Result<()> {
+        snapshot.check(self.params.len())?;
+        self.params.clone_from(&snapshot.params);
+        self.steps = snapshot.step;
+        self.state = OptimizerState {
+            step: snapshot.step,
+            m: snapshot.moment1.clone(),
+            v: snapshot.moment2.clone(),
+        };
+        self.carried.clone_from(&snapshot.carried);
+        self.history = vec![self.params.clone()];
+        Ok(())
+    }
+
+    fn inference(&mut self) -> Result<Box<dyn Inference>> {
+        let model = FastCpuLstm::new(&self.weights()?).with_threads(self.model.threads())?;
+        Ok(Box::new(model))
     }
 
     fn restore_last_good(&mut self, bad: u64) -> Result<()> {

@@ -7,6 +7,7 @@ use lstm_wgpu::cpu::FastCpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
+use lstm_wgpu::train::batches::DataInput;
 use lstm_wgpu::train::{evaluate, Metrics};
 use lstm_wgpu::{Error, Inputs, LstmWeights, Result, Tensor};
 
@@ -85,22 +86,30 @@ pub fn read_input(
     }
 }
 
-/// Runs `weights` on `x` (on `ids` looked up in its embedding, when given; with `lengths`)
-/// on `device` and scores the result.
+/// Runs `weights` on `input` (ids looked up in its embedding; with `lengths`) on `device`
+/// and scores the result.
 pub fn score(
     device: Device,
     gpu: &GpuArgs,
     cpu: CpuArgs,
     weights: &LstmWeights,
-    (x, ids, lengths): (&Tensor, Option<&Tensor<i64>>, Option<&[usize]>),
+    (input, lengths): (&DataInput, Option<&[usize]>),
     (loss, target): (Loss, &Target),
 ) -> Result<Metrics> {
     // token ids are looked up in these weights' embedding (after training: the trained one)
-    let looked_up = match (ids, weights.embedding()) {
-        (Some(ids), Some(embedding)) => Some(embedding.lookup(ids)?),
-        _ => None,
+    let looked_up;
+    let x = match (input, weights.embedding()) {
+        (DataInput::Values(x), _) => x,
+        (DataInput::Ids(ids), Some(embedding)) => {
+            looked_up = embedding.lookup(ids)?;
+            &looked_up
+        }
+        (DataInput::Ids(_), None) => {
+            return Err(Error::Input(
+                "token ids for a model without an embedding".into(),
+            ))
+        }
     };
-    let x = looked_up.as_ref().unwrap_or(x);
     let inputs = Inputs::new(x).lengths(lengths);
     let out = match device {
         Device::Gpu => GpuLstm::new(&gpu.context()?, weights)?.forward_with(&inputs)?,
@@ -125,6 +134,10 @@ pub fn main(args: Args) -> Result<()> {
     let data = &args.data;
     let weights = safetensors::load(&data.weights)?;
     let (x, ids) = read_input(&weights, &data.input)?;
+    let input = match ids {
+        Some(ids) => DataInput::Ids(ids),
+        None => DataInput::Values(x),
+    };
     let loss = data.loss.into();
     let target = read_target(loss, &data.target)?;
     let lengths = data.lengths.as_deref().map(npy::read_lengths).transpose()?;
@@ -133,7 +146,7 @@ pub fn main(args: Args) -> Result<()> {
         &args.gpu,
         args.cpu,
         &weights,
-        (&x, ids.as_ref(), lengths.as_deref()),
+        (&input, lengths.as_deref()),
         (loss, &target),
     )?;
     outln!("{}", describe(&metrics))

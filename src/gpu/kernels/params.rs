@@ -181,14 +181,13 @@ pub struct OptParams {
     pub decoupled: u32,
     pub clip: u32,
     pub has_momentum: u32,
-    pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
     pub max_norm: f32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<OptParams>() == 48);
 

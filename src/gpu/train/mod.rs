@@ -7,7 +7,8 @@
 //!
 //! Files: `trainer` ([`GpuTrainer`]), `backward` (loss and backward pass), `tiles` (the
 //! backward step's tiles), `weight_grads`, `columns` (bias gradients), `reduce` (fixed-order
-//! sums), `relayout` (flat parameters to the kernels' layouts), `losses` (the loss ring).
+//! sums), `relayout` (flat parameters to the kernels' layouts), `losses` (the loss ring),
+//! `snapshot` (the whole state read back and restored, and the learning rate).
 
 mod backward;
 mod columns;
@@ -15,6 +16,7 @@ mod copies;
 mod losses;
 mod reduce;
 mod relayout;
+mod snapshot;
 mod trainer;
 mod weight_grads;
 

@@ -28,6 +28,8 @@ use crate::weights::LstmWeights;
 
 /// Where in `scalars` cross-entropy sums the rows it classified right.
 pub(super) const HITS_SCALAR: u32 = 4;
+/// Where in `scalars` the optimizer reads the step's learning rate.
+const LR_SCALAR: u64 = 5;
 
 /// Gradients computed on the GPU, read back.
 #[derive(Clone, Debug)]
@@ -83,15 +85,15 @@ pub struct GpuTrainer {
     /// the parameters at the start of step k are kept in backups[k % 3]: with one step in
     /// flight, the start of step k - 1 is still there when step k's loss comes back
     /// (see Trainer::restore_last_good)
-    backups: [wgpu::Buffer; 3],
+    pub(super) backups: [wgpu::Buffer; 3],
     /// the losses of submitted steps, read back one step behind
-    losses: losses::LossRing,
+    pub(super) losses: losses::LossRing,
     /// made on the first timed step
     timer: Option<GpuTimer>,
     pub(super) grads: wgpu::Buffer,
-    moment1: wgpu::Buffer,
-    moment2: wgpu::Buffer,
-    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ), rows classified right]
+    pub(super) moment1: wgpu::Buffer,
+    pub(super) moment2: wgpu::Buffer,
+    /// [loss, grad norm², 1 - β1ᵗ, sqrt(1 - β2ᵗ), rows classified right, learning rate]
     pub(super) scalars: wgpu::Buffer,
     /// the first pass of long sums (reduce.rs)
     pub(super) partials: wgpu::Buffer,
@@ -100,24 +102,24 @@ pub struct GpuTrainer {
     pub(super) options: TrainOptions,
     /// the forward pass's recurrent kernel
     kernel: KernelChoice,
-    step: u64,
+    pub(super) step: u64,
     /// the workspaces of the last shapes used (a last, smaller minibatch has its own)
     workspaces: Vec<TrainWorkspace>,
     /// the weights after step .0: the latest read back to the host
-    host_copy: Mutex<(u64, LstmWeights)>,
+    pub(super) host_copy: Mutex<(u64, LstmWeights)>,
     /// with `carry_state`: the last step's final state, on the GPU
-    carried: Option<CarriedState>,
+    pub(super) carried: Option<CarriedState>,
 }
 
 /// The final `(h_n, c_n)` of the last step, copied there on the GPU after its forward pass
 /// and into the next step's `(h0, c0)` before its own (truncated BPTT; no host round trip).
-struct CarriedState {
-    h: wgpu::Buffer,
-    c: wgpu::Buffer,
+pub(super) struct CarriedState {
+    pub(super) h: wgpu::Buffer,
+    pub(super) c: wgpu::Buffer,
     /// their element counts (`[D*L, B, H_out]`, `[D*L, B, H]`)
-    lens: (usize, usize),
+    pub(super) lens: (usize, usize),
     /// false at the start and after `reset_state`: the next step starts from zeros
-    live: bool,
+    pub(super) live: bool,
 }
 
 impl GpuTrainer {
@@ -150,7 +152,11 @@ impl GpuTrainer {
                 grads: storage_zeros(device, "flat gradients", layout.total),
                 moment1: storage_zeros(device, "optimizer moment 1", layout.total),
                 moment2: storage_zeros(device, "optimizer moment 2", layout.total),
-                scalars: storage_init(device, "scalars", &[0.0f32, 0.0, 1.0, 1.0, 0.0]),
+                scalars: storage_init(
+                    device,
+                    "scalars",
+                    &[0.0f32, 0.0, 1.0, 1.0, 0.0, options.optimizer.lr],
+                ),
                 partials: storage_nan(device, "partial sums", reduce::MAX_BLOCKS),
                 rng: storage_init(device, "dropout key", &[0u32; 4]),
                 model,
@@ -472,6 +478,9 @@ impl GpuTrainer {
         let ctx = self.model.context();
         ctx.queue()
             .write_buffer(&self.scalars, 8, bytemuck::cast_slice(&[bc1, bc2_sqrt]));
+        let lr = [self.options.optimizer.lr];
+        ctx.queue()
+            .write_buffer(&self.scalars, LR_SCALAR * 4, bytemuck::cast_slice(&lr));
         let seed = self.options.dropout.seed;
         let key = [seed as u32, (seed >> 32) as u32, k as u32, 0];
         ctx.queue()
@@ -692,14 +701,13 @@ impl GpuTrainer {
                 decoupled: (opt.kind == OptimizerKind::AdamW) as u32,
                 clip: self.options.clip_norm.is_some() as u32,
                 has_momentum: (opt.momentum != 0.0) as u32,
-                lr: opt.lr,
                 momentum: opt.momentum,
                 weight_decay: opt.weight_decay,
                 beta1: opt.beta1,
                 beta2: opt.beta2,
                 eps: opt.eps,
                 max_norm: self.options.clip_norm.unwrap_or(0.0),
-                _pad: 0,
+                _pad: [0; 2],
             },
             groups,
         )?;
@@ -868,6 +876,22 @@ impl Trainer for GpuTrainer {
 
     fn reset_state(&mut self) {
         GpuTrainer::reset_state(self)
+    }
+
+    fn set_lr(&mut self, lr: f32) -> Result<()> {
+        GpuTrainer::set_lr(self, lr)
+    }
+
+    fn snapshot(&mut self) -> Result<crate::train::TrainerSnapshot> {
+        pollster::block_on(self.snapshot_async())
+    }
+
+    fn restore(&mut self, snapshot: &crate::train::TrainerSnapshot) -> Result<()> {
+        pollster::block_on(self.restore_async(snapshot))
+    }
+
+    fn inference(&mut self) -> Result<Box<dyn crate::train::Inference>> {
+        Ok(Box::new(self.inference_model()?))
     }
 
     fn restore_last_good(&mut self, bad: u64) -> Result<()> {
