@@ -80,6 +80,7 @@ pub mod io;
 pub mod loss;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod sample;
 pub mod shape;
 pub mod tensor;
 pub mod train;

@@ -12,6 +12,7 @@ mod init;
 mod progress;
 mod run;
 mod runtime_dir;
+mod sample;
 mod stdout;
 mod stream;
 mod stream_bench;
@@ -50,6 +51,8 @@ enum Command {
     Demo(gpu_args::GpuArgs),
     /// Stream a model: one timestep per stdin line in, its output line out, state kept
     Stream(stream::Args),
+    /// Generate text from a byte-level language model, written to stdout as it comes
+    Sample(sample::Args),
 }
 
 /// Where a command runs.
@@ -87,6 +90,7 @@ fn main() {
         Command::Eval(args) => eval::main(args),
         Command::Demo(gpu) => demo::main(gpu),
         Command::Stream(args) => stream::main(args),
+        Command::Sample(args) => sample::main(args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e.to_string()));

@@ -1,6 +1,6 @@
-//! Every line the binary prints goes through [`write_line`] (or [`outln!`]): when stdout is
-//! closed (the reader left, as in `lstm-wgpu info | head -1`), the process ends quietly with
-//! status 0 instead of panicking.
+//! Every line the binary prints goes through [`write_line`] (or [`outln!`]; raw bytes through
+//! [`write_bytes`]): when stdout is closed (the reader left, as in `lstm-wgpu info | head -1`),
+//! the process ends quietly with status 0 instead of panicking.
 
 use std::fmt::Arguments;
 use std::io::{ErrorKind, Write};
@@ -31,3 +31,17 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// Writes `bytes` to stdout as they are (no newline, any bytes), flushed. A broken pipe exits
+/// the process with status 0; any other write error is returned.
+pub fn write_bytes(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(source) => Err(Error::Io {
+            path: "stdout".into(),
+            source,
+        }),
+    }
+}
