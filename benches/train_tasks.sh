@@ -6,6 +6,7 @@
 # rounds of its median step, their ratio and the range of each side's medians.
 #
 #   DEVICE=cpu ROUNDS=9 bash benches/train_tasks.sh     # CPU path vs PyTorch CPU, this machine
+#   TASKS=char DEVICE=cpu ITERS=3 bash benches/train_tasks.sh   # the char model's window
 #   bash .gl/train.sh                                    # GPU path vs PyTorch CUDA (below)
 #
 # On a GPU machine: prepare .gl/ as ../shared/device/README.md says, then also
@@ -35,14 +36,18 @@ else
     BIN=${BIN:-target/release/lstm-wgpu}
     TORCH_DEVICE=cpu
 fi
-# name|arguments both sides take
-SHAPES=(
+# name|arguments both sides take; TASKS=char: one window of the char-level language model
+# (`train --text --bptt K`, issue 21) at the sizes people train
+if [ "${TASKS:-}" = char ]; then SHAPES=(
+    "char model window, K=128 B=32 I=128 H=512, 2 layers, V=256|--task lm --seq 128 --batch 32 --input 128 --hidden 512 --layers 2 --vocab 256"
+    "char model window, K=64 B=64 I=128 H=1024, 2 layers, V=256|--task lm --seq 64 --batch 64 --input 128 --hidden 1024 --layers 2 --vocab 256"
+); else SHAPES=(
     "sequence classification, T=40 B=32 I=16 H=64, O=10|--task sequence --seq 40 --batch 32 --input 16 --hidden 64 --out-features 10"
     "sequence classification, T=50 B=64 I=32 H=128, 2 layers, bidirectional, O=10|--task sequence --seq 50 --batch 64 --input 32 --hidden 128 --layers 2 --bidirectional --out-features 10"
     "language model, T=35 B=20 I=64 H=128, 2 layers, V=256|--task lm --seq 35 --batch 20 --input 64 --hidden 128 --layers 2 --vocab 256"
     "language model, same, dropout 0.2|--task lm --seq 35 --batch 20 --input 64 --hidden 128 --layers 2 --vocab 256 --dropout 0.2"
     "language model, same, V=10,000, dropout 0.2|--task lm --seq 35 --batch 20 --input 64 --hidden 128 --layers 2 --vocab 10000 --dropout 0.2"
-)
+); fi
 for entry in "${SHAPES[@]}"; do
     name=${entry%%|*}
     args=${entry#*|}

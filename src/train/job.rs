@@ -248,12 +248,12 @@ impl<'a> Job<'a> {
                 return Ok(Ended::Diverged(bad));
             }
             let taken = self.state.step;
-            let end_of_epoch = taken % per_epoch == 0;
+            let end_of_epoch = taken.is_multiple_of(per_epoch);
             if end_of_epoch {
                 self.schedule.end_epoch();
             }
             let eval_due = match self.options.eval_every {
-                Some(n) => taken % n == 0,
+                Some(n) => taken.is_multiple_of(n),
                 None => end_of_epoch,
             };
             if self.validation.is_some() && (eval_due || taken == total) {
@@ -267,7 +267,7 @@ impl<'a> Job<'a> {
             let checkpoint_due = self
                 .options
                 .checkpoint_every
-                .is_some_and(|n| taken % n == 0);
+                .is_some_and(|n| taken.is_multiple_of(n));
             if checkpoint_due
                 && taken < total
                 && ended == Ended::Finished

@@ -44,7 +44,7 @@ enum Command {
     /// Time forward inference on the GPU and/or the CPU
     Bench(bench::Args),
     /// Train a model on .npy data (BPTT, on the GPU or the CPU)
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Score a model on .npy data: loss, and accuracy and perplexity for cross-entropy
     Eval(eval::Args),
     /// Initialise a model, run it on both paths, show they agree, benchmark it
@@ -86,7 +86,7 @@ fn main() {
         Command::Info(gpu) => info::main(gpu),
         Command::Check(args) => check::main(args),
         Command::Bench(args) => bench::main(args),
-        Command::Train(args) => train::main(args),
+        Command::Train(args) => train::main(*args),
         Command::Eval(args) => eval::main(args),
         Command::Demo(gpu) => demo::main(gpu),
         Command::Stream(args) => stream::main(args),
