@@ -17,7 +17,7 @@ use crate::stdout::outln;
 use crate::train::LossArg;
 use crate::Device;
 
-/// The model and the data, as `train` and `eval` take them.
+/// The model and the data `eval` scores.
 #[derive(clap::Args)]
 pub struct DataArgs {
     /// Model weights (nn.LSTM state dict, optional head.* and embedding.weight), safetensors

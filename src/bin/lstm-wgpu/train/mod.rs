@@ -377,7 +377,14 @@ pub fn main(args: Args) -> Result<()> {
             args.out.display()
         )));
     }
-    summary(&args, &data, &job, (&adapter, seconds, from), &last, ended)?;
+    summary(
+        &args,
+        &data,
+        &job,
+        (&adapter, seconds, from),
+        (&last, loss),
+        ended,
+    )?;
     if let (Ended::Interrupted, Some(status)) = (ended, report.signal_status()) {
         let kept = match &args.checkpoint {
             Some(path) => format!("; resume with --resume {}", path.display()),
@@ -400,7 +407,7 @@ fn summary(
     data: &data::Data,
     job: &Job<'_>,
     (adapter, seconds, from): (&str, f64, u64),
-    last: &LstmWeights,
+    (last, loss): (&LstmWeights, Loss),
     ended: Ended,
 ) -> Result<()> {
     let state = job.state();
@@ -455,7 +462,7 @@ fn summary(
             args.cpu,
             last,
             (&train.input, train.lengths.as_deref()),
-            (data::loss_for(args)?, &train.target),
+            (loss, &train.target),
         )?;
         outln!(
             "training set after training: {}",
