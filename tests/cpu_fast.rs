@@ -308,3 +308,104 @@ fn set_weights_takes_same_shaped_weights_only() {
     let with_head = other.with_head(Linear::init(5, 1, 0).unwrap()).unwrap();
     assert!(model.set_weights(&with_head).is_err());
 }
+
+/// The widths the fast path can run on here, widest first: the CPU's widest, then each
+/// narrower one down to scalar (AVX-512's 16 lanes, AVX2's 8 and scalar on this x86-64).
+fn simd_widths(weights: &LstmWeights) -> Vec<usize> {
+    let mut widths = vec![FastCpuLstm::new(weights).simd_lanes()];
+    for cap in [8, 4, 1] {
+        let lanes = FastCpuLstm::new(weights)
+            .with_simd_lanes(cap)
+            .unwrap()
+            .simd_lanes();
+        if lanes < *widths.last().unwrap() {
+            widths.push(lanes);
+        }
+    }
+    widths
+}
+
+/// Every SIMD width gives bitwise the same forward outputs, loss and gradients (mse, and
+/// cross-entropy through a head whose width is no multiple of 16), on one thread and on
+/// three: the lane count changes how many units a vector holds, never the order of a sum.
+#[test]
+fn every_simd_width_gives_the_same_bits() {
+    use lstm_wgpu::loss::{Loss, Target};
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    for (i, shape) in SHAPES.iter().enumerate() {
+        let case = case(shape, 40 + i as u64, i % 2 == 1);
+        let widths = simd_widths(&case.weights);
+        assert!(widths.len() >= 2 || widths == [1], "widths {widths:?}");
+        let inputs = Inputs::new(&case.x)
+            .state(case.h0.as_ref(), case.c0.as_ref())
+            .lengths(case.lengths.as_deref());
+        let run = |lanes: usize, threads: usize| {
+            let model = FastCpuLstm::new(&case.weights)
+                .with_threads(threads)
+                .unwrap()
+                .with_simd_lanes(lanes)
+                .unwrap();
+            assert_eq!(model.simd_lanes(), lanes);
+            let out = model.forward_with(&inputs).unwrap();
+            let target = Target::Values(random_tensor(out.output.shape(), 7));
+            let (loss, _, grads) = model.loss_gradients(&inputs, Loss::Mse, &target).unwrap();
+            let mut all = out.output.data().to_vec();
+            all.extend(out.h_n.data().iter().chain(out.c_n.data()));
+            all.push(loss);
+            all.extend(flat(&grads));
+            bits(&all)
+        };
+        let want = run(widths[0], 1);
+        for &lanes in &widths {
+            for threads in [1, 3] {
+                assert!(
+                    run(lanes, threads) == want,
+                    "{shape:?}: {lanes} lanes, {threads} threads vs {} lanes, 1 thread",
+                    widths[0]
+                );
+            }
+        }
+    }
+    // a language model's step: ids-free here, a 37-wide head and per-step classes
+    let config = LstmConfig::new(5, 33).num_layers(2);
+    let weights = LstmWeights::init(&config, 3)
+        .unwrap()
+        .with_head(Linear::init(33, 37, 4).unwrap())
+        .unwrap();
+    let (seq, batch) = (6, 700); // 4,200 rows of 37 logits: enough for a team of threads
+    let x = random_tensor(&[seq, batch, 5], 5);
+    let classes: Vec<i64> = (0..seq * batch).map(|r| (r * 13 % 37) as i64).collect();
+    let target = Target::Classes(Tensor::new([seq, batch], classes).unwrap());
+    let step = |lanes: usize, threads: usize| {
+        let (loss, _, grads) = FastCpuLstm::new(&weights)
+            .with_threads(threads)
+            .unwrap()
+            .with_simd_lanes(lanes)
+            .unwrap()
+            .loss_gradients(&Inputs::new(&x), Loss::CrossEntropy, &target)
+            .unwrap();
+        let mut all = vec![loss];
+        all.extend(flat(&grads));
+        bits(&all)
+    };
+    let widths = simd_widths(&weights);
+    let want = step(widths[0], 1);
+    for &lanes in &widths {
+        for threads in [1, 2] {
+            assert!(
+                step(lanes, threads) == want,
+                "{lanes} lanes, {threads} threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn zero_simd_lanes_is_an_error() {
+    let weights = LstmWeights::init(&LstmConfig::new(2, 3), 0).unwrap();
+    let msg = FastCpuLstm::new(&weights)
+        .with_simd_lanes(0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("simd lanes must be at least 1"), "{msg}");
+}

@@ -9,6 +9,6 @@ pub(crate) mod products;
 mod real;
 
 pub use backward::Gradients;
-pub use fast::{check_threads, default_threads, simd_lanes, FastCpuLstm};
+pub use fast::{check_threads, default_threads, simd_lanes, FastCpuLstm, SIMD_LANES_VAR};
 pub use forward::{CpuHead, CpuLayer, CpuLstm};
 pub use real::{gemm, sigmoid, Op, Real};

@@ -11,6 +11,7 @@ use super::kernel::{
 use super::math::tanh;
 use super::pack::{pack_panels, PANEL_VECTORS};
 use super::reuse::Reuse;
+use super::simd::Isa;
 use super::team::{Shared, StealQueue, Worker};
 use crate::cpu::backward::BackwardPass;
 use crate::cpu::forward::DirCache;
@@ -42,8 +43,7 @@ struct Steps<'a> {
 pub fn backward_direction(
     layers: &[CpuLayer<f32>],
     (hidden, h_out, directions): (usize, usize, usize),
-    threads: usize,
-    reuse: &Reuse,
+    (isa, threads, reuse): (Isa, usize, &Reuse),
     pass: BackwardPass<'_, f32>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let BackwardPass {
@@ -82,7 +82,7 @@ pub fn backward_direction(
         dy,
         dh_last,
     };
-    let (dh, dc) = steps.run(threads, &mut dz_all, g_all.as_deref_mut());
+    let (dh, dc) = steps.run(isa, threads, &mut dz_all, g_all.as_deref_mut());
 
     let mut db = vec![0.0; gw];
     for row in dz_all.chunks(gw) {
@@ -272,14 +272,14 @@ impl Steps<'_> {
     /// returns dL/dh0 `[B, H_out]` and dL/dc0 `[B, H]`.
     fn run(
         &self,
+        isa: Isa,
         threads: usize,
         dz_all: &mut [f32],
         g_all: Option<&mut [f32]>,
     ) -> (Vec<f32>, Vec<f32>) {
         let batch = self.dims.batch;
         let (hidden, h_out) = (self.hidden, self.h_out);
-        let arch = pulp::Arch::new();
-        let lanes = super::simd_lanes();
+        let lanes = isa.lanes();
         let (gw, width) = (4 * hidden, PANEL_VECTORS * lanes);
         // panels of W_hh [4H, H_out]: dh_{t-1} = dz_t · W_hh
         let w_hh = pack_panels(gw, h_out, width, |k, n| self.p.w_hh[k * h_out + n]);
@@ -308,7 +308,7 @@ impl Steps<'_> {
                 StealQueue::new(threads, padded / width),
             );
             super::team::run_team(threads, |worker| {
-                arch.dispatch(StepWork {
+                isa.dispatch(StepWork {
                     steps: self,
                     shares: &shares,
                     w_hh: &w_hh,

@@ -1,12 +1,15 @@
 //! Softmax cross-entropy over many rows (a language model's logits, `[T·B, V]`), on the team
 //! and in SIMD: each row's max, `exp(v − max)` ([`super::math::exp`]) and their sum in vector
 //! lanes, the gradient written once. Each row's term is kept and the terms are summed in row
-//! order afterwards, so the loss is bitwise the same on any number of threads.
+//! order afterwards, so the loss is bitwise the same on any number of threads. The sum of a
+//! row's exponentials has one layout on every SIMD width (16 running sums, one per logit
+//! index mod 16, folded in order), so it is the same bits on every width too.
 
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
 
 use super::kernel::{load, store};
 use super::math::exp;
+use super::simd::{Isa, FOLD_LANES};
 use super::team::{run_team, Shared};
 use crate::loss::{is_first_max, Scored};
 
@@ -16,7 +19,7 @@ const TEAM_LOGITS: usize = 1 << 16;
 /// [`crate::loss::loss_and_grad`] for cross-entropy: the loss of `logits` (rows of `width`)
 /// against `classes`, rows weighted by `weights`, the gradient into `grad`.
 pub(super) fn cross_entropy(
-    arch: Arch,
+    isa: Isa,
     threads: usize,
     (logits, width): (&[f32], usize),
     classes: &[i64],
@@ -54,7 +57,7 @@ pub(super) fn cross_entropy(
                     hits: hits.part(first, n),
                 }
             };
-            arch.dispatch(job);
+            isa.dispatch(job);
         });
     }
     let value = terms.iter().fold(0.0, |sum, &term| sum + term);
@@ -82,8 +85,14 @@ impl WithSimd for Rows<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let (width, lanes) = (self.width, S::F32_LANES);
-        // whole vectors first, then the last width % lanes logits one by one
-        let body = width / lanes * lanes;
+        assert!(
+            FOLD_LANES.is_multiple_of(lanes),
+            "{lanes} lanes do not divide the fold"
+        );
+        // whole 16-logit blocks in vectors, then the last width % 16 logits one by one: the
+        // split, like the sums, is the same on every width
+        let body = width / FOLD_LANES * FOLD_LANES;
+        let per_fold = FOLD_LANES / lanes;
         let rows = self.grad.chunks_mut(width).zip(self.terms).zip(self.hits);
         for (r, ((out, term), hit)) in rows.enumerate() {
             let w = self.weights[r];
@@ -98,19 +107,26 @@ impl WithSimd for Rows<'_> {
             for at in (0..body).step_by(lanes) {
                 maxes = simd.max_f32s(maxes, load::<S>(row, at));
             }
+            // the max is exact in any order
             let max =
                 row[body..].iter().fold(
                     simd.reduce_max_f32s(maxes),
                     |a, &b| if b > a { b } else { a },
                 );
             let shift = simd.splat_f32s(max);
-            let mut sums = simd.splat_f32s(0.0);
+            // sums[v] lane l holds the logits at indices ≡ v·lanes + l (mod 16)
+            let mut sums = [simd.splat_f32s(0.0); FOLD_LANES];
             for at in (0..body).step_by(lanes) {
                 let e = exp(simd, simd.sub_f32s(load::<S>(row, at), shift));
                 store::<S>(out, at, e);
-                sums = simd.add_f32s(sums, e);
+                let v = at / lanes % per_fold;
+                sums[v] = simd.add_f32s(sums[v], e);
             }
-            let mut z = simd.reduce_sum_f32s(sums);
+            let mut folded = [0.0f32; FOLD_LANES];
+            for (v, part) in folded.chunks_mut(lanes).enumerate() {
+                store::<S>(part, 0, sums[v]);
+            }
+            let mut z = folded.iter().fold(0.0, |sum, &e| sum + e);
             for (e, &v) in out[body..].iter_mut().zip(&row[body..]) {
                 *e = (v - max).exp();
                 z += *e;
@@ -170,7 +186,7 @@ mod tests {
             );
             let mut one = Vec::new();
             let got = cross_entropy(
-                Arch::new(),
+                Isa::detect(),
                 1,
                 (&logits, width),
                 &classes,
@@ -186,7 +202,7 @@ mod tests {
             }
             let mut team = vec![f32::NAN; 3]; // a kept buffer of another size
             let split = cross_entropy(
-                Arch::new(),
+                Isa::detect(),
                 3,
                 (&logits, width),
                 &classes,

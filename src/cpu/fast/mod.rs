@@ -14,13 +14,14 @@ mod kernel;
 mod math;
 mod pack;
 mod reuse;
+mod simd;
 pub(crate) mod team;
-
-use pulp::{Arch, Simd, WithSimd};
 
 use self::forward::{DirectionJob, RunJob, Scratch};
 use self::pack::PackedDirection;
 use self::reuse::Reuse;
+use self::simd::Isa;
+pub use self::simd::SIMD_LANES_VAR;
 pub use self::team::default_threads;
 use super::forward::DirectionPass;
 use super::CpuLstm;
@@ -49,7 +50,7 @@ pub struct FastCpuLstm {
     /// `packed[layer * D + direction]`
     packed: Vec<PackedDirection>,
     threads: usize,
-    arch: Arch,
+    isa: Isa,
     reuse: Reuse,
 }
 
@@ -59,17 +60,18 @@ impl FastCpuLstm {
         Self::from_model(CpuLstm::new(weights))
     }
 
-    /// Packs an f32 model.
+    /// Packs an f32 model, for the widest SIMD the CPU has ([`simd_lanes`]).
     pub fn from_model(model: CpuLstm<f32>) -> Self {
-        let arch = Arch::new();
-        let lanes = arch.dispatch(Lanes);
+        Self::packed_for(model, Isa::detect(), default_threads(), Reuse::default())
+    }
+
+    fn packed_for(model: CpuLstm<f32>, isa: Isa, threads: usize, reuse: Reuse) -> Self {
         let hidden = model.config.hidden_size;
         let packed = model
             .layers
             .iter()
-            .map(|layer| PackedDirection::new(layer, hidden, lanes))
+            .map(|layer| PackedDirection::new(layer, hidden, isa.lanes()))
             .collect();
-        let threads = default_threads();
         Self {
             model: CpuLstm {
                 product_threads: threads,
@@ -77,9 +79,22 @@ impl FastCpuLstm {
             },
             packed,
             threads,
-            arch,
-            reuse: Reuse::default(),
+            isa,
+            reuse,
         }
+    }
+
+    /// Runs on the widest SIMD with at most `lanes` f32 lanes (1: without SIMD), the weights
+    /// packed again for it. Every width gives bitwise the same results; this is for
+    /// comparing their speed (the `LSTM_WGPU_SIMD_LANES` variable does it for a process).
+    pub fn with_simd_lanes(self, lanes: usize) -> Result<Self> {
+        let isa = self.isa.capped(lanes)?;
+        Ok(Self::packed_for(self.model, isa, self.threads, self.reuse))
+    }
+
+    /// f32 lanes per vector of the SIMD this model runs on.
+    pub fn simd_lanes(&self) -> usize {
+        self.isa.lanes()
     }
 
     /// Uses `threads` threads (at least 1).
@@ -103,12 +118,8 @@ impl FastCpuLstm {
                 head
             )));
         }
-        let threads = self.threads;
         let reuse = std::mem::take(&mut self.reuse);
-        *self = Self::new(weights);
-        self.threads = threads;
-        self.model.product_threads = threads;
-        self.reuse = reuse;
+        *self = Self::packed_for(CpuLstm::new(weights), self.isa, self.threads, reuse);
         Ok(())
     }
 
@@ -197,11 +208,12 @@ impl FastCpuLstm {
             &mut |pass| self.run_direction(pass),
             &mut |pass| {
                 let layers = &self.model.layers;
-                backward::backward_direction(layers, sizes, self.threads, &self.reuse, pass)
+                let run = (self.isa, self.threads, &self.reuse);
+                backward::backward_direction(layers, sizes, run, pass)
             },
             &mut |loss, rows, target, weights, grad| match (loss, target) {
                 (Loss::CrossEntropy, Target::Classes(classes)) => cross_entropy::cross_entropy(
-                    self.arch,
+                    self.isa,
                     self.threads,
                     rows,
                     classes.data(),
@@ -224,7 +236,7 @@ impl FastCpuLstm {
         // no more threads than there is work for in the widest phase
         let threads = self.threads.min(packed.gates.blocks().max(1));
         let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads);
-        team::run_team(threads, |worker| self.arch.dispatch(RunJob(&job, worker)));
+        team::run_team(threads, |worker| self.isa.dispatch(RunJob(&job, worker)));
         job.finish(h, c);
         scratch.give_back(&self.reuse);
         Ok(())
@@ -246,17 +258,9 @@ pub fn check_threads(threads: usize) -> Result<usize> {
     Ok(threads)
 }
 
-/// f32 lanes per vector of the SIMD the fast path runs on here (8 with AVX2, 16 with
-/// AVX-512, 4 with NEON, 1 without SIMD).
+/// f32 lanes per vector of the SIMD the fast path runs on here: the widest the CPU has (16
+/// with AVX-512, 8 with AVX2, 4 with NEON, 1 without SIMD), at most [`SIMD_LANES_VAR`]'s
+/// value when it is set.
 pub fn simd_lanes() -> usize {
-    Arch::new().dispatch(Lanes)
-}
-
-struct Lanes;
-
-impl WithSimd for Lanes {
-    type Output = usize;
-    fn with_simd<S: Simd>(self, _: S) -> usize {
-        S::F32_LANES
-    }
+    Isa::detect().lanes()
 }
