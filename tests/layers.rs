@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// The layers of src/gpu, lowest first (as in the module map of src/gpu/mod.rs).
-const LAYERS: [&str; 7] = [
-    "kernels", "device", "plan", "weights", "forward", "stream", "train",
+const LAYERS: [&str; 8] = [
+    "kernels", "wisdom", "device", "plan", "weights", "forward", "stream", "train",
 ];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

@@ -17,6 +17,7 @@
 //! | layer | holds |
 //! |---|---|
 //! | `kernels` | pure data, no device: the kernel table (one row per kernel, bindings by name), the WGSL sources, params structs and their arena, grids and size checks, the recurrent variants and the choice table |
+//! | `wisdom` | measured kernel choices without a device: what can be tuned for a shape, shape classes, the per-adapter wisdom file, the tuner's pick among timed candidates |
 //! | `device` | wgpu plumbing with no LSTM knowledge: buffers, pipelines, [`GpuContext`], error scopes, readback, timers, adapters |
 //! | `plan` | a pass as data ([`internals::Plan`]) and the builder that binds it |
 //! | `weights` | [`GpuWeights`]: PyTorch layouts re-laid out and uploaded once |
@@ -33,6 +34,7 @@ mod plan;
 mod stream;
 mod train;
 mod weights;
+pub mod wisdom;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::enumerate_adapters;
