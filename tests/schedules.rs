@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, TRAINED_LOSS, TRAINED_WEIGHTS};
+use common::{gpu, TRAINED_WEIGHTS};
 use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
@@ -258,18 +258,12 @@ fn check(device: &str, trainer: &mut dyn Trainer, case: &Value) {
         &rates,
         &floats(&case["lrs"]),
     );
-    assert_close(
-        &format!("{device} {name} losses"),
+    common::assert_trained_like_case(
+        &format!("{device} {name}"),
         &losses,
-        &common::case_losses(case),
-        TRAINED_LOSS,
-    );
-    let (got, want) = common::flat_pair(&trainer.weights().unwrap(), &weights(case, "final"));
-    assert_close(
-        &format!("{device} {name} weights"),
-        &got,
-        &want,
-        TRAINED_WEIGHTS,
+        case,
+        &trainer.weights().unwrap(),
+        &weights(case, "final"),
     );
 }
 

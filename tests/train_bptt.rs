@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, TRAINED_LOSS, TRAINED_WEIGHTS};
+use common::gpu;
 use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
@@ -95,18 +95,12 @@ fn train(trainer: &mut dyn Trainer, case: &Value) -> Vec<f32> {
 fn check(device: &str, trainer: &mut dyn Trainer, case: &Value) {
     let name = case["name"].as_str().unwrap();
     let losses = train(trainer, case);
-    assert_close(
-        &format!("{device} {name} losses"),
+    common::assert_trained_like_case(
+        &format!("{device} {name}"),
         &losses,
-        &common::case_losses(case),
-        TRAINED_LOSS,
-    );
-    let (got, want) = common::flat_pair(&trainer.weights().unwrap(), &weights(case, "final"));
-    assert_close(
-        &format!("{device} {name} weights"),
-        &got,
-        &want,
-        TRAINED_WEIGHTS,
+        case,
+        &trainer.weights().unwrap(),
+        &weights(case, "final"),
     );
 }
 

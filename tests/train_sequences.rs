@@ -7,13 +7,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, TRAINED_LOSS, TRAINED_WEIGHTS};
+use common::{assert_close, gpu, TRAINED_LOSS};
 use lstm_wgpu::gpu::GpuTrainer;
 use lstm_wgpu::io::{npy, safetensors};
 use lstm_wgpu::loss::{Loss, Target};
-use lstm_wgpu::train::{
-    CpuTrainer, OptimizerConfig, OptimizerKind, ParamLayout, TrainOptions, Trainer,
-};
+use lstm_wgpu::train::{CpuTrainer, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
 use lstm_wgpu::{Inputs, LstmWeights};
 use serde_json::Value;
 
@@ -62,21 +60,12 @@ fn run(trainer: &mut dyn Trainer, device: &str, case: &Value) {
     let got: Vec<f32> = (0..want.len())
         .map(|_| trainer.step_with(&inputs, &target).unwrap())
         .collect();
-    assert_close(
-        &format!("{device} {name} losses"),
+    common::assert_trained_like_case(
+        &format!("{device} {name}"),
         &got,
-        &want,
-        TRAINED_LOSS,
-    );
-    let want = weights(case, "final");
-    let layout = ParamLayout::new(&want);
-    let got = layout.flatten(&trainer.weights().unwrap());
-    let want: Vec<f64> = layout.flatten(&want).iter().map(|&v| v as f64).collect();
-    assert_close(
-        &format!("{device} {name} weights"),
-        &got,
-        &want,
-        TRAINED_WEIGHTS,
+        case,
+        &trainer.weights().unwrap(),
+        &weights(case, "final"),
     );
 }
 

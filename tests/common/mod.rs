@@ -65,6 +65,26 @@ pub fn flat_pair(
     (layout.flatten(got), want)
 }
 
+/// A training run against a fixture case: its losses against PyTorch's step by step, and
+/// its final weights `trained` against PyTorch's `want`; `what` names the run in failures.
+pub fn assert_trained_like_case(
+    what: &str,
+    losses: &[f32],
+    case: &serde_json::Value,
+    trained: &lstm_wgpu::LstmWeights,
+    want: &lstm_wgpu::LstmWeights,
+) {
+    let want_losses = case_losses(case);
+    assert_close(
+        &format!("{what} losses"),
+        losses,
+        &want_losses,
+        TRAINED_LOSS,
+    );
+    let (got, want) = flat_pair(trained, want);
+    assert_close(&format!("{what} weights"), &got, &want, TRAINED_WEIGHTS);
+}
+
 /// The shared GPU context, with the adapter's own limits. Panics with instructions when no
 /// adapter exists: a GPU test never passes without a GPU.
 pub fn gpu() -> &'static GpuContext {

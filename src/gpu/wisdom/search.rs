@@ -4,7 +4,6 @@
 //! tested with injected times and outputs; the `tune` command drives a real device with it.
 
 use crate::check::Tolerance;
-use crate::error::Error;
 use crate::gpu::kernels::Recurrence;
 
 /// What one candidate gave: its outputs and the times of its warm runs, in milliseconds.
@@ -108,14 +107,11 @@ pub fn tune(
 /// else Wrong at the worst element.
 fn judge(trial: &Trial, reference: &[f64], tolerance: Tolerance) -> Verdict {
     if trial.output.len() != reference.len() {
-        return Verdict::Failed(
-            Error::Input(format!(
-                "{} outputs, the reference has {}",
-                trial.output.len(),
-                reference.len()
-            ))
-            .to_string(),
-        );
+        return Verdict::Failed(format!(
+            "{} outputs, the reference has {}",
+            trial.output.len(),
+            reference.len()
+        ));
     }
     let mut worst: Option<(f64, usize)> = None;
     for (at, (&got, &want)) in trial.output.iter().zip(reference).enumerate() {
@@ -150,6 +146,7 @@ fn median(times: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::check::GPU_VS_F64;
+    use crate::error::Error;
     use crate::gpu::kernels::StepTiles;
 
     fn step(units: u32) -> Recurrence {
