@@ -25,7 +25,7 @@
 // runs for each (unit, row) of the tile.
 //
 // Grid: (ceil(units / U), ceil(B / BT), D), units = H_out for _dh, H for _step.
-// Override constants (gpu/train/tiles.rs): U, KS, BT (at most MAX_BT), RPI.
+// Override constants (gpu/kernels/backward_tiles.rs): U, KS, BT (at most MAX_BT), RPI.
 //
 // Bindings:
 //   0 params   uniform BackParams (dynamic offset: one slot per step)

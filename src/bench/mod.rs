@@ -77,6 +77,8 @@ pub struct BenchResult {
     pub adapter: String,
     /// The recurrent kernel that ran (GPU: its variant and tiles, and the chunk length).
     pub kernel: String,
+    /// GPU: where the kernel came from (the table, the wisdom file, or `--kernel`).
+    pub kernel_source: Option<crate::gpu::wisdom::Source>,
     /// Median time of a run, host in, host out (training: of a step).
     pub median_ms: f64,
     /// Fastest run, as `median_ms`.
@@ -114,6 +116,7 @@ impl BenchResult {
             ),
             threads: Some(threads),
             kernel: kernel.into(),
+            kernel_source: None,
             median_ms,
             min_ms,
             gpu_ms: None,
@@ -143,6 +146,7 @@ impl BenchResult {
             "device": self.device,
             "adapter": self.adapter,
             "kernel": self.kernel,
+            "kernel_source": self.kernel_source.map(|s| s.to_string()),
             "seq": spec.seq_len,
             "batch": spec.batch,
             "input": spec.input,
@@ -255,6 +259,7 @@ pub fn bench_gpu(
         device: "gpu",
         adapter: ctx.adapter_name(),
         kernel: format!("{variant} chunk={chunk}"),
+        kernel_source: Some(model.kernel_source()?),
         median_ms,
         min_ms,
         gpu_ms,

@@ -201,7 +201,8 @@ pub fn bench_gpu_train(
     Ok(BenchResult {
         device: "gpu",
         adapter: ctx.adapter_name(),
-        kernel: "training step".into(),
+        kernel: trainer.kernel()?.to_string(),
+        kernel_source: Some(trainer.kernel_source()?),
         median_ms,
         min_ms,
         gpu_ms: (!gpu_times.is_empty()).then(|| median(&mut gpu_times)),

@@ -18,12 +18,12 @@
 //! |---|---|
 //! | `kernels` | pure data, no device: the kernel table (one row per kernel, bindings by name), the WGSL sources, params structs and their arena, grids and size checks, the recurrent variants and the choice table |
 //! | `wisdom` | measured kernel choices without a device: what can be tuned for a shape, shape classes, the per-adapter wisdom file, the tuner's pick among timed candidates |
-//! | `device` | wgpu plumbing with no LSTM knowledge: buffers, pipelines, [`GpuContext`], error scopes, readback, timers, adapters |
+//! | `device` | wgpu plumbing with no LSTM knowledge: buffers, pipelines, [`GpuContext`] (with its kernel-choice policy, [`Tuning`]), error scopes, readback, timers, adapters |
 //! | `plan` | a pass as data ([`internals::Plan`]) and the builder that binds it |
 //! | `weights` | [`GpuWeights`]: PyTorch layouts re-laid out and uploaded once |
-//! | `forward` | the forward pass, the state-slot rule, [`GpuLstm`] |
+//! | `forward` | the forward pass, the state-slot rule, [`GpuLstm`], measuring a shape's kernel choices ([`tune_forward`]) |
 //! | `stream` | [`GpuState`], the streaming calls of [`GpuLstm`], [`GpuStatePool`] |
-//! | `train` | [`GpuTrainer`]: loss, backward, weight gradients, optimizers |
+//! | `train` | [`GpuTrainer`]: loss, backward, weight gradients, optimizers, measuring a training step's choices ([`tune_training`]) |
 
 mod device;
 mod forward;
@@ -39,12 +39,16 @@ pub mod wisdom;
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::enumerate_adapters;
 pub use device::{
-    enumerate_adapters_async, relevant_limits, AdapterSummary, ContextOptions, GpuContext,
+    enumerate_adapters_async, relevant_limits, AdapterSummary, ContextOptions, GpuContext, Tuning,
     DEFAULT_TIMEOUT, MAX_CHUNK_STEPS,
 };
+#[cfg(not(target_arch = "wasm32"))]
+pub use forward::{tune_forward, MEASURE_BUDGET};
 pub use forward::{GpuLstm, PREPARED_SHAPES};
 pub use kernels::{DeviceCaps, KernelChoice, Recurrence, RecurrentShape, SequenceTiles, StepTiles};
 pub use stream::{GpuState, GpuStatePool, SlotState};
+#[cfg(not(target_arch = "wasm32"))]
+pub use train::tune_training;
 pub use train::{GpuGradients, GpuTrainer};
 pub use weights::GpuWeights;
 

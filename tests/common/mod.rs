@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 pub use lstm_wgpu::check::{Tolerance, GPU_VS_F64};
 use lstm_wgpu::gpu::{
     ContextOptions, DeviceCaps, GpuContext, KernelChoice, Recurrence, SequenceTiles, StepTiles,
+    Tuning,
 };
 use lstm_wgpu::Tensor;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -85,8 +86,10 @@ pub fn assert_trained_like_case(
     assert_close(&format!("{what} weights"), &got, &want, TRAINED_WEIGHTS);
 }
 
-/// The shared GPU context, with the adapter's own limits. Panics with instructions when no
-/// adapter exists: a GPU test never passes without a GPU.
+/// The shared GPU context, with the adapter's own limits and the built-in kernel table (no
+/// wisdom file: a machine's saved measurements never change what a test runs; the wisdom
+/// tests make their own contexts). Panics with instructions when no adapter exists: a GPU
+/// test never passes without a GPU.
 pub fn gpu() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
     CTX.get_or_init(|| context(false))
@@ -99,7 +102,12 @@ pub fn gpu_webgpu() -> &'static GpuContext {
 }
 
 fn context(webgpu_limits: bool) -> GpuContext {
-    match GpuContext::with_options(ContextOptions { webgpu_limits }) {
+    let options = ContextOptions {
+        webgpu_limits,
+        tuning: Tuning::Table,
+        wisdom_file: None,
+    };
+    match GpuContext::with_options(options) {
         Ok(ctx) => ctx,
         Err(e) => panic!(
             "GPU tests need a wgpu adapter and found none: {e}\n\

@@ -31,7 +31,7 @@ impl Engine {
     /// Requests the browser's adapter and a device on it: with the adapter's own limits, or
     /// with WebGPU's defaults when `webgpu_limits` is true.
     pub async fn create(webgpu_limits: bool) -> Result<Engine, JsError> {
-        let ctx = GpuContext::new_async(ContextOptions { webgpu_limits })
+        let ctx = GpuContext::new_async(ContextOptions { webgpu_limits, ..Default::default() })
             .await
             .map_err(js)?;
         Ok(Engine { ctx })

@@ -36,7 +36,7 @@ const LOSS: Tolerance = Tolerance {
 };
 
 async fn context(webgpu_limits: bool) -> GpuContext {
-    GpuContext::new_async(ContextOptions { webgpu_limits })
+    GpuContext::new_async(ContextOptions { webgpu_limits, ..Default::default() })
         .await
         .unwrap_or_else(|e| {
             panic!(

@@ -222,6 +222,9 @@ fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult
             gpu,
             mib
         )?;
+        if let Some(source) = r.kernel_source {
+            outln!("       kernel: {} (from the {source})", r.kernel)?;
+        }
     }
     Ok(())
 }
@@ -297,7 +300,10 @@ pub fn print_table(spec: &BenchSpec, results: &[BenchResult]) -> Result<()> {
             gpu,
             r.gflops
         )?;
-        outln!("       kernel: {}", r.kernel)?;
+        match r.kernel_source {
+            Some(source) => outln!("       kernel: {} (from the {source})", r.kernel)?,
+            None => outln!("       kernel: {}", r.kernel)?,
+        }
         if r.dispatches > 0 {
             outln!(
                 "       {} dispatches, recorded in {:.3} ms ({:.2} us each)",

@@ -14,6 +14,7 @@ impl GpuArgs {
     pub fn context(self) -> Result<GpuContext> {
         GpuContext::with_options(ContextOptions {
             webgpu_limits: self.webgpu_limits,
+            ..Default::default()
         })
     }
 }

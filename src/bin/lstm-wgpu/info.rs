@@ -1,6 +1,7 @@
 //! `lstm-wgpu info`: adapters, the chosen one, and the limits that matter here.
 
-use lstm_wgpu::gpu::{enumerate_adapters, relevant_limits};
+use lstm_wgpu::gpu::wisdom::Wisdom;
+use lstm_wgpu::gpu::{enumerate_adapters, relevant_limits, GpuContext};
 use lstm_wgpu::Result;
 
 use crate::gpu_args::GpuArgs;
@@ -39,6 +40,7 @@ pub fn main(gpu: GpuArgs) -> Result<()> {
             None => outln!("  {name}: {value}")?,
         }
     }
+    print_wisdom(&ctx)?;
     if let Some(a) = adapter {
         let interesting = [
             ("SHADER_F16", wgpu::Features::SHADER_F16),
@@ -60,4 +62,28 @@ pub fn main(gpu: GpuArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The wisdom file in use, how many shape classes it holds, or why it is ignored.
+fn print_wisdom(ctx: &GpuContext) -> Result<()> {
+    let Some(path) = ctx.wisdom_file() else {
+        return outln!("wisdom: no file (no cache directory; set LSTM_WGPU_TUNE_FILE)");
+    };
+    let state = match (std::fs::read(&path), ctx.adapter_key()) {
+        (Err(_), _) => "none yet (`lstm-wgpu tune` writes it)".to_string(),
+        (Ok(bytes), Some(key)) => match Wisdom::decode(&bytes, &key) {
+            Ok(w) => {
+                let classes: std::collections::BTreeSet<_> =
+                    w.entries().map(|(_, c, _)| c).collect();
+                format!("{} choices for {} shape classes", w.len(), classes.len())
+            }
+            Err(e) => format!("ignored: {e}"),
+        },
+        (Ok(_), None) => "not used for a caller's device".to_string(),
+    };
+    outln!(
+        "wisdom: {} ({state}; policy {:?})",
+        path.display(),
+        ctx.tuning()
+    )
 }

@@ -17,6 +17,7 @@ mod stdout;
 mod stream;
 mod stream_bench;
 mod train;
+mod tune;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -53,6 +54,8 @@ enum Command {
     Stream(stream::Args),
     /// Generate text from a byte-level language model, written to stdout as it comes
     Sample(sample::Args),
+    /// Measure the fastest correct kernels for shapes on this GPU and save them (wisdom)
+    Tune(tune::Args),
 }
 
 /// Where a command runs.
@@ -64,7 +67,12 @@ pub enum Device {
 
 fn main() {
     runtime_dir::ensure();
-    env_logger::init();
+    // RUST_LOG as usual; without it, this crate's warnings (a wisdom file ignored, a bad
+    // LSTM_WGPU_SIMD_LANES) and every crate's errors
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("error,lstm_wgpu=warn"),
+    )
+    .init();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal failure: {info}");
     }));
@@ -91,6 +99,7 @@ fn main() {
         Command::Demo(gpu) => demo::main(gpu),
         Command::Stream(args) => stream::main(args),
         Command::Sample(args) => sample::main(args),
+        Command::Tune(args) => tune::main(args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e.to_string()));

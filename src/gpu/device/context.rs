@@ -1,5 +1,6 @@
 //! `GpuContext`: a device, its queue and the pipelines, created once and shared by models.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,8 +8,12 @@ use std::time::Duration;
 use super::alloc::uniform_init;
 use super::pipelines::Pipelines;
 use super::sync::lock;
+use super::tuning::{Tuning, TuningState};
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{DeviceCaps, StepIndex, STEP_INDEX_BINDING_SIZE};
+use crate::gpu::kernels::{
+    BackwardTiles, DeviceCaps, RecurrentShape, StepIndex, GEMV_MAX_ROWS, STEP_INDEX_BINDING_SIZE,
+};
+use crate::gpu::wisdom::{AdapterKey, Choice, Entry, Family, ShapeClass, Wisdom, MAX_K_SPLITS};
 
 /// Steps per chunk of the per-step kernels: the step-index buffer has this many slots.
 pub const MAX_CHUNK_STEPS: usize = 1024;
@@ -18,11 +23,17 @@ pub const MAX_CHUNK_STEPS: usize = 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How [`GpuContext::with_options`] creates its device.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContextOptions {
     /// Request WebGPU's default limits instead of the adapter's own, so that what runs here
     /// also runs in a browser (shapes then chunk sooner and workgroups stay smaller).
     pub webgpu_limits: bool,
+    /// Where kernel choices come from (default [`Tuning::Wisdom`]: saved measurements where
+    /// they exist, the built-in table elsewhere).
+    pub tuning: Tuning,
+    /// The wisdom file (default: `LSTM_WGPU_TUNE_FILE`, else the platform's cache directory;
+    /// see [`crate::gpu::wisdom::default_path`]).
+    pub wisdom_file: Option<PathBuf>,
 }
 
 /// What the context knows of its device's health, shared with the device's callbacks.
@@ -72,6 +83,8 @@ struct Inner {
     timeout_ns: AtomicU64,
     /// how the device was made, when this crate made it (for `recreate`)
     options: Option<ContextOptions>,
+    /// the kernel-choice policy, the wisdom in use and the tuner's pins
+    tuning: Mutex<TuningState>,
 }
 
 impl GpuContext {
@@ -148,7 +161,7 @@ impl GpuContext {
 
     /// The async form of [`GpuContext::recreate`].
     pub async fn recreate_async(&self) -> Result<Self> {
-        let options = self.inner.options.ok_or_else(|| {
+        let options = self.inner.options.clone().ok_or_else(|| {
             Error::Config(
                 "this context uses the caller's device (from_device); create a new device and call from_device again".into(),
             )
@@ -191,8 +204,14 @@ impl GpuContext {
                 source,
             });
         }
+        let key = adapter_info.as_ref().map(AdapterKey::of);
+        let tuning = match &options {
+            Some(o) => TuningState::new(o.tuning, key, o.wisdom_file.clone()),
+            None => TuningState::new(Tuning::Wisdom, None, None),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
+                tuning: Mutex::new(tuning),
                 device,
                 queue,
                 adapter_info,
@@ -320,6 +339,125 @@ impl GpuContext {
         self.device()
             .generate_allocator_report()
             .map(|r| r.total_allocated_bytes)
+    }
+
+    /// Where this context's kernel choices come from.
+    pub fn tuning(&self) -> Tuning {
+        lock(&self.inner.tuning).policy
+    }
+
+    /// Changes where kernel choices come from, for every clone of this context; models
+    /// prepared before keep the kernels they were built with until they prepare again.
+    pub fn set_tuning(&self, tuning: Tuning) {
+        lock(&self.inner.tuning).policy = tuning;
+    }
+
+    /// The wisdom file this context loads from and saves to, if it has one.
+    pub fn wisdom_file(&self) -> Option<PathBuf> {
+        lock(&self.inner.tuning).path.clone()
+    }
+
+    /// The wisdom in use (`None` where no usable file was found or the policy is `Table`
+    /// and none was loaded).
+    pub fn wisdom(&self) -> Option<Wisdom> {
+        lock(&self.inner.tuning).wisdom().cloned()
+    }
+
+    /// The key wisdom is saved under for this context's adapter (`None` for a caller's
+    /// device).
+    pub fn adapter_key(&self) -> Option<AdapterKey> {
+        self.adapter_info().map(AdapterKey::of)
+    }
+
+    /// Loads a wisdom file explicitly (e.g. one an application ships), and saves to it from
+    /// then on; the number of choices it holds. Unlike the file found at start-up, a file
+    /// that cannot be used here is an error: another adapter's, another version's, corrupt.
+    /// A caller's device (from [`GpuContext::from_device`]) takes the file's adapter as its
+    /// own.
+    pub fn load_wisdom(&self, path: &Path) -> Result<usize> {
+        lock(&self.inner.tuning).load(path)
+    }
+
+    /// Uses `wisdom` (e.g. decoded from bytes an application embeds); an error when it was
+    /// measured on another adapter.
+    pub fn use_wisdom(&self, wisdom: Wisdom) -> Result<()> {
+        lock(&self.inner.tuning).use_wisdom(wisdom)
+    }
+
+    /// Writes the wisdom in use to its file (merged with what the file holds, atomically);
+    /// the path written.
+    pub fn save_wisdom(&self) -> Result<PathBuf> {
+        lock(&self.inner.tuning).save()
+    }
+
+    /// Keeps a measured choice in the wisdom in use (the tuner).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // the tuner is native only
+    pub(crate) fn record_choice(
+        &self,
+        family: Family,
+        class: ShapeClass,
+        entry: Entry,
+    ) -> Result<()> {
+        lock(&self.inner.tuning).record(family, class, entry)
+    }
+
+    /// Forces `choice` for `class` while a tuner times it (`None` lifts it). Other models on
+    /// this context that prepare meanwhile would use it too: tune on a quiet context.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // the tuner is native only
+    pub(crate) fn pin_choice(&self, family: Family, class: ShapeClass, choice: Option<Choice>) {
+        lock(&self.inner.tuning).pin(family, class, choice);
+    }
+
+    /// The pinned or saved choice of `family` for `shape` (of `class`) when there is one that
+    /// runs it on this device; `None`: the table's.
+    pub(crate) fn tuned_choice(
+        &self,
+        family: Family,
+        class: ShapeClass,
+        shape: RecurrentShape,
+    ) -> Option<Choice> {
+        let caps = self.caps();
+        lock(&self.inner.tuning).lookup(family, class, shape, &caps)
+    }
+
+    /// The most rows a product runs as gemv for `shape`: tuned, else the table's.
+    pub(crate) fn gemv_rows(&self, class: ShapeClass, shape: RecurrentShape) -> usize {
+        match self.tuned_choice(Family::Gemv, class, shape) {
+            Some(Choice::Gemv { rows }) => rows as usize,
+            _ => GEMV_MAX_ROWS,
+        }
+    }
+
+    /// The most ways a weight-gradient product splits K for `shape`: tuned, else the table's.
+    pub(crate) fn max_k_splits(&self, class: ShapeClass, shape: RecurrentShape) -> usize {
+        match self.tuned_choice(Family::KSplit, class, shape) {
+            Some(Choice::KSplit { max }) => max as usize,
+            _ => MAX_K_SPLITS as usize,
+        }
+    }
+
+    /// The backward step's tiles for `shape`: tuned, else the table's.
+    pub(crate) fn backward_tiles(
+        &self,
+        class: ShapeClass,
+        shape: RecurrentShape,
+    ) -> Result<BackwardTiles> {
+        match self.tuned_choice(Family::Backward, class, shape) {
+            Some(Choice::Backward(tiles)) => Ok(tiles),
+            _ => BackwardTiles::for_shape(shape.hidden, shape.batch, &self.device().limits()),
+        }
+    }
+
+    /// Whether `class` is to be measured before it runs (policy `Measure`, nothing saved).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // the tuner is native only
+    pub(crate) fn needs_measuring(&self, class: ShapeClass) -> bool {
+        lock(&self.inner.tuning).needs_measuring(class)
+    }
+
+    /// Notes that `class` was measured in this process.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // the tuner is native only
+    pub(crate) fn mark_measured(&self, class: ShapeClass) {
+        lock(&self.inner.tuning).mark_measured(class);
     }
 
     /// Waits until the GPU has finished all submitted work (at most

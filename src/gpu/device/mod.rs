@@ -2,7 +2,7 @@
 //! readback and timers. Each file imports only those before it in this order (tests/layers.rs
 //! reads the line below and checks):
 //!
-//! Order: sync, ready, allocations, alloc, pipelines, adapters, context, guard, readback, timer
+//! Order: sync, ready, allocations, alloc, pipelines, adapters, tuning, context, guard, readback, timer
 
 mod adapters;
 mod alloc;
@@ -14,6 +14,7 @@ mod readback;
 mod ready;
 mod sync;
 mod timer;
+mod tuning;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapters::enumerate_adapters;
@@ -26,3 +27,4 @@ pub(crate) use pipelines::Constants;
 pub(crate) use readback::{mapped, read_bytes_async, read_f32_async, submit_and_read};
 pub(crate) use sync::lock;
 pub(crate) use timer::{GpuTimer, PartTimer};
+pub use tuning::Tuning;

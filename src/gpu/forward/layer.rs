@@ -21,6 +21,8 @@ pub(super) struct LayerPass<'a> {
     pub cache: bool,
     pub variant: Recurrence,
     pub chunk_steps: usize,
+    /// products of at most this many rows run as gemv
+    pub gemv_rows: usize,
 }
 
 impl LayerPass<'_> {
@@ -169,7 +171,7 @@ impl LayerPass<'_> {
                 bias_offset: u("offset", dir * g4)?,
                 ..Default::default()
             };
-            let (kernel, workgroups) = product_kernel(m, n)?;
+            let (kernel, workgroups) = product_kernel(m, n, self.gemv_rows)?;
             let group = projection.group(plan, kernel);
             plan.dispatch(layer, group, &params, workgroups)?;
         }

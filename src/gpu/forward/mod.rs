@@ -9,7 +9,8 @@
 //! input and output are always time-major.
 //!
 //! Files, lowest first: `slots`, `buffers`, `chunks`, `layer`, `pass` (the whole pass as a
-//! plan), `workspace` (one prepared shape), `model` ([`GpuLstm`]).
+//! plan), `workspace` (one prepared shape), `model` ([`GpuLstm`]), `tune` (measuring the
+//! kernel choices of a shape).
 
 mod buffers;
 mod chunks;
@@ -17,8 +18,12 @@ mod layer;
 mod model;
 mod pass;
 mod slots;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod tune;
 mod workspace;
 
 pub(crate) use buffers::ForwardBuffers;
 pub use model::{GpuLstm, PREPARED_SHAPES};
 pub(crate) use pass::{build_forward_with, ForwardOptions};
+#[cfg(not(target_arch = "wasm32"))]
+pub use tune::{tune_forward, MEASURE_BUDGET};

@@ -88,6 +88,12 @@ impl GpuLstm {
         Ok((ws.variant, ws.chunk_steps))
     }
 
+    /// Where the prepared shape's recurrent kernel came from: the table, the wisdom file, or
+    /// [`GpuLstm::set_kernel`].
+    pub fn kernel_source(&self) -> Result<crate::gpu::wisdom::Source> {
+        Ok(self.workspace()?.source)
+    }
+
     /// The model's configuration.
     pub fn config(&self) -> &crate::LstmConfig {
         &self.weights.config
@@ -211,6 +217,14 @@ impl GpuLstm {
             let ws = self.workspaces.remove(at);
             self.workspaces.insert(0, ws);
             return Ok(());
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.options.kernel == KernelChoice::Auto {
+            let config = &self.weights.config;
+            let (_, class) = super::tune::shape_and_class(config, dims.batch, false);
+            super::tune::measure_if_new(&self.ctx, class, || {
+                super::tune::tune_forward(&self.ctx, config, dims, super::tune::MEASURE_BUDGET)
+            })?;
         }
         // free the least recently used shape's buffers first
         self.workspaces.truncate(PREPARED_SHAPES - 1);

@@ -9,6 +9,7 @@ use crate::gpu::kernels::{
 };
 use crate::gpu::plan::PlanBuilder;
 use crate::gpu::weights::ResidentWeights;
+use crate::gpu::wisdom::{Choice, Family, ShapeClass, Source};
 use crate::shape::Dims;
 
 /// How a forward pass is built.
@@ -32,10 +33,12 @@ impl Default for ForwardOptions {
     }
 }
 
-/// What [`build_forward`] made: the buffers, the kernel variant and the chunk length.
+/// What [`build_forward`] made: the buffers, the kernel variant (and where it came from)
+/// and the chunk length.
 pub(crate) struct Forward {
     pub buffers: ForwardBuffers,
     pub variant: Recurrence,
+    pub source: Source,
     pub chunk_steps: usize,
 }
 
@@ -71,7 +74,18 @@ pub(crate) fn build_forward_with(
         hidden_out: cfg.output_size(),
         batch: dims.batch,
     };
-    let variant = options.kernel.resolve(shape, &caps_of(device))?;
+    let ctx = plan.context();
+    let class = ShapeClass::of(shape, cfg.num_directions(), options.cache);
+    let caps = caps_of(device);
+    let (variant, source) = match (
+        options.kernel,
+        ctx.tuned_choice(Family::Recurrence, class, shape),
+    ) {
+        (KernelChoice::Auto, Some(Choice::Recurrence(v))) => (v, Source::Wisdom),
+        (KernelChoice::Auto, _) => (KernelChoice::Auto.resolve(shape, &caps)?, Source::Table),
+        (forced, _) => (forced.resolve(shape, &caps)?, Source::Forced),
+    };
+    let gemv_rows = ctx.gemv_rows(class, shape);
     let pre_row = dims.batch * cfg.num_directions() * 4 * cfg.hidden_size;
     let chunk_steps = chunks::chunk_steps(
         &limits,
@@ -88,16 +102,18 @@ pub(crate) fn build_forward_with(
         cache: options.cache,
         variant,
         chunk_steps,
+        gemv_rows,
     };
     for layer in 0..cfg.num_layers {
         site(plan, layer, &buffers)?;
         pass.record(plan, layer)?;
     }
     site(plan, cfg.num_layers, &buffers)?;
-    record_head(plan, weights, &buffers, dims)?;
+    record_head(plan, weights, &buffers, dims, gemv_rows)?;
     Ok(Forward {
         buffers,
         variant,
+        source,
         chunk_steps,
     })
 }
@@ -108,6 +124,7 @@ fn record_head(
     weights: &ResidentWeights,
     buffers: &ForwardBuffers,
     dims: Dims,
+    gemv_rows: usize,
 ) -> Result<()> {
     let (Some(head), Some(out)) = (&weights.head, &buffers.head_out) else {
         return Ok(());
@@ -118,7 +135,7 @@ fn record_head(
     let rows = dims.seq_len * dims.batch;
     let bias = head.bias.as_ref().unwrap_or(&buffers.unused);
     let o = head.out_features;
-    let (kernel, workgroups) = product_kernel(rows, o)?;
+    let (kernel, workgroups) = product_kernel(rows, o, gemv_rows)?;
     let group = plan.group(
         kernel,
         "head",

@@ -7,6 +7,7 @@ use crate::gpu::device::{guarded, staging, GpuContext};
 use crate::gpu::kernels::Recurrence;
 use crate::gpu::plan::{Plan, PlanBuilder};
 use crate::gpu::weights::ResidentWeights;
+use crate::gpu::wisdom::Source;
 use crate::shape::Dims;
 
 pub(crate) struct Workspace {
@@ -14,6 +15,8 @@ pub(crate) struct Workspace {
     pub buffers: ForwardBuffers,
     pub plan: Plan,
     pub variant: Recurrence,
+    /// where the variant came from
+    pub source: Source,
     pub chunk_steps: usize,
     /// a mappable copy of output, h_n and c_n, one after the other, for host readback;
     /// reused call after call
@@ -39,6 +42,7 @@ impl Workspace {
                 buffers: forward.buffers,
                 plan,
                 variant: forward.variant,
+                source: forward.source,
                 chunk_steps: forward.chunk_steps,
                 readback,
             })

@@ -2,13 +2,16 @@
 //! kernel's: every batch row in one workgroup and the 4H gate rows split 32 ways at B <= 4,
 //! tiles of 8 rows split 8 ways beyond; shrunk until the workgroup fits the device.
 
+use std::fmt;
+use std::str::FromStr;
+
 use super::sizes::{prev_power_of_two, shrink_tiles};
 use crate::error::{Error, Result};
 
 /// `MAX_BT` in lstm_backward.wgsl.
 pub const BACKWARD_MAX_ROWS: u32 = 16;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BackwardTiles {
     /// `U`: output units per workgroup
     pub units: u32,
@@ -55,6 +58,38 @@ impl BackwardTiles {
         Ok(tiles)
     }
 
+    /// Whether these tiles can run on a device with `limits`: every field at least 1, at most
+    /// `MAX_BT` batch rows, and the workgroup within the limits (an error naming the limit).
+    pub fn check(&self, limits: &wgpu::Limits) -> Result<()> {
+        let fields = [self.units, self.splits, self.rows, self.rows_per_split];
+        if fields.contains(&0) || self.rows > BACKWARD_MAX_ROWS {
+            return Err(Error::Config(format!(
+                "backward tiles `{self}`: every field at least 1, bt at most {BACKWARD_MAX_ROWS}"
+            )));
+        }
+        let invocations = self.units * self.splits;
+        let most = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        if invocations > most {
+            return Err(Error::Limit {
+                what: format!("the backward step's workgroup `{self}`"),
+                limit: "max_compute_invocations_per_workgroup",
+                needed: invocations as u64,
+                available: most as u64,
+            });
+        }
+        if !self.fits(limits) {
+            return Err(Error::Limit {
+                what: format!("the backward step's workgroup memory `{self}`"),
+                limit: "max_compute_workgroup_storage_size",
+                needed: self.bytes(),
+                available: limits.max_compute_workgroup_storage_size as u64,
+            });
+        }
+        Ok(())
+    }
+
     fn fits(&self, limits: &wgpu::Limits) -> bool {
         let invocations = self.units * self.splits;
         invocations <= limits.max_compute_invocations_per_workgroup
@@ -84,5 +119,87 @@ impl BackwardTiles {
             batch.div_ceil(self.rows as usize),
             dirs,
         ]
+    }
+}
+
+impl fmt::Display for BackwardTiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "back u={} ks={} bt={} rpi={}",
+            self.units, self.splits, self.rows, self.rows_per_split
+        )
+    }
+}
+
+impl FromStr for BackwardTiles {
+    type Err = Error;
+
+    /// The form [`BackwardTiles`] displays: `back u=N ks=N bt=N rpi=N`.
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::Input(format!(
+                "backward tiles `{text}`: expected `back u=N ks=N bt=N rpi=N`"
+            ))
+        };
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let ["back", u, ks, bt, rpi] = words[..] else {
+            return Err(bad());
+        };
+        let field = |word: &str, key: &str| -> Result<u32> {
+            word.strip_prefix(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(bad)
+        };
+        Ok(Self {
+            units: field(u, "u=")?,
+            splits: field(ks, "ks=")?,
+            rows: field(bt, "bt=")?,
+            rows_per_split: field(rpi, "rpi=")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_round_trip_and_bad_ones_are_errors() {
+        let limits = wgpu::Limits::default();
+        for (h, b) in [(1, 1), (64, 3), (512, 16), (1024, 64)] {
+            let tiles = BackwardTiles::for_shape(h, b, &limits).unwrap();
+            tiles.check(&limits).unwrap();
+            assert_eq!(tiles.to_string().parse::<BackwardTiles>().unwrap(), tiles);
+        }
+        for bad in [
+            "",
+            "back u=8 ks=2 bt=1",
+            "step u=8 ks=2 bt=1 rpi=4",
+            "back u=8 ks=x bt=1 rpi=4",
+        ] {
+            assert!(bad.parse::<BackwardTiles>().is_err(), "{bad}");
+        }
+        let zero = BackwardTiles {
+            units: 0,
+            splits: 1,
+            rows: 1,
+            rows_per_split: 1,
+        };
+        assert!(zero.check(&limits).is_err());
+        let deep = BackwardTiles {
+            units: 8,
+            splits: 1,
+            rows: BACKWARD_MAX_ROWS + 1,
+            rows_per_split: 1,
+        };
+        assert!(deep.check(&limits).is_err());
+        let wide = BackwardTiles {
+            units: 64,
+            splits: 64,
+            rows: 1,
+            rows_per_split: 1,
+        };
+        assert!(wide.check(&limits).is_err(), "4096 invocations");
     }
 }

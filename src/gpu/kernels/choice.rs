@@ -13,9 +13,6 @@ use crate::error::{Error, Result};
 
 /// Steps of `pre` the sequence kernel stages at once, at most (the table's first try).
 pub const SEQUENCE_MAX_STEPS_STAGED: u32 = 32;
-/// W_hh vec4s per invocation the table gives the sequence kernel (64 floats of registers).
-const SEQUENCE_PER_INVOCATION: u32 = 16;
-
 /// One row of the per-step kernel's table: the tiles for batches of at most `max_batch` rows.
 struct PerStepRow {
     max_batch: usize,
@@ -28,10 +25,14 @@ struct PerStepRow {
     max_splits: u32,
 }
 
-/// At B <= 4 every batch row in one workgroup and k split 32 ways, so each invocation loads a
-/// few quads of weights; from B = 5, tiles of 8 rows, so each weight read serves 8 rows,
-/// split 16 ways up to B = 16 and 8 ways with 16 units beyond. The last row takes every
-/// larger batch.
+// At B <= 4 every batch row in one workgroup and k split 32 ways, so each invocation loads a
+// few quads of weights; from B = 5, tiles of 8 rows, so each weight read serves 8 rows, split
+// 16 ways up to B = 16 and 8 ways with 16 units beyond. The last row takes every larger batch.
+// The sequence kernel gets 16 vec4s of W_hh per invocation (64 floats of registers).
+// benches/wisdom/table.py writes the block below from the measured wisdom files.
+// table.py: begin (from h100-vulkan-2026-11-27.json)
+/// W_hh vec4s per invocation the table gives the sequence kernel.
+const SEQUENCE_PER_INVOCATION: u32 = 16;
 #[rustfmt::skip]
 const PER_STEP_TABLE: [PerStepRow; 5] = [
     PerStepRow { max_batch: 1, rows: 1, units: 4, wide_units: 8, max_splits: 32 },
@@ -40,6 +41,7 @@ const PER_STEP_TABLE: [PerStepRow; 5] = [
     PerStepRow { max_batch: 16, rows: 8, units: 4, wide_units: 4, max_splits: 16 },
     PerStepRow { max_batch: usize::MAX, rows: 8, units: 16, wide_units: 16, max_splits: 8 },
 ];
+// table.py: end
 
 impl Recurrence {
     /// The table: the sequence kernel wherever it fits (small H, no projection), else the

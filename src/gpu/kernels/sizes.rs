@@ -84,9 +84,10 @@ pub(crate) const GEMV_MAX_ROWS: usize = 8;
 /// Invocations per workgroup of gemv (`@workgroup_size(64)` in gemm.wgsl).
 const GEMV_WORKGROUP: usize = 64;
 
-/// The kernel for an `m`-row product, and its workgroups for `n` columns.
-pub(crate) fn product_kernel(m: usize, n: usize) -> Result<(Kernel, [u32; 3])> {
-    if m <= GEMV_MAX_ROWS {
+/// The kernel for an `m`-row product, and its workgroups for `n` columns: gemv for at most
+/// `gemv_rows` rows (at most [`GEMV_MAX_ROWS`]), else the gemm.
+pub(crate) fn product_kernel(m: usize, n: usize, gemv_rows: usize) -> Result<(Kernel, [u32; 3])> {
+    if m <= gemv_rows.min(GEMV_MAX_ROWS) {
         let x = to_u32("gemv columns", n.div_ceil(GEMV_WORKGROUP))?;
         Ok((Kernel::Gemv, [x, to_u32("gemv rows", m)?, 1]))
     } else {

@@ -61,6 +61,11 @@ impl<'a> PlanBuilder<'a> {
         }
     }
 
+    /// The context the plan is built on.
+    pub fn context(&self) -> &'a GpuContext {
+        self.ctx
+    }
+
     /// Registers the storage buffers of one bind group of `kernel`, each by the name of its
     /// binding in the kernel table (any order; every storage binding exactly once: checked in
     /// [`PlanBuilder::finish`]). The params and step-index uniforms are bound by the builder.

@@ -7,10 +7,11 @@ use crate::error::Result;
 use crate::gpu::device::{storage_init, storage_nan, storage_zeros};
 use crate::gpu::forward::ForwardBuffers;
 use crate::gpu::kernels::{
-    check_size, elementwise_groups, product_kernel, to_u32, BackParams, BackwardTiles, GemmParams,
-    Kernel, LossParams, View,
+    check_size, elementwise_groups, product_kernel, to_u32, BackParams, GemmParams, Kernel,
+    LossParams, RecurrentShape, View,
 };
 use crate::gpu::plan::PlanBuilder;
+use crate::gpu::wisdom::ShapeClass;
 use crate::loss::{Level, Loss};
 use crate::shape::Dims;
 
@@ -58,6 +59,14 @@ impl<'a> Backward<'a> {
         let device = model.context().device();
         let limits = device.limits();
         let Dims { seq_len, batch } = dims;
+        let ctx = model.context();
+        let shape = RecurrentShape {
+            hidden: cfg.hidden_size,
+            hidden_out: cfg.output_size(),
+            batch,
+        };
+        let class = ShapeClass::of(shape, cfg.num_directions(), true);
+        let gemv_rows = ctx.gemv_rows(class, shape);
         let (d, h, h_out, layers) = (
             cfg.num_directions(),
             cfg.hidden_size,
@@ -107,7 +116,7 @@ impl<'a> Backward<'a> {
                 let o = head.out_features;
                 let logits = storage_nan(device, "sequence logits", batch * o);
                 let bias = head.bias.as_ref().unwrap_or(&fwd.unused);
-                let (kernel, workgroups) = product_kernel(batch, o)?;
+                let (kernel, workgroups) = product_kernel(batch, o, gemv_rows)?;
                 let group = plan.group(
                     kernel,
                     "sequence head",
@@ -216,7 +225,8 @@ impl<'a> Backward<'a> {
                 products.push((h_out, h, rows));
             }
         }
-        let products = WeightGrads::new(device, &products, g4.max(out_width));
+        let max_splits = ctx.max_k_splits(class, shape);
+        let products = WeightGrads::new(device, &products, g4.max(out_width), max_splits);
         let gemm =
             |plan: &mut PlanBuilder<'_>,
              layer: usize,
@@ -290,7 +300,7 @@ impl<'a> Backward<'a> {
         let dx = storage_nan(device, "dx", rows * cfg.input_size);
         let dh0 = storage_nan(device, "dh0", layers * d * batch * h_out);
         let dc0 = storage_nan(device, "dc0", layers * d * batch * h);
-        let tiles = BackwardTiles::for_shape(h, batch, &limits)?;
+        let tiles = ctx.backward_tiles(class, shape)?;
         let constants = tiles.constants();
         let back_groups = |units: usize| tiles.workgroups(units, batch, d);
         for layer in (0..layers).rev() {

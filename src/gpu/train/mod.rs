@@ -6,9 +6,10 @@
 //! and nothing else.
 //!
 //! Files: `trainer` ([`GpuTrainer`]), `backward` (loss and backward pass), `tiles` (the
-//! backward step's tiles), `weight_grads`, `columns` (bias gradients), `reduce` (fixed-order
+//! backward step's tiles, now in kernels), `weight_grads`, `columns` (bias gradients), `reduce` (fixed-order
 //! sums), `relayout` (flat parameters to the kernels' layouts), `losses` (the loss ring),
-//! `snapshot` (the whole state read back and restored, and the learning rate).
+//! `snapshot` (the whole state read back and restored, and the learning rate), `tune`
+//! (measuring a training step's kernel choices).
 
 mod backward;
 mod columns;
@@ -18,6 +19,10 @@ mod reduce;
 mod relayout;
 mod snapshot;
 mod trainer;
+#[cfg(not(target_arch = "wasm32"))]
+mod tune;
 mod weight_grads;
 
 pub use trainer::{GpuGradients, GpuTrainer};
+#[cfg(not(target_arch = "wasm32"))]
+pub use tune::tune_training;

@@ -16,8 +16,10 @@ use crate::gpu::device::{
 use crate::gpu::forward::{build_forward_with, ForwardBuffers, ForwardOptions, GpuLstm};
 use crate::gpu::kernels::{
     check_size, elementwise_groups, to_u32, EmbeddingParams, Kernel, KernelChoice, OptParams,
+    Recurrence,
 };
 use crate::gpu::plan::{Plan, PlanBuilder};
+use crate::gpu::wisdom::Source;
 use crate::loss::{check_target, row_weights, valid_steps, Level, Target};
 use crate::shape::{Batched, Dims, Inputs};
 use crate::tensor::{swap_leading_axes, Tensor};
@@ -48,6 +50,9 @@ pub struct GpuGradients {
 
 struct TrainWorkspace {
     dims: Dims,
+    /// the recurrent kernel the forward pass runs, and where it came from
+    variant: Recurrence,
+    source: Source,
     /// where the loss reads the model (the target's shape says)
     level: Level,
     fwd: ForwardBuffers,
@@ -185,6 +190,20 @@ impl GpuTrainer {
     pub fn set_kernel(&mut self, kernel: KernelChoice) {
         self.kernel = kernel;
         self.workspaces.clear();
+    }
+
+    /// The recurrent kernel of the shape prepared last (an error before the first step).
+    pub fn kernel(&self) -> Result<Recurrence> {
+        self.workspaces.last().map(|ws| ws.variant).ok_or_else(|| {
+            Error::Config("no shape trained yet: the kernel is chosen per shape".into())
+        })
+    }
+
+    /// Where the recurrent kernel of the shape prepared last came from.
+    pub fn kernel_source(&self) -> Result<Source> {
+        self.workspaces.last().map(|ws| ws.source).ok_or_else(|| {
+            Error::Config("no shape trained yet: the kernel is chosen per shape".into())
+        })
     }
 
     /// Forward, loss and backward for `inputs` against `target`, read back in full (for
@@ -446,6 +465,16 @@ impl GpuTrainer {
         if self.options.carry_state {
             crate::train::check_carry(inputs.0)?;
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let (KernelChoice::Auto, Ok(batched)) =
+            (self.kernel, Batched::new(self.model.config(), inputs.0))
+        {
+            let (config, dims) = (self.model.config(), batched.dims);
+            let (_, class) = crate::gpu::forward::tune::shape_and_class(config, dims.batch, true);
+            crate::gpu::forward::tune::measure_if_new(&ctx, class, || {
+                super::tune::tune_training(&ctx, config, dims, crate::gpu::forward::MEASURE_BUDGET)
+            })?;
+        }
         let (submission, counted) = guarded(&ctx, "training step", || {
             self.record_step(inputs, target, timed)
         })
@@ -550,7 +579,7 @@ impl GpuTrainer {
         let ctx = self.model.context();
         let device = ctx.device();
         let mut plan = PlanBuilder::new(ctx);
-        let fwd = build_forward_with(
+        let forward = build_forward_with(
             &mut plan,
             device,
             &self.model.weights,
@@ -572,8 +601,8 @@ impl GpuTrainer {
                 };
                 record_dropout(self, plan, site, (data, dims.seq_len * dims.batch * width))
             },
-        )?
-        .buffers;
+        )?;
+        let (variant, source, fwd) = (forward.variant, forward.source, forward.buffers);
         let back = backward::Backward::new(self, dims, level, &fwd)?.record(&mut plan)?;
         let tokens = match (self.like.embedding(), self.layout.embedding) {
             (Some(embedding), Some(at)) => Some(self.record_tokens(
@@ -592,6 +621,8 @@ impl GpuTrainer {
         Ok(TrainWorkspace {
             tokens,
             dims,
+            variant,
+            source,
             level,
             fwd,
             values: back.values,

@@ -12,13 +12,14 @@ use crate::gpu::plan::PlanBuilder;
 const FEW_GROUPS: usize = 256;
 
 /// Splits of K for an `m x n` product over `k`: 1 unless the output has few workgroups and K
-/// is long; then enough for about `FEW_GROUPS` workgroups, each over at least 1,024 of K.
-pub(super) fn k_splits(m: usize, n: usize, k: usize) -> usize {
+/// is long; then enough for about `FEW_GROUPS` workgroups, each over at least 1,024 of K, at
+/// most `max` (the table's is 8; a tuned one may be fewer).
+pub(super) fn k_splits(m: usize, n: usize, k: usize, max: usize) -> usize {
     let groups = m.div_ceil(GEMM_TILE as usize) * n.div_ceil(GEMM_TILE as usize);
     if groups >= FEW_GROUPS || k < 2048 {
         return 1;
     }
-    (FEW_GROUPS / groups).min(k / 1024).clamp(1, 8)
+    (FEW_GROUPS / groups).min(k / 1024).clamp(1, max.max(1))
 }
 
 /// The buffers the products and the bias sums share.
@@ -29,6 +30,8 @@ pub(super) struct WeightGrads {
     scratch: wgpu::Buffer,
     /// the first pass of column sums (bias gradients and the sums of splits)
     pub partials: wgpu::Buffer,
+    /// the most splits of K
+    max_splits: usize,
 }
 
 impl WeightGrads {
@@ -37,10 +40,11 @@ impl WeightGrads {
         device: &wgpu::Device,
         products: &[(usize, usize, usize)],
         bias_width: usize,
+        max_splits: usize,
     ) -> Self {
         let split = products
             .iter()
-            .map(|&(m, n, k)| (k_splits(m, n, k), m * n))
+            .map(|&(m, n, k)| (k_splits(m, n, k, max_splits), m * n))
             .filter(|&(s, _)| s > 1);
         let scratch = split.clone().map(|(s, mn)| s * mn).max().unwrap_or(1);
         let widest = split.map(|(_, mn)| mn).max().unwrap_or(1);
@@ -52,6 +56,7 @@ impl WeightGrads {
                 "column partial sums",
                 (columns::MAX_SPLITS * bias_width).max(widest),
             ),
+            max_splits,
         }
     }
 
@@ -71,7 +76,11 @@ impl WeightGrads {
         let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
         // the sum of the splits writes a contiguous [m, n] C, without bias or accumulation
         let plain = p.c_row_stride as usize == n && p.has_bias == 0 && p.accumulate == 0;
-        let splits = if plain { k_splits(m, n, k) } else { 1 };
+        let splits = if plain {
+            k_splits(m, n, k, self.max_splits)
+        } else {
+            1
+        };
         let [gx, gy, _] = gemm_groups(m, n)?;
         if splits == 1 {
             let group = plan.group(
@@ -120,12 +129,14 @@ mod tests {
     #[test]
     fn long_products_with_few_workgroups_split() {
         // dW_hh of the gradient sweep's T = 40, B = 64, H = 32 case: 2 workgroups, K = 2,560
-        assert_eq!(k_splits(128, 32, 2560), 2);
+        assert_eq!(k_splits(128, 32, 2560, 8), 2);
         // 4H x I at H = 512, I = 256, T·B = 6,400: 128 workgroups
-        assert_eq!(k_splits(2048, 256, 6400), 2);
+        assert_eq!(k_splits(2048, 256, 6400, 8), 2);
         // enough workgroups, or a short K: no split
-        assert_eq!(k_splits(2048, 512, 6400), 1);
-        assert_eq!(k_splits(128, 32, 1000), 1);
-        assert_eq!(k_splits(64, 64, 1 << 20), 8);
+        assert_eq!(k_splits(2048, 512, 6400, 8), 1);
+        assert_eq!(k_splits(128, 32, 1000, 8), 1);
+        assert_eq!(k_splits(64, 64, 1 << 20, 8), 8);
+        assert_eq!(k_splits(64, 64, 1 << 20, 2), 2, "a tuned cap");
+        assert_eq!(k_splits(64, 64, 1 << 20, 1), 1);
     }
 }

@@ -1,9 +1,12 @@
-//! What can be tuned, as data: every variant of the recurrent kernel worth timing for one
-//! shape on one device, the table's choice first. Each is checked against the device
-//! ([`Recurrence::check`]), so a list never holds a kernel the device cannot run.
+//! What can be tuned, as data: for each family, every variant worth timing for one shape on
+//! one device, the table's choice first. Each is checked against the device
+//! ([`Choice::check`]), so a list never holds a kernel the device cannot run.
 
+use super::choice::{Choice, Family, MAX_K_SPLITS};
+use crate::error::Result;
 use crate::gpu::kernels::{
-    DeviceCaps, Recurrence, RecurrentShape, SequenceTiles, StepTiles, STEP_MAX_QUADS, STEP_MAX_ROWS,
+    BackwardTiles, DeviceCaps, Recurrence, RecurrentShape, SequenceTiles, StepTiles,
+    BACKWARD_MAX_ROWS, GEMV_MAX_ROWS, STEP_MAX_QUADS, STEP_MAX_ROWS,
 };
 
 /// Staging depths of the sequence kernel tried (`P`).
@@ -12,6 +15,56 @@ const SEQUENCE_STEPS: [u32; 3] = [32, 8, 2];
 const STEP_UNITS: [u32; 4] = [2, 4, 8, 16];
 /// k-slices per unit of the per-step kernel tried (`KS`).
 const STEP_SPLITS: [u32; 5] = [2, 4, 8, 16, 32];
+
+/// Output units per workgroup of the backward step tried (`U`).
+const BACKWARD_UNITS: [u32; 3] = [4, 8, 16];
+/// Slices of the 4H gate rows of the backward step tried (`KS`).
+const BACKWARD_SPLITS: [u32; 4] = [4, 8, 16, 32];
+
+/// The candidates of `family` for `shape` that the device can run, the table's first, no
+/// duplicates.
+pub fn candidates(family: Family, shape: RecurrentShape, caps: &DeviceCaps) -> Result<Vec<Choice>> {
+    let mut all = vec![Choice::table(family, shape, caps)?];
+    match family {
+        Family::Recurrence => {
+            let list = recurrence_candidates(shape, caps);
+            all.extend(list.into_iter().map(Choice::Recurrence));
+        }
+        Family::Gemv => {
+            let rows = (0..=GEMV_MAX_ROWS.trailing_zeros()).map(|p| 1u32 << p);
+            all.extend(
+                std::iter::once(0)
+                    .chain(rows)
+                    .map(|rows| Choice::Gemv { rows }),
+            );
+        }
+        Family::Backward => {
+            let gate_rows = 4 * shape.hidden as u32;
+            for rows in batch_rows(shape.batch)
+                .into_iter()
+                .filter(|&r| r <= BACKWARD_MAX_ROWS)
+            {
+                for units in BACKWARD_UNITS {
+                    for splits in BACKWARD_SPLITS {
+                        all.push(Choice::Backward(BackwardTiles {
+                            units,
+                            splits,
+                            rows,
+                            rows_per_split: gate_rows.div_ceil(splits).min(16),
+                        }));
+                    }
+                }
+            }
+        }
+        Family::KSplit => {
+            let splits = (0..=MAX_K_SPLITS.trailing_zeros()).map(|p| 1u32 << p);
+            all.extend(splits.map(|max| Choice::KSplit { max }));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|c| c.check(shape, caps).is_ok() && seen.insert(*c));
+    Ok(all)
+}
 
 /// The recurrent variants for `shape` that the device can run: the table's choice first,
 /// then the sequence kernel's splits, staging depths and subgroup use (small H only), then
@@ -113,6 +166,25 @@ mod tests {
                     Recurrence::PerStep(t) => t.span > 1,
                 });
                 assert!(!subgroups || caps.subgroup_size.is_some(), "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_family_lists_the_table_first_and_only_what_runs() {
+        for caps in [caps(None), caps(Some(32))] {
+            for s in [shape(16, 16, 1), shape(512, 512, 16), shape(600, 300, 3)] {
+                for family in Family::ALL {
+                    let list = candidates(family, s, &caps).unwrap();
+                    assert_eq!(list[0], Choice::table(family, s, &caps).unwrap());
+                    assert!(list.len() > 2, "{family:?} {s:?}: {list:?}");
+                    let unique: std::collections::HashSet<_> = list.iter().collect();
+                    assert_eq!(unique.len(), list.len(), "{family:?} {s:?}: duplicates");
+                    for c in &list {
+                        assert_eq!(c.family(), family);
+                        c.check(s, &caps).unwrap();
+                    }
+                }
             }
         }
     }

@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use super::choice::{Choice, Family};
 use super::class::ShapeClass;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{KernelChoice, Recurrence};
 
 /// `format` of a wisdom file.
 const FORMAT: &str = "lstm-wgpu wisdom";
@@ -84,34 +84,16 @@ impl AdapterKey {
     }
 }
 
-/// The kernel families a choice is saved for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    /// The forward recurrent kernel and its tiles ([`Recurrence`]).
-    Recurrence,
-}
-
-impl Family {
-    fn name(self) -> &'static str {
-        match self {
-            Family::Recurrence => "recurrence",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        (name == "recurrence").then_some(Family::Recurrence)
-    }
-}
-
 /// One tuned choice, with what the table would have run and both times.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Entry {
     /// What runs the class.
-    pub choice: Recurrence,
+    pub choice: Choice,
     /// What the table would have run.
-    pub table: Recurrence,
-    /// Median time of the table's choice, in milliseconds.
-    pub table_ms: f64,
+    pub table: Choice,
+    /// Median time of the table's choice, in milliseconds (`None` when it failed or gave
+    /// wrong numbers).
+    pub table_ms: Option<f64>,
     /// Median time of the tuned choice, in milliseconds.
     pub tuned_ms: f64,
 }
@@ -183,6 +165,16 @@ impl Wisdom {
     /// Parses a file's bytes for `adapter`. An error says why the file cannot be used here:
     /// not wisdom, another version or crate version, another adapter, or a bad entry.
     pub fn decode(bytes: &[u8], adapter: &AdapterKey) -> Result<Self> {
+        Self::decode_for(bytes, Some(adapter))
+    }
+
+    /// Parses a file's bytes for whichever adapter it names (for a caller's device, whose
+    /// adapter the crate does not know).
+    pub fn decode_any(bytes: &[u8]) -> Result<Self> {
+        Self::decode_for(bytes, None)
+    }
+
+    fn decode_for(bytes: &[u8], adapter: Option<&AdapterKey>) -> Result<Self> {
         let bad = |why: String| Error::Input(format!("not usable wisdom: {why}"));
         let file: Value =
             serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON ({e})")))?;
@@ -206,7 +198,7 @@ impl Wisdom {
             .get("adapter")
             .and_then(AdapterKey::from_json)
             .ok_or_else(|| bad("no adapter".into()))?;
-        if &theirs != adapter {
+        if let Some(adapter) = adapter.filter(|a| **a != theirs) {
             return Err(bad(format!(
                 "measured on {} ({}, {}), this is {} ({}, {})",
                 theirs.name,
@@ -250,12 +242,25 @@ impl Wisdom {
     }
 
     /// Writes this wisdom to `path`, merged over what the file holds now for the same
-    /// adapter (this one's entries win), atomically: the file is whole before and after.
+    /// adapter (this one's entries win), atomically: the file is whole before and after. A
+    /// file holding another adapter's wisdom is an error, and left as it is.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut merged = std::fs::read(path)
-            .ok()
-            .and_then(|bytes| Self::decode(&bytes, &self.adapter).ok())
-            .unwrap_or_else(|| Self::new(self.adapter.clone()));
+        let existing = std::fs::read(path).ok();
+        let mut merged = match existing.as_deref().map(Self::decode_any) {
+            Some(Ok(theirs)) if theirs.adapter != self.adapter => {
+                return Err(Error::Input(format!(
+                    "{} holds the wisdom of {} ({}, {}): not replaced; save this adapter's \
+                     to another file",
+                    path.display(),
+                    theirs.adapter.name,
+                    theirs.adapter.backend,
+                    theirs.adapter.driver_info
+                )))
+            }
+            Some(Ok(ours)) => ours,
+            // none yet, corrupt, or another crate version's: replaced
+            _ => Self::new(self.adapter.clone()),
+        };
         for (family, class, entry) in self.entries() {
             merged.insert(family, class, *entry);
         }
@@ -271,21 +276,21 @@ impl Wisdom {
 
 fn decode_entry(e: &Value) -> Option<(Family, ShapeClass, Entry)> {
     let text = |key: &str| e.get(key)?.as_str();
-    let kernel = |key: &str| match text(key)?.parse::<KernelChoice>().ok()? {
-        KernelChoice::Exact(v) => Some(v),
-        _ => None,
-    };
+    let choice = |key: &str| text(key)?.parse::<Choice>().ok();
     let ms = |key: &str| e.get(key)?.as_f64().filter(|t| t.is_finite() && *t >= 0.0);
-    Some((
-        Family::from_name(text("family")?)?,
-        text("class")?.parse().ok()?,
-        Entry {
-            choice: kernel("choice")?,
-            table: kernel("table")?,
-            table_ms: ms("table_ms")?,
-            tuned_ms: ms("tuned_ms")?,
-        },
-    ))
+    let table_ms = match e.get("table_ms")? {
+        Value::Null => None,
+        _ => Some(ms("table_ms")?),
+    };
+    let family = Family::from_name(text("family")?)?;
+    let entry = Entry {
+        choice: choice("choice")?,
+        table: choice("table")?,
+        table_ms,
+        tuned_ms: ms("tuned_ms")?,
+    };
+    let same = entry.choice.family() == family && entry.table.family() == family;
+    same.then_some((family, text("class")?.parse().ok()?, entry))
 }
 
 /// Where the wisdom file is by default: `LSTM_WGPU_TUNE_FILE` when set, else
@@ -319,7 +324,7 @@ fn cache_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::kernels::{SequenceTiles, StepTiles};
+    use crate::gpu::kernels::{Recurrence, SequenceTiles, StepTiles};
 
     pub(crate) fn adapter(name: &str) -> AdapterKey {
         AdapterKey {
@@ -350,9 +355,9 @@ mod tests {
             Family::Recurrence,
             "h=512 p=h b=16 d=1 fwd".parse().unwrap(),
             Entry {
-                choice: step,
-                table: sequence,
-                table_ms: 1.25,
+                choice: Choice::Recurrence(step),
+                table: Choice::Recurrence(sequence),
+                table_ms: Some(1.25),
                 tuned_ms: 0.1 + 0.2,
             },
         );
@@ -360,9 +365,9 @@ mod tests {
             Family::Recurrence,
             "h=64 p=h b=1 d=2 train".parse().unwrap(),
             Entry {
-                choice: sequence,
-                table: sequence,
-                table_ms: 0.5,
+                choice: Choice::Recurrence(sequence),
+                table: Choice::Recurrence(sequence),
+                table_ms: None,
                 tuned_ms: 0.5,
             },
         );
@@ -408,6 +413,11 @@ mod tests {
         assert!(Wisdom::decode(newer.as_bytes(), &w.adapter).is_err());
         let wrong_kernel = text.replace("step u=4 ks=16 bt=8 qpi=8", "step u=4");
         assert!(Wisdom::decode(wrong_kernel.as_bytes(), &w.adapter).is_err());
+        // a choice of another family under `recurrence` is malformed
+        let wrong_family = text.replace("step u=4 ks=16 bt=8 qpi=8", "ksplit max=2");
+        assert!(Wisdom::decode(wrong_family.as_bytes(), &w.adapter).is_err());
+        // a caller's device takes the file's own adapter
+        assert_eq!(Wisdom::decode_any(&bytes).unwrap(), w);
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 3] {
             assert!(
                 Wisdom::decode(&bytes[..cut], &w.adapter).is_err(),
@@ -422,6 +432,10 @@ mod tests {
         assert_eq!(Wisdom::load_or_warn(&path, &w.adapter), None);
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(Wisdom::load_or_warn(&path, &other), None);
+        // saving another adapter's wisdom over it is refused, the file kept
+        let msg = Wisdom::new(other).save(&path).unwrap_err().to_string();
+        assert!(msg.contains("holds the wisdom of H100"), "{msg}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 
     #[test]

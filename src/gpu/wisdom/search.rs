@@ -3,8 +3,9 @@
 //! keep the fastest. The runs and the clock come from outside ([`Trials`]), so the logic is
 //! tested with injected times and outputs; the `tune` command drives a real device with it.
 
+use super::choice::{Choice, Family};
+use super::class::ShapeClass;
 use crate::check::Tolerance;
-use crate::gpu::kernels::Recurrence;
 
 /// What one candidate gave: its outputs and the times of its warm runs, in milliseconds.
 #[derive(Clone, Debug)]
@@ -18,7 +19,7 @@ pub struct Trial {
 /// Runs candidates and tells the time.
 pub trait Trials {
     /// Runs `candidate` `runs` times after a warmup.
-    fn run(&mut self, candidate: Recurrence, runs: usize) -> crate::Result<Trial>;
+    fn run(&mut self, candidate: Choice, runs: usize) -> crate::Result<Trial>;
     /// Seconds since the tuning began.
     fn elapsed_s(&mut self) -> f64;
 }
@@ -48,19 +49,60 @@ pub enum Verdict {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// Each candidate and what became of it.
-    pub verdicts: Vec<(Recurrence, Verdict)>,
+    pub verdicts: Vec<(Choice, Verdict)>,
     /// The fastest candidate that matched the reference and its median, if any did.
-    pub best: Option<(Recurrence, f64)>,
+    pub best: Option<(Choice, f64)>,
+    /// The table's choice's median (from the confirming round when there was one).
+    pub table_ms: Option<f64>,
 }
 
 impl Outcome {
     /// The median of `candidate`, when it was timed.
-    pub fn time_of(&self, candidate: Recurrence) -> Option<f64> {
+    pub fn time_of(&self, candidate: Choice) -> Option<f64> {
         self.verdicts.iter().find_map(|(v, verdict)| match verdict {
             Verdict::Timed { median_ms } if *v == candidate => Some(*median_ms),
             _ => None,
         })
     }
+}
+
+/// The tuning of one family at one shape, as the `tune` table shows it.
+#[derive(Clone, Debug)]
+pub struct FamilyReport {
+    /// The family.
+    pub family: Family,
+    /// What the table runs, and its median (`None` when it failed or was wrong).
+    pub table: (Choice, Option<f64>),
+    /// What runs from now on, and its median (the table's when nothing else was faster,
+    /// `None` when nothing ran right).
+    pub chosen: (Choice, Option<f64>),
+    /// Every candidate tried and what became of it.
+    pub verdicts: Vec<(Choice, Verdict)>,
+}
+
+impl FamilyReport {
+    /// The table's time over the tuned one (1 when the table's choice stays).
+    pub fn speedup(&self) -> Option<f64> {
+        Some(self.table.1? / self.chosen.1?)
+    }
+
+    /// Candidates whose output was wrong or that failed to run, with why.
+    pub fn rejected(&self) -> impl Iterator<Item = &(Choice, Verdict)> {
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Wrong { .. } | Verdict::Failed(_)))
+    }
+}
+
+/// The tuning of one shape: its class and each family measured, in order.
+#[derive(Clone, Debug)]
+pub struct TuneReport {
+    /// The shape class the choices are saved under.
+    pub class: ShapeClass,
+    /// Each family, in the order measured (each with the earlier ones' choices in place).
+    pub families: Vec<FamilyReport>,
+    /// Seconds the tuning took.
+    pub seconds: f64,
 }
 
 /// How much to measure.
@@ -72,27 +114,31 @@ pub struct Budget {
     pub runs: usize,
 }
 
+/// How much faster than the table's choice another must be, in the confirming round, to
+/// replace it: a choice that wins by noise alone stays the table's.
+pub const MARGIN: f64 = 0.03;
+
 /// Tries `candidates` in order until the budget is spent and picks the fastest correct one.
 /// Ties go to the earlier candidate (the table's choice first), so equal times never move a
-/// choice.
+/// choice. A winner other than the table's choice is confirmed: both run again, back to back,
+/// and the winner stays only when it is more than [`MARGIN`] faster there (those second
+/// medians are the ones reported). The first candidate is the table's.
 pub fn tune(
-    candidates: &[Recurrence],
+    candidates: &[Choice],
     reference: &[f64],
     tolerance: Tolerance,
     budget: Budget,
     trials: &mut dyn Trials,
 ) -> Outcome {
+    let runs = budget.runs.max(1);
     let mut verdicts = Vec::with_capacity(candidates.len());
-    let mut best: Option<(Recurrence, f64)> = None;
+    let mut best: Option<(Choice, f64)> = None;
     for (i, &candidate) in candidates.iter().enumerate() {
         if i > 0 && trials.elapsed_s() >= budget.seconds {
             verdicts.push((candidate, Verdict::Skipped));
             continue;
         }
-        let verdict = match trials.run(candidate, budget.runs.max(1)) {
-            Err(e) => Verdict::Failed(e.to_string()),
-            Ok(trial) => judge(&trial, reference, tolerance),
-        };
+        let verdict = timed(trials, candidate, runs, reference, tolerance);
         if let Verdict::Timed { median_ms } = verdict {
             if best.is_none_or(|(_, t)| median_ms < t) {
                 best = Some((candidate, median_ms));
@@ -100,7 +146,54 @@ pub fn tune(
         }
         verdicts.push((candidate, verdict));
     }
-    Outcome { verdicts, best }
+    let mut table_ms = match verdicts.first() {
+        Some((_, Verdict::Timed { median_ms })) => Some(*median_ms),
+        _ => None,
+    };
+    if let (Some((winner, _)), Some(_)) = (best, table_ms) {
+        if winner != candidates[0] {
+            let table = timed(trials, candidates[0], runs, reference, tolerance);
+            let again = timed(trials, winner, runs, reference, tolerance);
+            match (table, again) {
+                (Verdict::Timed { median_ms: t }, Verdict::Timed { median_ms: w }) => {
+                    table_ms = Some(t);
+                    best = Some(if w < t * (1.0 - MARGIN) {
+                        (winner, w)
+                    } else {
+                        (candidates[0], t)
+                    });
+                }
+                // the table's choice failed the second time, the winner did not
+                (_, Verdict::Timed { median_ms: w }) => {
+                    table_ms = None;
+                    best = Some((winner, w));
+                }
+                (Verdict::Timed { median_ms: t }, _) => {
+                    table_ms = Some(t);
+                    best = Some((candidates[0], t));
+                }
+                _ => best = None,
+            }
+        }
+    }
+    Outcome {
+        verdicts,
+        best,
+        table_ms,
+    }
+}
+
+fn timed(
+    trials: &mut dyn Trials,
+    candidate: Choice,
+    runs: usize,
+    reference: &[f64],
+    tolerance: Tolerance,
+) -> Verdict {
+    match trials.run(candidate, runs) {
+        Err(e) => Verdict::Failed(e.to_string()),
+        Ok(trial) => judge(&trial, reference, tolerance),
+    }
 }
 
 /// Timed when every output is within `tolerance` of the reference (and there are as many),
@@ -147,16 +240,16 @@ mod tests {
     use super::*;
     use crate::check::GPU_VS_F64;
     use crate::error::Error;
-    use crate::gpu::kernels::StepTiles;
+    use crate::gpu::kernels::{Recurrence, StepTiles};
 
-    fn step(units: u32) -> Recurrence {
-        Recurrence::PerStep(StepTiles {
+    fn step(units: u32) -> Choice {
+        Choice::Recurrence(Recurrence::PerStep(StepTiles {
             units,
             splits: 4,
             rows: 1,
             quads: 1,
             span: 1,
-        })
+        }))
     }
 
     /// Each candidate takes `cost_s` of the clock and reports `ms`; `wrong` ones return bad
@@ -167,12 +260,14 @@ mod tests {
         ms: fn(u32) -> f64,
         wrong: Vec<u32>,
         broken: Vec<u32>,
+        /// slow (x4) the first time they run
+        cold: Vec<u32>,
         ran: Vec<u32>,
     }
 
     impl Trials for Fake {
-        fn run(&mut self, candidate: Recurrence, runs: usize) -> crate::Result<Trial> {
-            let Recurrence::PerStep(t) = candidate else {
+        fn run(&mut self, candidate: Choice, runs: usize) -> crate::Result<Trial> {
+            let Choice::Recurrence(Recurrence::PerStep(t)) = candidate else {
                 unreachable!()
             };
             self.clock += self.cost_s;
@@ -185,7 +280,13 @@ mod tests {
                 output[1] += 1e-3; // beyond 2e-5 + 1e-4·|want|
             }
             // a noisy first run, then steady ones
-            let t_ms = (self.ms)(t.units);
+            let first_time = !self.ran[..self.ran.len() - 1].contains(&t.units);
+            let cold = if first_time && self.cold.contains(&t.units) {
+                4.0
+            } else {
+                1.0
+            };
+            let t_ms = (self.ms)(t.units) * cold;
             let mut times_ms = vec![if runs > 1 { t_ms * 3.0 } else { t_ms }];
             times_ms.extend(std::iter::repeat_n(t_ms, runs - 1));
             Ok(Trial { output, times_ms })
@@ -202,6 +303,7 @@ mod tests {
             ms,
             wrong: vec![],
             broken: vec![],
+            cold: vec![],
             ran: vec![],
         }
     }
@@ -258,6 +360,29 @@ mod tests {
     }
 
     #[test]
+    fn a_win_by_noise_is_not_confirmed_and_the_table_stays() {
+        let list: Vec<_> = [1, 2].map(step).to_vec();
+        // the table's choice is slow only the first time it runs (a cold start)
+        let mut trials = fake(|_| 2.0);
+        trials.cold = vec![1];
+        let out = tune(&list, &REFERENCE, GPU_VS_F64, BUDGET, &mut trials);
+        assert_eq!(trials.ran, [1, 2, 1, 2]);
+        assert_eq!(out.best, Some((step(1), 2.0)));
+        assert_eq!(out.table_ms, Some(2.0), "the confirming round's median");
+        // 2% faster is within the margin; 5% is not
+        let mut near = fake(|u| if u == 2 { 1.96 } else { 2.0 });
+        assert_eq!(
+            tune(&list, &REFERENCE, GPU_VS_F64, BUDGET, &mut near).best,
+            Some((step(1), 2.0))
+        );
+        let mut clear = fake(|u| if u == 2 { 1.9 } else { 2.0 });
+        assert_eq!(
+            tune(&list, &REFERENCE, GPU_VS_F64, BUDGET, &mut clear).best,
+            Some((step(2), 1.9))
+        );
+    }
+
+    #[test]
     fn the_budget_stops_the_search_but_the_table_always_runs() {
         let list: Vec<_> = [1, 2, 4, 8, 16].map(step).to_vec();
         let mut trials = fake(|u| 10.0 / u as f64);
@@ -266,7 +391,11 @@ mod tests {
             runs: 3,
         };
         let out = tune(&list, &REFERENCE, GPU_VS_F64, budget, &mut trials);
-        assert_eq!(trials.ran, [1, 2, 4], "stopped once 2.5 s were spent");
+        assert_eq!(
+            trials.ran,
+            [1, 2, 4, 1, 4],
+            "stopped once 2.5 s were spent, then the table and the winner again"
+        );
         assert_eq!(out.best, Some((step(4), 2.5)));
         assert!(out.verdicts[3..]
             .iter()
@@ -277,7 +406,11 @@ mod tests {
             runs: 1,
         };
         let out = tune(&list, &REFERENCE, GPU_VS_F64, none, &mut trials);
-        assert_eq!(trials.ran, [1]);
+        assert_eq!(
+            trials.ran,
+            [1],
+            "the table's choice won: nothing to confirm"
+        );
         assert_eq!(out.best, Some((step(1), 1.0)));
     }
 }
