@@ -68,6 +68,82 @@ fn cell(a: vec4<f32>, c_old: f32) -> vec2<f32> {
     return vec2<f32>(c, a.w * tanh_stable(c));
 }
 
+// The cell's variant (ONNX's LSTM; src/cell.rs is the specification, gpu/kernels/cell.rs
+// passes these). CELL_VARIANT false is PyTorch's cell: activate and cell above, and none of
+// the code below runs (the constants are fixed when the pipeline is made, so the branch is
+// resolved then, never per element). ACT_* are activation codes (src/cell.rs
+// Activation::code), per direction (0, 1); CLIP 0 is no clip.
+override CELL_VARIANT: bool = false;
+override PEEPHOLE: bool = false;
+override INPUT_FORGET: bool = false;
+override CLIP: f32 = 0.0;
+override ACT_F0: u32 = 0u;
+override ACT_G0: u32 = 1u;
+override ACT_H0: u32 = 1u;
+override ACT_F1: u32 = 0u;
+override ACT_G1: u32 = 1u;
+override ACT_H1: u32 = 1u;
+override ALPHA_F0: f32 = 0.0;
+override BETA_F0: f32 = 0.0;
+override ALPHA_G0: f32 = 0.0;
+override BETA_G0: f32 = 0.0;
+override ALPHA_H0: f32 = 0.0;
+override BETA_H0: f32 = 0.0;
+override ALPHA_F1: f32 = 0.0;
+override BETA_F1: f32 = 0.0;
+override ALPHA_G1: f32 = 0.0;
+override BETA_G1: f32 = 0.0;
+override ALPHA_H1: f32 = 0.0;
+override BETA_H1: f32 = 0.0;
+
+// Activation `code` (with its alpha and beta) at x.
+fn activation(code: u32, x: f32, alpha: f32, beta: f32) -> f32 {
+    switch code {
+        case 0u: { return sigmoid(x); }
+        case 1u: { return tanh_stable(x); }
+        case 2u: { return max(x, 0.0); }
+        case 3u: { return clamp(alpha * x + beta, 0.0, 1.0); }
+        case 4u: { return select(alpha * x, x, x >= 0.0); }
+        case 5u: { return select(0.0, x, x > alpha); }
+        case 6u: { return alpha * tanh_stable(beta * x); }
+        case 7u: { return alpha * x + beta; }
+        case 8u: { return select(alpha * (exp(x) - 1.0), x, x >= 0.0); }
+        case 9u: { return x / (1.0 + abs(x)); }
+        // softplus without overflow: ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|)
+        default: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+    }
+}
+
+fn clipped(x: f32) -> f32 {
+    if (CLIP > 0.0) {
+        return clamp(x, -CLIP, CLIP);
+    }
+    return x;
+}
+
+// The variant's step of one unit: pre-activations z (i, f, g, o, biases in), c_{t-1}, the
+// peepholes p (P_i, P_f, P_o, 0; zeros without), direction dir. Returns the activations;
+// c_t and h_t go to `out` (x, y).
+fn cell_variant(z: vec4<f32>, c_old: f32, p: vec4<f32>, dir: u32, out: ptr<function, vec2<f32>>) -> vec4<f32> {
+    let r = dir == 1u;
+    let fc = select(ACT_F0, ACT_F1, r);
+    let fa = select(ALPHA_F0, ALPHA_F1, r);
+    let fb = select(BETA_F0, BETA_F1, r);
+    let i = activation(fc, clipped(z.x + p.x * c_old), fa, fb);
+    var f = 1.0 - i;
+    if (!INPUT_FORGET) {
+        f = activation(fc, clipped(z.y + p.y * c_old), fa, fb);
+    }
+    let g = activation(select(ACT_G0, ACT_G1, r), clipped(z.z), select(ALPHA_G0, ALPHA_G1, r),
+        select(BETA_G0, BETA_G1, r));
+    let c = f * c_old + i * g;
+    let o = activation(fc, clipped(z.w + p.z * c), fa, fb);
+    let h = o * activation(select(ACT_H0, ACT_H1, r), c, select(ALPHA_H0, ALPHA_H1, r),
+        select(BETA_H0, BETA_H1, r));
+    *out = vec2<f32>(c, h);
+    return vec4<f32>(i, f, g, o);
+}
+
 fn time_of(step: u32, dir: u32, seq_len: u32) -> u32 {
     return select(step, seq_len - 1u - step, dir == 1u);
 }

@@ -25,7 +25,8 @@
 // Bindings (StepParams and the state-slot rule are in lstm_common.wgsl):
 //   0 params   uniform StepParams (dynamic offset: one slot per layer and chunk)
 //   1 pre      storage, read        [chunk steps, B, D * 4H]
-//   2 w_hh     storage, read        [D, H, H] of vec4 (gates i, f, g, o), as in lstm_step
+//   2 w_hh     storage, read        [D, H, H] of vec4 (gates i, f, g, o), then the
+//                                   peepholes [D, H] of vec4, as in lstm_step
 //   3 h_state  storage, read_write  [D, h slots, B, H]
 //   4 c_state  storage, read_write  [D, c slots, B, H]
 //   5 y        storage, read_write  see y_index
@@ -81,6 +82,11 @@ fn lstm_sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
             w[i] = w_hh[(dir * H + k) * H + j];
         }
     }
+    // unit j's peepholes, after W_hh (cell variants only)
+    var peep = vec4<f32>(0.0);
+    if (PEEPHOLE) {
+        peep = w_hh[(params.dirs * H + dir) * H + j];
+    }
     let len = lengths[b];
     let hs0 = h_slots(first, dir, T, cache);
     let cs0 = c_slots(first, dir, T, cache);
@@ -119,8 +125,14 @@ fn lstm_sequence(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
             }
             let z = split_sum(acc0 + acc1, j, s);
             if (s == 0u) {
-                let a = activate(z + pre_tile[dn * H + j]);
-                let ch = cell(a, c);
+                var a: vec4<f32>;
+                var ch: vec2<f32>;
+                if (CELL_VARIANT) {
+                    a = cell_variant(z + pre_tile[dn * H + j], c, peep, dir, &ch);
+                } else {
+                    a = activate(z + pre_tile[dn * H + j]);
+                    ch = cell(a, c);
+                }
                 let valid = t < len;
                 if (valid) {
                     c = ch.x;

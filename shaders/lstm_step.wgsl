@@ -1,6 +1,7 @@
 // lstm_step: one timestep of one layer, both directions, fused (the per-step kernel):
 //   z = pre[t] + h_{t-1} · W_hhᵀ            (the four gate matmuls)
 //   (i, f, g, o) = activate(z);  c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
+// (or, with CELL_VARIANT, cell_variant: lstm_common.wgsl)
 // pre already holds x_t · W_ihᵀ + b_ih + b_hh for the chunk's steps (gemm.wgsl).
 //
 // Grid: (ceil(H / U), ceil(B / BT), D). A workgroup owns U hidden units (all four gates) for
@@ -27,7 +28,8 @@
 //   0 params   uniform StepParams (dynamic offset: one slot per layer and chunk)
 //   1 step     uniform StepIndex  (dynamic offset: one slot per step of the chunk)
 //   2 pre      storage, read        [chunk steps, B, D * 4H]
-//   3 w_hh     storage, read        [D, H_out, H] of vec4 (gates i, f, g, o)
+//   3 w_hh     storage, read        [D, H_out, H] of vec4 (gates i, f, g, o), then with
+//                                   peepholes [D, H] of vec4 (P_i, P_f, P_o, 0)
 //   4 h_state  storage, read_write  [D, h slots, B, H_out]
 //   5 c_state  storage, read_write  [D, c slots, B, H]
 //   6 y        storage, read_write  see y_index
@@ -100,16 +102,30 @@ fn load_inputs(step: u32, t: u32, b: u32, j: u32, dir: u32) -> Inputs {
     );
 }
 
+// Unit j's peepholes (P_i, P_f, P_o, 0), after W_hh in w_hh; zeros without peepholes.
+fn peepholes(dir: u32, j: u32) -> vec4<f32> {
+    if (PEEPHOLE) {
+        return w_hh[(params.dirs * params.hidden_out + dir) * params.hidden + j];
+    }
+    return vec4<f32>(0.0);
+}
+
 // The rest of the step for unit j of row b, given the recurrent sum.
 fn finish(sum: vec4<f32>, inputs: Inputs, step: u32, t: u32, b: u32, j: u32, dir: u32) {
     let H = params.hidden;
     let B = params.batch;
     let H_out = params.hidden_out;
     let T = params.seq_len;
-    let a = activate(sum + inputs.pre);
     let cs = c_slots(step, dir, T, params.cache);
     let c_old = inputs.c_old;
-    let ch = cell(a, c_old);
+    var a: vec4<f32>;
+    var ch: vec2<f32>;
+    if (CELL_VARIANT) {
+        a = cell_variant(sum + inputs.pre, c_old, peepholes(dir, j), dir, &ch);
+    } else {
+        a = activate(sum + inputs.pre);
+        ch = cell(a, c_old);
+    }
     let valid = inputs.valid;
     c_state[((dir * cs.z + cs.y) * B + b) * H + j] = select(c_old, ch.x, valid);
     if (params.cache == 1u) {

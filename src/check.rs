@@ -65,6 +65,44 @@ impl Tolerance {
     }
 }
 
+/// A random cell variant: peepholes, a clip, coupled gates and activations each drawn.
+fn random_cell(rng: &mut StdRng) -> crate::cell::Cell {
+    use crate::cell::{Activation, Cell};
+    let activation = |rng: &mut StdRng| {
+        let (a, b) = (
+            rng.random_range(0.1f32..2.0),
+            rng.random_range(-0.5f32..0.5),
+        );
+        match rng.random_range(0..11) {
+            0 => Activation::Sigmoid,
+            1 => Activation::Tanh,
+            2 => Activation::Relu,
+            3 => Activation::HardSigmoid { alpha: a, beta: b },
+            4 => Activation::LeakyRelu { alpha: a },
+            5 => Activation::ThresholdedRelu { alpha: b },
+            6 => Activation::ScaledTanh { alpha: a, beta: a },
+            7 => Activation::Affine { alpha: a, beta: b },
+            8 => Activation::Elu { alpha: a },
+            9 => Activation::Softsign,
+            _ => Activation::Softplus,
+        }
+    };
+    let per_direction = |rng: &mut StdRng| {
+        if rng.random_bool(0.5) {
+            crate::cell::STANDARD_ACTIVATIONS
+        } else {
+            [activation(rng), activation(rng), activation(rng)]
+        }
+    };
+    let activations = [per_direction(rng), per_direction(rng)];
+    Cell {
+        peephole: rng.random_bool(0.5),
+        clip: rng.random_bool(0.5).then(|| rng.random_range(0.5f32..3.0)),
+        input_forget: rng.random_bool(0.3),
+        activations,
+    }
+}
+
 /// A random model and inputs.
 pub struct Case {
     /// The model, possibly with a head.
@@ -89,7 +127,7 @@ impl Case {
         } else {
             0
         };
-        let config = LstmConfig {
+        let mut config = LstmConfig {
             input_size: rng.random_range(1..=40),
             hidden_size: hidden,
             num_layers: rng.random_range(1..=3),
@@ -97,7 +135,17 @@ impl Case {
             bias: rng.random_bool(0.8),
             proj_size,
             batch_first: rng.random_bool(0.3),
+            cell: crate::cell::Cell::default(),
         };
+        // a third of the cases without a projection get an ONNX cell variant, drawn from a
+        // stream of its own (the other draws are those of the cases before variants existed)
+        let mut cells = StdRng::seed_from_u64(seed ^ 0xce11);
+        if proj_size == 0 && cells.random_bool(0.3) {
+            config.cell = random_cell(&mut cells);
+            if !config.bidirectional {
+                config.cell.activations[1] = config.cell.activations[0];
+            }
+        }
         let (seq_len, batch) = (rng.random_range(1..=12), rng.random_range(1..=6));
         let mut weights = LstmWeights::init(&config, rng.random())?;
         if rng.random_bool(0.3) {
@@ -105,6 +153,24 @@ impl Case {
             weights =
                 weights.with_head(Linear::init(width, rng.random_range(1..=10), rng.random())?)?;
         }
+        Self::inputs_for(weights, (seq_len, batch), seed, &mut rng)
+    }
+
+    /// Random inputs for `weights` (`check --weights`): T and B drawn from `seed`, with
+    /// initial states and lengths half of the time each.
+    pub fn for_weights(weights: LstmWeights, seed: u64) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (seq_len, batch) = (rng.random_range(1..=12), rng.random_range(1..=6));
+        Self::inputs_for(weights, (seq_len, batch), seed, &mut rng)
+    }
+
+    fn inputs_for(
+        weights: LstmWeights,
+        (seq_len, batch): (usize, usize),
+        seed: u64,
+        rng: &mut StdRng,
+    ) -> Result<Self> {
+        let config = weights.config().clone();
         let with_state = rng.random_bool(0.5);
         let lengths: Option<Vec<usize>> = rng
             .random_bool(0.5)
@@ -167,7 +233,10 @@ impl Case {
             self.weights.head().map_or(0, |h| h.out_features()),
             self.h0.is_some(),
             self.lengths
-        )
+        ) + &match c.cell.is_standard() {
+            true => String::new(),
+            false => format!(" cell: {}", c.cell.describe()),
+        }
     }
 
     fn inputs(&self) -> Inputs<'_> {

@@ -1,5 +1,6 @@
 //! `LstmConfig`: the sizes and options of an `nn.LSTM`.
 
+use crate::cell::Cell;
 use crate::error::{Error, Result};
 
 /// The hyper-parameters of an LSTM, with PyTorch `nn.LSTM`'s meaning.
@@ -19,6 +20,9 @@ pub struct LstmConfig {
     pub proj_size: usize,
     /// Input and output are `[B, T, F]` instead of `[T, B, F]`.
     pub batch_first: bool,
+    /// The cell's variant (ONNX's peepholes, clip, coupled gates, activations); the default
+    /// is PyTorch's cell. Inference only; no projection with a variant.
+    pub cell: Cell,
 }
 
 impl LstmConfig {
@@ -32,7 +36,14 @@ impl LstmConfig {
             bias: true,
             proj_size: 0,
             batch_first: false,
+            cell: Cell::default(),
         }
+    }
+
+    /// Sets the cell's variant.
+    pub fn cell(mut self, cell: Cell) -> Self {
+        self.cell = cell;
+        self
     }
 
     /// Sets the number of stacked layers `L`.
@@ -114,6 +125,15 @@ impl LstmConfig {
             return Err(Error::Config(format!(
                 "proj_size ({}) must be smaller than hidden_size ({})",
                 self.proj_size, self.hidden_size
+            )));
+        }
+        self.cell.validate()?;
+        if !self.cell.is_standard() && self.proj_size > 0 {
+            return Err(Error::Config(format!(
+                "a projection (proj_size {}) with a cell variant ({}): ONNX's LSTM has no \
+                 projection, and the engine runs the variants without one",
+                self.proj_size,
+                self.cell.describe()
             )));
         }
         Ok(())

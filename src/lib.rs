@@ -68,6 +68,7 @@
 
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod cell;
 pub mod check;
 pub mod config;
 pub mod cpu;

@@ -9,6 +9,7 @@
 //! | `bias_ih_l{k}`    | `[4H]`              | only when `bias`                        |
 //! | `bias_hh_l{k}`    | `[4H]`              | only when `bias`                        |
 //! | `weight_hr_l{k}`  | `[P, H]`            | only when `proj_size > 0`               |
+//! | `weight_p_l{k}`   | `[3H]`              | peepholes (i, f, o), only with `cell.peephole` (ONNX; not a PyTorch name) |
 //!
 //! `in_0 = input_size`, `in_k = D * H_out` for `k > 0`.
 
@@ -34,6 +35,8 @@ pub struct LayerWeights {
     pub b_hh: Option<Tensor>,
     /// `[P, H]`, present when `config.proj_size > 0`
     pub w_hr: Option<Tensor>,
+    /// `[3H]` peepholes (i, f, o), present when `config.cell.peephole`
+    pub w_p: Option<Tensor>,
 }
 
 /// Which parameter of a layer a tensor is.
@@ -49,16 +52,19 @@ pub enum ParamKind {
     BiasHh,
     /// `weight_hr` (projection), `[P, H]`.
     WeightHr,
+    /// `weight_p` (peepholes i, f, o; ONNX's `P` reordered), `[3H]`.
+    Peephole,
 }
 
 impl ParamKind {
     /// Every kind, in PyTorch's state_dict order within a layer.
-    pub const ALL: [ParamKind; 5] = [
+    pub const ALL: [ParamKind; 6] = [
         ParamKind::WeightIh,
         ParamKind::WeightHh,
         ParamKind::BiasIh,
         ParamKind::BiasHh,
         ParamKind::WeightHr,
+        ParamKind::Peephole,
     ];
 
     fn stem(self) -> &'static str {
@@ -68,6 +74,7 @@ impl ParamKind {
             ParamKind::BiasIh => "bias_ih",
             ParamKind::BiasHh => "bias_hh",
             ParamKind::WeightHr => "weight_hr",
+            ParamKind::Peephole => "weight_p",
         }
     }
 }
@@ -88,6 +95,7 @@ pub fn param_shape(config: &LstmConfig, kind: ParamKind, layer: usize) -> Option
         ParamKind::WeightHr => {
             (config.proj_size > 0).then(|| vec![config.proj_size, config.hidden_size])
         }
+        ParamKind::Peephole => config.cell.peephole.then(|| vec![3 * config.hidden_size]),
     }
 }
 
@@ -100,6 +108,7 @@ impl LayerWeights {
             ParamKind::BiasIh => self.b_ih.as_ref(),
             ParamKind::BiasHh => self.b_hh.as_ref(),
             ParamKind::WeightHr => self.w_hr.as_ref(),
+            ParamKind::Peephole => self.w_p.as_ref(),
         }
     }
 
@@ -111,6 +120,7 @@ impl LayerWeights {
             ParamKind::BiasIh => self.b_ih.as_mut(),
             ParamKind::BiasHh => self.b_hh.as_mut(),
             ParamKind::WeightHr => self.w_hr.as_mut(),
+            ParamKind::Peephole => self.w_p.as_mut(),
         }
     }
 }
@@ -161,6 +171,7 @@ impl LstmWeights {
                     b_ih: make(ParamKind::BiasIh)?,
                     b_hh: make(ParamKind::BiasHh)?,
                     w_hr: make(ParamKind::WeightHr)?,
+                    w_p: make(ParamKind::Peephole)?,
                 });
             }
         }
@@ -170,6 +181,20 @@ impl LstmWeights {
             head: None,
             embedding: None,
         })
+    }
+
+    /// The weights of the ONNX model in `bytes` (one LSTM node; see [`crate::io::onnx`], which
+    /// also gives the graph's wiring, ONNX's `reverse` direction and its shapes).
+    pub fn from_onnx(bytes: &[u8]) -> Result<Self> {
+        let model = crate::io::onnx::read(bytes)?;
+        if model.reverse {
+            return Err(Error::Input(
+                "ONNX model: direction = \"reverse\" runs through io::onnx::OnnxModel::run \
+                 (the weights alone would run forward in time)"
+                    .into(),
+            ));
+        }
+        Ok(model.weights)
     }
 
     /// The f32 bytes of every parameter of `config` (a valid one), summed.

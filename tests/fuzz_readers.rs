@@ -594,3 +594,55 @@ fn the_safetensors_reader_never_panics() {
         failures.join("\n")
     );
 }
+
+/// The committed ONNX fixtures (every cell variant, layouts, initial states, lengths).
+fn onnx_seeds() -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/ort");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .step_by(4)
+        .map(|d| std::fs::read(d.join("model.onnx")).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_onnx_reader_never_panics() {
+    use lstm_wgpu::io::onnx;
+    let seeds = onnx_seeds();
+    for bytes in &seeds {
+        assert!(onnx::read(bytes).is_ok(), "a valid seed model is read");
+    }
+    let mut failures = Vec::new();
+    for case in 0..CASES {
+        let mut rng = StdRng::seed_from_u64(2_000_000 + case);
+        let seed = rng.random_range(0..seeds.len());
+        let (bytes, what) = if case % 8 == 0 {
+            let n = rng.random_range(0..300);
+            let mut bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+            if n > 0 {
+                bytes[0] = 0x08; // ir_version first, as a model starts
+            }
+            (bytes, format!("{n} random bytes"))
+        } else {
+            let mut bytes = seeds[seed].clone();
+            let rounds = rng.random_range(1..4);
+            let what = mutate_bytes(&mut rng, &mut bytes, rounds);
+            (bytes, format!("seed model {seed}: {what}"))
+        };
+        let panic = panics(|| {
+            let looks = onnx::looks_like_onnx(&bytes);
+            onnx::read(&bytes).is_ok() || looks
+        });
+        if let Some(panic) = panic {
+            failures.push(format!(
+                "case {case} (StdRng seed {}), {what}: {panic}",
+                2_000_000 + case
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

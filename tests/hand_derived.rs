@@ -25,6 +25,7 @@ fn model() -> LstmWeights {
         b_ih: Some(t(vec![0.0; 4], &[4])),
         b_hh: Some(t(vec![0.0, 0.0, 0.0, 3f32.ln()], &[4])),
         w_hr: None,
+        w_p: None,
     };
     LstmWeights::from_layers(&LstmConfig::new(1, 1), vec![layer]).unwrap()
 }

@@ -76,6 +76,7 @@ fn load() -> Vec<Golden> {
                         b_ih: tensor(ParamKind::BiasIh, layer, dir),
                         b_hh: tensor(ParamKind::BiasHh, layer, dir),
                         w_hr: tensor(ParamKind::WeightHr, layer, dir),
+                        w_p: None,
                     });
                 }
             }

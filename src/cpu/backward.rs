@@ -94,6 +94,7 @@ impl<T: Real> CpuLstm<T> {
         backward: &mut BackwardRun<'_, T>,
         score: &mut LossRun<'_, T>,
     ) -> Result<(Scored<T>, LstmOutput<T>, Gradients<T>)> {
+        crate::train::check_trainable(&self.config)?;
         let batched = Batched::new(&self.config, inputs)?;
         self.check_host_bytes(batched.dims, true, true)?;
         trace.recycle();
@@ -574,6 +575,7 @@ fn zeros_like<T: Real>(l: &CpuLayer<T>) -> CpuLayer<T> {
         b_ih: z(&l.b_ih),
         b_hh: z(&l.b_hh),
         w_hr: l.w_hr.as_ref().map(z),
+        w_p: l.w_p.as_ref().map(z),
     }
 }
 

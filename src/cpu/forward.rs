@@ -23,6 +23,8 @@ pub struct CpuLayer<T> {
     pub b_hh: Vec<T>,
     /// `[P, H]` when projecting
     pub w_hr: Option<Vec<T>>,
+    /// `[3H]` peepholes (i, f, o) with `cell.peephole`
+    pub w_p: Option<Vec<T>>,
 }
 
 /// What one layer and direction's forward pass leaves for the backward pass, by time `t`.
@@ -183,6 +185,7 @@ impl<T: Real> CpuLstm<T> {
                     b_ih: w.b_ih.as_ref().map_or(zeros.clone(), convert),
                     b_hh: w.b_hh.as_ref().map_or(zeros.clone(), convert),
                     w_hr: w.w_hr.as_ref().map(convert),
+                    w_p: w.w_p.as_ref().map(convert),
                 });
             }
         }
@@ -459,6 +462,7 @@ impl<T: Real> CpuLstm<T> {
             &mut xw,
         );
 
+        let standard = cfg.cell.is_standard();
         let mut gates = vec![T::ZERO; batch * gates_width];
         let mut h_full = vec![T::ZERO; batch * hidden];
         let mut h_prev = h.to_vec();
@@ -495,13 +499,22 @@ impl<T: Real> CpuLstm<T> {
                     let pre = |gate: usize| {
                         z[gate * hidden + j] + p.b_ih[gate * hidden + j] + p.b_hh[gate * hidden + j]
                     };
-                    let i = sigmoid(pre(0));
-                    let f = sigmoid(pre(1));
-                    let g = pre(2).tanh();
-                    let o = sigmoid(pre(3));
-                    let cell = f * c[b * hidden + j] + i * g;
+                    let c_old = c[b * hidden + j];
+                    let ([i, f, g, o], cell, h_new) = if standard {
+                        let i = sigmoid(pre(0));
+                        let f = sigmoid(pre(1));
+                        let g = pre(2).tanh();
+                        let o = sigmoid(pre(3));
+                        let cell = f * c_old + i * g;
+                        ([i, f, g, o], cell, o * cell.tanh())
+                    } else {
+                        let peep = |k: usize| p.w_p.as_ref().map_or(T::ZERO, |w| w[k * hidden + j]);
+                        let z = [pre(0), pre(1), pre(2), pre(3)];
+                        cfg.cell
+                            .step(direction, z, c_old, [peep(0), peep(1), peep(2)])
+                    };
                     c[b * hidden + j] = cell;
-                    h_full[b * hidden + j] = o * cell.tanh();
+                    h_full[b * hidden + j] = h_new;
                     if let Some(cache) = cache.as_deref_mut() {
                         let at = (t * batch + b) * gates_width + j;
                         for (gate, value) in [i, f, g, o].into_iter().enumerate() {

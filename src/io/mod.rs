@@ -1,4 +1,4 @@
-//! Files: safetensors state dicts (PyTorch names) and `.npy` arrays. Every write is atomic.
+//! Files: safetensors state dicts (PyTorch names), ONNX LSTM models and `.npy` arrays. Every write is atomic.
 //! Every read checks the sizes a file's header claims against the file's length before
 //! allocating for them, so a corrupt or hostile file is an error, never a panic or an abort;
 //! the `decode` functions read the same formats from bytes in memory.
@@ -11,6 +11,7 @@ use crate::host::try_with_capacity;
 
 pub mod atomic;
 pub mod npy;
+pub mod onnx;
 pub mod safetensors;
 
 /// The whole content of `path`, with [`Error::HostMemory`] (naming the file and its length)

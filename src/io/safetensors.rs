@@ -284,6 +284,10 @@ fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
         bias: get(ParamKind::BiasIh, 0, 0)?.is_some(),
         proj_size,
         batch_first: false,
+        cell: crate::cell::Cell {
+            peephole: get(ParamKind::Peephole, 0, 0)?.is_some(),
+            ..Default::default()
+        },
     };
     config
         .validate()
@@ -320,6 +324,7 @@ fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
                 b_ih: fetch(ParamKind::BiasIh)?,
                 b_hh: fetch(ParamKind::BiasHh)?,
                 w_hr: fetch(ParamKind::WeightHr)?,
+                w_p: fetch(ParamKind::Peephole)?,
             });
         }
     }

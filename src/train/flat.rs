@@ -110,6 +110,8 @@ impl ParamLayout {
             ParamKind::BiasIh => l.b_ih,
             ParamKind::BiasHh => l.b_hh,
             ParamKind::WeightHr => l.w_hr,
+            // training runs PyTorch's cell only (`crate::train::check_trainable`)
+            ParamKind::Peephole => None,
         }
     }
 

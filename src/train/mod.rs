@@ -64,6 +64,19 @@ pub struct TrainOptions {
     pub carry_state: bool,
 }
 
+/// An error for a cell variant: training runs PyTorch's cell only (its backward is not
+/// written for peepholes, clips, coupled gates or other activations).
+pub fn check_trainable(config: &crate::LstmConfig) -> Result<()> {
+    if config.cell.is_standard() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "training supports PyTorch's cell only; this model's is {} (ONNX's cell variants run \
+         for inference)",
+        config.cell.describe()
+    )))
+}
+
 impl TrainOptions {
     /// `loss` and `optimizer`, no clipping.
     pub fn new(loss: Loss, optimizer: OptimizerConfig) -> Self {
@@ -197,6 +210,7 @@ impl CpuTrainer {
     /// A trainer starting from `weights`, with fresh optimizer state.
     pub fn new(weights: &LstmWeights, options: TrainOptions) -> Result<Self> {
         options.validate()?;
+        check_trainable(weights.config())?;
         let tied = tie(weights, options.tie_weights)?;
         let weights = &tied;
         let layout = ParamLayout::for_training(weights, options.tie_weights);

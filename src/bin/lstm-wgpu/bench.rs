@@ -32,11 +32,15 @@ pub struct Args {
     #[arg(long)]
     batch: usize,
     /// Input size I
-    #[arg(long)]
-    input: usize,
+    #[arg(long, required_unless_present = "weights")]
+    input: Option<usize>,
     /// Hidden size H
-    #[arg(long)]
-    hidden: usize,
+    #[arg(long, required_unless_present = "weights")]
+    hidden: Option<usize>,
+    /// Time this model (safetensors or ONNX, forward only) instead of a random one of
+    /// --input/--hidden/--layers/--bidirectional, which it then sets
+    #[arg(long, conflicts_with_all = ["input", "hidden", "train", "stream"])]
+    weights: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 1)]
     layers: usize,
     #[arg(long)]
@@ -98,13 +102,35 @@ pub fn main(args: Args) -> Result<()> {
     if args.iters == 0 {
         return Err(Error::Input("--iters must be at least 1".into()));
     }
+    // the benchmark's input is [T, B, I], whatever layout the model was saved with
+    let model = args
+        .weights
+        .as_deref()
+        .map(crate::weights_arg::load)
+        .transpose()?
+        .map(|mut w| {
+            w.set_batch_first(false);
+            w
+        });
+    let (input, hidden, layers, bidirectional) = match &model {
+        Some(w) => {
+            let c = w.config();
+            (c.input_size, c.hidden_size, c.num_layers, c.bidirectional)
+        }
+        None => (
+            args.input.unwrap_or(0),
+            args.hidden.unwrap_or(0),
+            args.layers,
+            args.bidirectional,
+        ),
+    };
     let spec = BenchSpec {
         seq_len: args.seq,
         batch: args.batch,
-        input: args.input,
-        hidden: args.hidden,
-        layers: args.layers,
-        bidirectional: args.bidirectional,
+        input,
+        hidden,
+        layers,
+        bidirectional,
         iters: args.iters,
         warmup: args.warmup,
         kernel: args.kernel,
@@ -116,12 +142,12 @@ pub fn main(args: Args) -> Result<()> {
                 "--stream times a unidirectional model on --device gpu".into(),
             ));
         }
-        let config = lstm_wgpu::LstmConfig::new(args.input, args.hidden).num_layers(args.layers);
+        let config = lstm_wgpu::LstmConfig::new(input, hidden).num_layers(args.layers);
         let weights = LstmWeights::init(&config, 0)?;
         let stream = crate::stream_bench::StreamSpec {
             batch: args.batch,
-            input: args.input,
-            hidden: args.hidden,
+            input,
+            hidden,
             layers: args.layers,
             steps: args.iters.max(1).saturating_mul(10),
             frame: args.frame,
@@ -155,7 +181,7 @@ pub fn main(args: Args) -> Result<()> {
             |tick| bench_gpu_train(&args.gpu.context()?, &spec, t, tick),
             |tick| bench_cpu_train(&spec, t, tick),
         )?,
-        None => run(&spec, args.device, args.gpu)?,
+        None => run(&spec, args.device, args.gpu, model)?,
     };
     if args.json {
         for r in &results {
@@ -230,8 +256,16 @@ fn print_train_table(spec: &BenchSpec, train: &TrainSpec, results: &[BenchResult
 }
 
 /// Benchmarks forward inference on the chosen devices, with a progress bar for long runs.
-pub fn run(spec: &BenchSpec, device: BenchDevice, gpu: GpuArgs) -> Result<Vec<BenchResult>> {
-    let weights = LstmWeights::init(&spec.config(), 0)?;
+pub fn run(
+    spec: &BenchSpec,
+    device: BenchDevice,
+    gpu: GpuArgs,
+    model: Option<LstmWeights>,
+) -> Result<Vec<BenchResult>> {
+    let weights = match model {
+        Some(w) => w,
+        None => LstmWeights::init(&spec.config(), 0)?,
+    };
     on_devices(
         spec,
         device,

@@ -13,6 +13,9 @@ pub struct Args {
     seed: u64,
     #[arg(long, default_value_t = 20)]
     cases: u64,
+    /// Check this model (safetensors or ONNX) on random inputs instead of random models
+    #[arg(long)]
+    weights: Option<std::path::PathBuf>,
     #[command(flatten)]
     gpu: GpuArgs,
 }
@@ -25,11 +28,19 @@ pub fn main(args: Args) -> Result<()> {
         GPU_VS_F64.abs,
         GPU_VS_F64.rel
     )?;
+    let model = args
+        .weights
+        .as_deref()
+        .map(crate::weights_arg::load)
+        .transpose()?;
     let mut progress = Progress::new(args.cases, "checking");
     let mut failures = 0;
     for i in 0..args.cases {
         let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(i);
-        let case = Case::random(seed)?;
+        let case = match &model {
+            Some(weights) => Case::for_weights(weights.clone(), seed)?,
+            None => Case::random(seed)?,
+        };
         match case.compare(&ctx, GPU_VS_F64)? {
             None => progress.bar_println(&format!(
                 "ok    case {i} (seed {seed}): {}",

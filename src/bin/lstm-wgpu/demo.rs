@@ -58,6 +58,6 @@ pub fn main(gpu_args: GpuArgs) -> Result<()> {
         GPU_VS_F64.abs,
         GPU_VS_F64.rel
     )?;
-    let results = run(&spec, BenchDevice::Both, gpu_args)?;
+    let results = run(&spec, BenchDevice::Both, gpu_args, None)?;
     print_table(&spec, &results)
 }

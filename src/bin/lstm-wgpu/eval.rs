@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lstm_wgpu::cpu::FastCpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
-use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::io::npy;
 use lstm_wgpu::loss::{Loss, Target};
 use lstm_wgpu::train::batches::DataInput;
 use lstm_wgpu::train::{evaluate, Metrics};
@@ -132,7 +132,7 @@ pub fn describe(m: &Metrics) -> String {
 
 pub fn main(args: Args) -> Result<()> {
     let data = &args.data;
-    let weights = safetensors::load(&data.weights)?;
+    let weights = crate::weights_arg::load(&data.weights)?;
     let (x, ids) = read_input(&weights, &data.input)?;
     let input = match ids {
         Some(ids) => DataInput::Ids(ids),

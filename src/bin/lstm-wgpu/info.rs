@@ -7,7 +7,21 @@ use lstm_wgpu::Result;
 use crate::gpu_args::GpuArgs;
 use crate::stdout::outln;
 
-pub fn main(gpu: GpuArgs) -> Result<()> {
+/// `lstm-wgpu info [--weights FILE]`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Also describe this model (safetensors or ONNX): sizes, cell, parameters
+    #[arg(long)]
+    weights: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+pub fn main(args: Args) -> Result<()> {
+    if let Some(path) = &args.weights {
+        describe_model(path)?;
+    }
+    let gpu = args.gpu;
     let adapters = enumerate_adapters();
     outln!("adapters wgpu sees ({}):", adapters.len())?;
     for a in &adapters {
@@ -85,5 +99,40 @@ fn print_wisdom(ctx: &GpuContext) -> Result<()> {
         "wisdom: {} ({state}; policy {:?})",
         path.display(),
         ctx.tuning()
+    )
+}
+
+/// The model at `path`: what it is, its sizes, cell and parameter count.
+fn describe_model(path: &std::path::Path) -> Result<()> {
+    let (kind, weights, reverse) = match crate::weights_arg::onnx_model(path)? {
+        Some(m) => ("ONNX", m.weights, m.reverse),
+        None => (
+            "safetensors",
+            lstm_wgpu::io::safetensors::load(path)?,
+            false,
+        ),
+    };
+    let c = weights.config();
+    let params: usize = weights
+        .named_tensors()
+        .iter()
+        .map(|(_, t)| t.data().len())
+        .sum();
+    outln!(
+        "model: {} ({kind}): input {} hidden {} layers {} directions {}{} proj {} bias {} \
+         batch_first {}; cell: {}; {params} LSTM parameters{}",
+        path.display(),
+        c.input_size,
+        c.hidden_size,
+        c.num_layers,
+        c.num_directions(),
+        if reverse { " (reverse)" } else { "" },
+        c.proj_size,
+        c.bias,
+        c.batch_first,
+        c.cell.describe(),
+        weights
+            .head()
+            .map_or(String::new(), |h| format!(", head O={}", h.out_features()))
     )
 }

@@ -11,6 +11,7 @@ mod info;
 mod init;
 mod progress;
 mod run;
+mod run_onnx;
 mod runtime_dir;
 mod sample;
 mod stdout;
@@ -18,6 +19,7 @@ mod stream;
 mod stream_bench;
 mod train;
 mod tune;
+mod weights_arg;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -38,8 +40,8 @@ enum Command {
     Run(run::Args),
     /// Write PyTorch-initialised weights to a safetensors file
     Init(init::Args),
-    /// List the adapters wgpu sees, the one chosen, and its limits
-    Info(gpu_args::GpuArgs),
+    /// List the adapters wgpu sees, the one chosen, and its limits (and describe a model)
+    Info(info::Args),
     /// Compare the GPU and CPU paths on random configurations
     Check(check::Args),
     /// Time forward inference on the GPU and/or the CPU
@@ -91,7 +93,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Init(args) => init::main(args),
-        Command::Info(gpu) => info::main(gpu),
+        Command::Info(args) => info::main(args),
         Command::Check(args) => check::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Train(args) => train::main(*args),

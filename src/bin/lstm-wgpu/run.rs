@@ -14,43 +14,48 @@ use crate::Device;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model weights (nn.LSTM state dict, optional head.*), safetensors
+    /// Model: safetensors (nn.LSTM state dict, optional head.*) or ONNX (one LSTM node; told
+    /// apart by content); with ONNX, every array is in ONNX's shapes: --input is X,
+    /// --h0/--c0 initial_h/initial_c, --output the graph's first output, --hn/--cn Y_h/Y_c
     #[arg(long)]
-    weights: PathBuf,
+    pub weights: PathBuf,
     /// Input [T, B, I] ([B, T, I] with --batch-first) or [T, I], float32/float64 .npy; for a
     /// model with an embedding, int64 token ids [T, B] ([B, T], [T])
     #[arg(long)]
-    input: PathBuf,
+    pub input: PathBuf,
     /// Where to write the output (the head's when the model has one), float32 .npy
     #[arg(long)]
-    output: PathBuf,
+    pub output: PathBuf,
     /// Initial hidden state [D*L, B, H_out] (.npy); zeros when absent
     #[arg(long)]
-    h0: Option<PathBuf>,
+    pub h0: Option<PathBuf>,
     /// Initial cell state [D*L, B, H] (.npy); zeros when absent
     #[arg(long)]
-    c0: Option<PathBuf>,
+    pub c0: Option<PathBuf>,
     /// Where to write h_n [D*L, B, H_out]
     #[arg(long)]
-    hn: Option<PathBuf>,
+    pub hn: Option<PathBuf>,
     /// Where to write c_n [D*L, B, H]
     #[arg(long)]
-    cn: Option<PathBuf>,
+    pub cn: Option<PathBuf>,
     /// Sequence lengths [B], int64 or int32 .npy, each in 1..=T
     #[arg(long)]
-    lengths: Option<PathBuf>,
+    pub lengths: Option<PathBuf>,
     /// Input and output are [B, T, F]
     #[arg(long)]
-    batch_first: bool,
+    pub batch_first: bool,
     #[arg(long, value_enum, default_value = "gpu")]
-    device: Device,
+    pub device: Device,
     #[command(flatten)]
-    gpu: GpuArgs,
+    pub gpu: GpuArgs,
     #[command(flatten)]
-    cpu: CpuArgs,
+    pub cpu: CpuArgs,
 }
 
 pub fn main(args: Args) -> Result<()> {
+    if let Some(model) = crate::weights_arg::onnx_model(&args.weights)? {
+        return crate::run_onnx::main(&args, &model);
+    }
     let mut weights = safetensors::load(&args.weights)?;
     weights.set_batch_first(args.batch_first);
     let (x, _) = crate::eval::read_input(&weights, &args.input)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use lstm_wgpu::cpu::FastCpuLstm;
 use lstm_wgpu::gpu::{GpuLstm, GpuState};
 use lstm_wgpu::io::atomic::write_all_atomic;
-use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::io::npy;
 use lstm_wgpu::{Error, LstmConfig, Result, Tensor};
 
 use crate::cpu_args::CpuArgs;
@@ -87,7 +87,7 @@ impl Stepper for OnCpu {
 }
 
 pub fn main(args: Args) -> Result<()> {
-    let weights = safetensors::load(&args.weights)?;
+    let weights = crate::weights_arg::load(&args.weights)?;
     let config = weights.config().clone();
     if config.bidirectional {
         return Err(Error::Config(format!(

@@ -9,6 +9,7 @@ use super::math::{sigmoid, tanh};
 use super::pack::{PackedDirection, PANEL_VECTORS};
 use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
+use crate::cell::Cell;
 use crate::cpu::forward::{DirCache, DirectionPass};
 use crate::error::Result;
 
@@ -16,6 +17,9 @@ use crate::error::Result;
 pub struct DirectionJob<'a> {
     pub packed: &'a PackedDirection,
     pub direction: usize,
+    /// the cell's variant (`None`: PyTorch's cell, the SIMD gate math); a variant's gate math
+    /// runs lane by lane through [`Cell::step`], the products stay SIMD
+    pub cell: Option<Cell>,
     pub seq_len: usize,
     pub batch: usize,
     pub lengths: &'a [usize],
@@ -110,6 +114,7 @@ impl<'a> DirectionJob<'a> {
         pass: DirectionPass<'a, f32>,
         out_width: usize,
         threads: usize,
+        cell: Option<Cell>,
     ) -> (Self, &'a mut [f32], &'a mut [f32]) {
         let width = PANEL_VECTORS * packed.gates.lanes;
         let [h0, h1] = &mut scratch.h;
@@ -122,6 +127,7 @@ impl<'a> DirectionJob<'a> {
         let job = Self {
             packed,
             direction: pass.direction,
+            cell,
             seq_len: pass.dims.seq_len,
             batch: pass.dims.batch,
             lengths: pass.lengths,
@@ -367,6 +373,10 @@ impl<'a> DirectionJob<'a> {
             if t >= self.lengths[b] {
                 return;
             }
+            if let Some(variant) = &self.cell {
+                self.variant_cell(simd, variant, (block, lanes), (z, c, c_old), &cell);
+                return;
+            }
             let [i, f, g, o] = [
                 sigmoid(simd, z[0]),
                 sigmoid(simd, z[1]),
@@ -380,6 +390,54 @@ impl<'a> DirectionJob<'a> {
                     let at = cell.traced_gate(gate);
                     store_partial(simd, trace.gates.part(at, cell.units), 0, value);
                 }
+            }
+        }
+    }
+
+    /// [`Self::gates_and_cell`] for a cell variant, lane by lane through [`Cell::step`]:
+    /// writes c and the trace's gates, and leaves h itself (not o) in `z[3]`.
+    ///
+    /// # Safety
+    /// As [`Self::gates_and_cell`]: this worker alone writes these columns of `c` and the trace.
+    #[inline(always)]
+    unsafe fn variant_cell<S: Simd>(
+        &self,
+        simd: S,
+        variant: &Cell,
+        (block, lanes): (usize, usize),
+        (z, c, c_old): (&mut Acc<S>, &mut [f32], S::f32s),
+        at: &CellAt,
+    ) {
+        const MOST: usize = 16;
+        let padded = self.packed.gates.padded();
+        let mut gates = [[0.0f32; MOST]; 4];
+        let mut cells = [0.0f32; MOST];
+        for (g, lane) in gates.iter_mut().enumerate() {
+            store::<S>(lane, 0, z[g]);
+        }
+        store::<S>(&mut cells, 0, c_old);
+        let mut h = [0.0f32; MOST];
+        for l in 0..lanes.min(MOST) {
+            let j = block * lanes + l;
+            let p = self
+                .packed
+                .peephole
+                .as_ref()
+                .map_or([0.0; 3], |p| [p[j], p[padded + j], p[2 * padded + j]]);
+            let pre = [gates[0][l], gates[1][l], gates[2][l], gates[3][l]];
+            let (acts, c_new, h_new) = variant.step(self.direction, pre, cells[l], p);
+            for (g, value) in acts.into_iter().enumerate() {
+                gates[g][l] = value;
+            }
+            cells[l] = c_new;
+            h[l] = h_new;
+        }
+        store::<S>(c, 0, load::<S>(&cells, 0));
+        z[3] = load::<S>(&h, 0);
+        if let Some(trace) = &self.trace {
+            for (g, lane) in gates.iter().enumerate() {
+                let part = trace.gates.part(at.traced_gate(g), at.units);
+                store_partial(simd, part, 0, load::<S>(lane, 0));
             }
         }
     }
@@ -413,7 +471,11 @@ impl<'a> DirectionJob<'a> {
                 return;
             }
             let c = load::<S>(self.c.part(cell.state, lanes), 0);
-            let h = simd.mul_f32s(z[3], tanh(simd, c));
+            // a variant's cell left h itself in z[3]
+            let h = match self.cell {
+                Some(_) => z[3],
+                None => simd.mul_f32s(z[3], tanh(simd, c)),
+            };
             if p.w_hr.is_some() {
                 store::<S>(self.h_full.part(cell.state, lanes), 0, h);
             } else {

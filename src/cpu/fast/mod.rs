@@ -196,6 +196,7 @@ impl FastCpuLstm {
         target: &Target,
         options: (bool, Option<crate::train::dropout::DropoutStep>),
     ) -> Result<(Scored<f32>, LstmOutput<f32>, Gradients<f32>)> {
+        crate::train::check_trainable(&self.model.config)?;
         let cfg = &self.model.config;
         let sizes = (cfg.hidden_size, cfg.output_size(), cfg.num_directions());
         let mut trace = self.reuse.take_trace();
@@ -235,7 +236,8 @@ impl FastCpuLstm {
         let mut scratch = Scratch::new(packed, &pass, &self.reuse)?;
         // no more threads than there is work for in the widest phase
         let threads = self.threads.min(packed.gates.blocks().max(1));
-        let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads);
+        let cell = (!cfg.cell.is_standard()).then_some(cfg.cell);
+        let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads, cell);
         team::run_team(threads, |worker| self.isa.dispatch(RunJob(&job, worker)));
         job.finish(h, c);
         scratch.give_back(&self.reuse);

@@ -78,6 +78,8 @@ pub struct PackedDirection {
     pub w_hh: Vec<f32>,
     /// Panels of W_hrᵀ `[H, P]`, `4L` outputs each (with a projection)
     pub w_hr: Option<Vec<f32>>,
+    /// `[3, Hp]`: the peepholes (i, f, o) by unit, zeros in the padding (with `cell.peephole`)
+    pub peephole: Option<Vec<f32>>,
 }
 
 impl PackedDirection {
@@ -109,6 +111,14 @@ impl PackedDirection {
             .w_hr
             .as_ref()
             .map(|w_hr| pack_panels(hidden, h_out, width, |k, p| w_hr[p * hidden + k]));
+        let padded = gates.padded();
+        let peephole = layer.w_p.as_ref().map(|p| {
+            let mut out = vec![0.0; 3 * padded];
+            for k in 0..3 {
+                out[k * padded..k * padded + hidden].copy_from_slice(&p[k * hidden..][..hidden]);
+            }
+            out
+        });
         Self {
             gates,
             input_size,
@@ -117,6 +127,7 @@ impl PackedDirection {
             bias,
             w_hh,
             w_hr,
+            peephole,
         }
     }
 }

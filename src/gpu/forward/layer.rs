@@ -6,8 +6,8 @@ use super::chunks::{chunks, Chunk};
 use super::slots::Slots;
 use crate::error::Result;
 use crate::gpu::kernels::{
-    product_kernel, to_u32, GemmParams, Kernel, Recurrence, RecurrentShape, StepParams,
-    WORKGROUP_SIZE,
+    cell_constants, product_kernel, to_u32, GemmParams, Kernel, Recurrence, RecurrentShape,
+    StepParams, WORKGROUP_SIZE,
 };
 use crate::gpu::plan::{PlanBuilder, StepKernel};
 use crate::gpu::weights::ResidentWeights;
@@ -218,7 +218,8 @@ impl LayerPass<'_> {
             _pad: [0; 3],
         };
         let shape = self.shape();
-        let constants = self.variant.constants(shape);
+        let mut constants = self.variant.constants(shape);
+        constants.extend(cell_constants(&cfg.cell));
         let workgroups = self.variant.workgroups(shape, d);
         if self.variant.is_sequence() {
             return plan.dispatch_with(layer, step, &constants, &params, workgroups);

@@ -11,9 +11,11 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::backward_tiles::BackwardTiles;
+use super::cell::cell_constants;
 use super::choice::KernelChoice;
 use super::recurrence::{DeviceCaps, Recurrence, RecurrentShape, SequenceTiles, StepTiles};
 use super::table::{Kernel, KERNELS};
+use crate::cell::Cell;
 
 /// One pipeline: a kernel and its override constants.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +53,47 @@ const HIDDEN: [usize; 14] = [1, 2, 4, 5, 8, 16, 17, 63, 64, 65, 128, 129, 256, 1
 const BATCH: [usize; 6] = [1, 3, 8, 16, 17, 64];
 
 /// Tiles the tests force besides the table's (degenerate, odd, and subgroup-folded ones).
+/// Cell variants the shader builds cover: every flag and every activation, in both directions.
+fn variant_cells() -> Vec<Cell> {
+    use crate::cell::Activation as A;
+    let all = [
+        [
+            A::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            A::LeakyRelu { alpha: 0.1 },
+            A::ThresholdedRelu { alpha: 0.5 },
+        ],
+        [
+            A::ScaledTanh {
+                alpha: 1.5,
+                beta: 0.5,
+            },
+            A::Affine {
+                alpha: 2.0,
+                beta: 0.1,
+            },
+            A::Elu { alpha: 1.0 },
+        ],
+    ];
+    vec![
+        Cell {
+            peephole: true,
+            clip: Some(3.0),
+            input_forget: true,
+            activations: all,
+        },
+        Cell {
+            activations: [
+                [A::Softsign, A::Softplus, A::Relu],
+                [A::Sigmoid, A::Tanh, A::Tanh],
+            ],
+            ..Cell::default()
+        },
+    ]
+}
+
 fn forced_choices() -> Vec<KernelChoice> {
     let step = |units, splits, rows, quads, span| {
         KernelChoice::Exact(Recurrence::PerStep(StepTiles {
@@ -129,6 +172,14 @@ pub fn shader_builds(caps: &DeviceCaps) -> Vec<ShaderBuild> {
                         continue;
                     };
                     push(variant.kernel(), variant.constants(shape));
+                    // the cell variants (ONNX's), without a projection, at a few shapes
+                    if hidden_out == hidden && [1, 64, 129].contains(&hidden) && batch <= 3 {
+                        for cell in variant_cells() {
+                            let mut constants = variant.constants(shape);
+                            constants.extend(cell_constants(&cell));
+                            push(variant.kernel(), constants);
+                        }
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 mod backward_tiles;
 mod builds;
+mod cell;
 mod choice;
 mod params;
 mod recurrence;
@@ -13,6 +14,7 @@ mod table;
 
 pub use backward_tiles::{BackwardTiles, BACKWARD_MAX_ROWS};
 pub use builds::{pipeline_label, shader_builds, ShaderBuild};
+pub use cell::cell_constants;
 pub use choice::{KernelChoice, SEQUENCE_MAX_STEPS_STAGED};
 pub use params::*;
 pub use recurrence::{

@@ -141,6 +141,7 @@ impl GpuTrainer {
         options: TrainOptions,
     ) -> Result<Self> {
         options.validate()?;
+        crate::train::check_trainable(weights.config())?;
         let model = GpuLstm::new_async(ctx, weights).await?;
         let tied = crate::train::tie(weights, options.tie_weights)?;
         let weights = &tied;

@@ -41,11 +41,27 @@ pub fn combined_bias(weights: &LstmWeights, layer: usize) -> Vec<f32> {
 }
 
 /// `W_hh` as `[D, H_out, H, 4]`: element `((d*H_out + k)*H + j)*4 + g = W_hh[d][g*H + j, k]`,
-/// so unit `j` finds its four gate weights for input `k` in one vec4.
+/// so unit `j` finds its four gate weights for input `k` in one vec4. With peepholes, `[D, H,
+/// 4]` follow: (P_i, P_f, P_o, 0) of unit j of direction d at vec4 `(D*H_out + d)*H + j`.
 pub fn recurrent_weights_vec4(weights: &LstmWeights, layer: usize) -> Vec<f32> {
     let cfg = weights.config();
     let (h, h_out) = (cfg.hidden_size, cfg.output_size());
-    let mut out = vec![0.0; cfg.num_directions() * h_out * h * 4];
+    let d = cfg.num_directions();
+    let peep = if cfg.cell.peephole { d * h * 4 } else { 0 };
+    let mut out = vec![0.0; d * h_out * h * 4 + peep];
+    if cfg.cell.peephole {
+        for dir in 0..d {
+            // present (from_layers checks); absent through layer_mut, they stay zeros
+            let Some(p) = weights.layer(layer, dir).w_p.as_ref() else {
+                continue;
+            };
+            for j in 0..h {
+                for g in 0..3 {
+                    out[((d * h_out + dir) * h + j) * 4 + g] = p.data()[g * h + j];
+                }
+            }
+        }
+    }
     for dir in 0..cfg.num_directions() {
         let w = weights.layer(layer, dir).w_hh.data();
         for gate in 0..4 {

@@ -252,7 +252,7 @@ pub fn main(args: Args) -> Result<()> {
     let loss = data::loss_for(&args)?;
     let options = options(&args, loss);
     options.validate()?;
-    let weights = safetensors::load(&args.weights)?;
+    let weights = crate::weights_arg::load(&args.weights)?;
     let data = data::read(&args, &weights, loss)?;
     let per_epoch = data.batches.per_epoch() as u64;
     let steps = match (args.steps, args.epochs) {
