@@ -142,3 +142,13 @@ fn onnx_conformance_tests_pass_on_every_path() {
 fn every_cell_variant_matches_onnx_runtime_on_every_path() {
     run_everywhere("ort");
 }
+
+#[test]
+fn stacked_graphs_from_torch_and_tf2onnx_match_on_every_path() {
+    let names: Vec<String> = cases("graph")
+        .iter()
+        .map(|c| c.dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() >= 5, "{names:?}");
+    run_everywhere("graph");
+}

@@ -6,7 +6,7 @@ use lstm_wgpu::cpu::FastCpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::io::atomic::write_all_atomic;
 use lstm_wgpu::io::npy;
-use lstm_wgpu::io::onnx::{OnnxInputs, OnnxModel};
+use lstm_wgpu::io::onnx::{OnnxInputs, OnnxModel, OutputKind};
 use lstm_wgpu::{Error, Result};
 
 use crate::run::Args;
@@ -41,13 +41,21 @@ pub fn main(args: &Args, model: &OnnxModel) -> Result<()> {
         .first()
         .ok_or_else(|| Error::Input("the ONNX graph has no outputs".into()))?;
     let mut files = vec![(args.output.as_path(), npy::encode_f32(first)?)];
-    let find = |name: &Option<String>| outputs.iter().find(|(n, _)| Some(n) == name.as_ref());
-    for (path, name, what) in [
-        (&args.hn, &model.io.y_h, "Y_h"),
-        (&args.cn, &model.io.y_c, "Y_c"),
+    let find = |kinds: [OutputKind; 2]| {
+        model
+            .io
+            .outputs
+            .iter()
+            .zip(&outputs)
+            .find(|((_, kind), _)| kinds.contains(kind))
+            .map(|(_, out)| out)
+    };
+    for (path, kinds, what) in [
+        (&args.hn, [OutputKind::YH, OutputKind::HN], "Y_h"),
+        (&args.cn, [OutputKind::YC, OutputKind::CN], "Y_c"),
     ] {
         if let Some(path) = path {
-            let (_, value) = find(name).ok_or_else(|| {
+            let (_, value) = find(kinds).ok_or_else(|| {
                 Error::Input(format!(
                     "--{}: the graph does not return {what} (its outputs: {})",
                     if what == "Y_h" { "hn" } else { "cn" },

@@ -13,6 +13,7 @@
 //! direction on each sequence reversed within its length (the same steps ONNX's reverse
 //! direction takes). `layout = 1` is the engine's `batch_first`.
 
+mod chain;
 mod proto;
 mod run;
 mod tensor;
@@ -54,8 +55,26 @@ pub struct OnnxIo {
     pub y_h: Option<String>,
     /// `Y_c`: as `Y_h`.
     pub y_c: Option<String>,
-    /// The graph's outputs in order, each one of `Y`, `Y_h`, `Y_c`.
-    pub outputs: Vec<String>,
+    /// The graph's outputs in order: each one's name and what it is.
+    pub outputs: Vec<(String, OutputKind)>,
+}
+
+/// What a graph output is, in terms of the engine's outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// The LSTM node's `Y`: `[T, D, B, H]` (`[B, T, D, H]` with `layout = 1`).
+    Y,
+    /// The LSTM node's `Y_h`: `[D, B, H]` (`[B, D, H]` with `layout = 1`).
+    YH,
+    /// The LSTM node's `Y_c`, as `Y_h`.
+    YC,
+    /// The model's output as the engine gives it: `[T, B, F]` (`[B, T, F]` batch-first), the
+    /// head's when there is one (the stacked graphs of `torch.onnx.export` and `tf2onnx`).
+    Output,
+    /// `h_n` of every layer, `[L*D, B, H]` (a `Concat` of the layers' `Y_h`).
+    HN,
+    /// `c_n` of every layer, as `HN`.
+    CN,
 }
 
 /// An ONNX LSTM model: its weights in this crate's form and how the graph is wired.
@@ -160,34 +179,23 @@ fn read_graph(graph: &GraphProto) -> Result<OnnxModel> {
         .iter()
         .filter(|n| n.op_type.as_deref() == Some("LSTM"))
         .collect();
-    let node = match lstms[..] {
-        [node] => node,
-        [] => return Err(bad("the graph has no LSTM node")),
-        _ => {
-            return Err(bad(format!(
-                "{} LSTM nodes: this reader takes a graph with one ({} and {})",
-                lstms.len(),
-                node_label(lstms[0]),
-                node_label(lstms[1])
-            )))
-        }
-    };
-    // every other node must be one the reader understands
+    if lstms.is_empty() {
+        return Err(bad("the graph has no LSTM node"));
+    }
+    let plain = graph
+        .node
+        .iter()
+        .all(|n| matches!(n.op_type.as_deref(), Some("LSTM" | "Constant" | "Identity")));
+    if lstms.len() > 1 || !plain {
+        // stacked layers, plumbing, a head: followed node by node
+        return chain::read_chain(graph, &constants(graph)?);
+    }
+    let node = lstms[0];
     let mut aliases: HashMap<String, String> = HashMap::new();
     for other in &graph.node {
-        match other.op_type.as_deref() {
-            Some("LSTM") | Some("Constant") => {}
-            Some("Identity") => {
-                if let (Some(i), Some(o)) = (other.input.first(), other.output.first()) {
-                    aliases.insert(o.clone(), i.clone());
-                }
-            }
-            _ => {
-                return Err(bad(format!(
-                    "{}: not understood (the reader takes one LSTM node with Identity and \
-                     Constant nodes around it)",
-                    node_label(other)
-                )))
+        if other.op_type.as_deref() == Some("Identity") {
+            if let (Some(i), Some(o)) = (other.input.first(), other.output.first()) {
+                aliases.insert(o.clone(), i.clone());
             }
         }
     }
@@ -311,15 +319,20 @@ fn read_graph(graph: &GraphProto) -> Result<OnnxModel> {
     let mut outputs = Vec::new();
     for out in graph.output.iter().filter_map(|v| v.name.clone()) {
         let source = resolve(out.clone());
-        if ![&y, &y_h, &y_c]
-            .iter()
-            .any(|o| o.as_deref() == Some(source.as_str()))
-        {
-            return Err(bad(format!(
+        let kind = [
+            (&y, OutputKind::Y),
+            (&y_h, OutputKind::YH),
+            (&y_c, OutputKind::YC),
+        ]
+        .into_iter()
+        .find(|(o, _)| o.as_deref() == Some(source.as_str()))
+        .map(|(_, kind)| kind)
+        .ok_or_else(|| {
+            bad(format!(
                 "graph output `{out}` is not one of the LSTM's outputs"
-            )));
-        }
-        outputs.push(source);
+            ))
+        })?;
+        outputs.push((out, kind));
     }
     Ok(OnnxModel {
         weights,
@@ -471,6 +484,15 @@ impl Attributes {
             layout,
             activations,
         })
+    }
+
+    fn cell(&self, peephole: bool) -> Cell {
+        Cell {
+            peephole,
+            clip: self.clip,
+            input_forget: self.input_forget,
+            activations: self.activations,
+        }
     }
 
     fn directions(&self) -> usize {

@@ -1,7 +1,7 @@
 //! Running an [`OnnxModel`] on either path with ONNX's shapes: the graph's inputs in, the
 //! graph's outputs out, in its order, exactly as ONNX Runtime returns them.
 
-use super::OnnxModel;
+use super::{OnnxModel, OutputKind};
 use crate::error::{Error, Result};
 use crate::shape::{Inputs, LstmOutput};
 use crate::tensor::Tensor;
@@ -127,6 +127,28 @@ impl OnnxModel {
         )?;
         let d = cfg.num_directions();
         let h = cfg.hidden_size;
+        let (whole, h_n, c_n) = (out.output.clone(), out.h_n.clone(), out.c_n.clone());
+        if self
+            .io
+            .outputs
+            .iter()
+            .all(|(_, k)| matches!(k, OutputKind::Output | OutputKind::HN | OutputKind::CN))
+        {
+            // a stacked graph: the engine's outputs as they are
+            return Ok(self
+                .io
+                .outputs
+                .iter()
+                .map(|(name, kind)| {
+                    let value = match kind {
+                        OutputKind::HN => h_n.clone(),
+                        OutputKind::CN => c_n.clone(),
+                        _ => whole.clone(),
+                    };
+                    (name.clone(), value)
+                })
+                .collect());
+        }
         let y = if self.reverse {
             reverse_within(&out.output, order, layout1)
         } else {
@@ -150,19 +172,21 @@ impl OnnxModel {
         let last = |t: Tensor, what: &str| if layout1 { swap01(&t, what) } else { Ok(t) };
         let y_h = last(out.h_n, "Y_h")?;
         let y_c = last(out.c_n, "Y_c")?;
-        self.io
+        Ok(self
+            .io
             .outputs
             .iter()
-            .map(|name| {
-                let value = if Some(name) == self.io.y.as_ref() {
-                    y.clone()
-                } else if Some(name) == self.io.y_h.as_ref() {
-                    y_h.clone()
-                } else {
-                    y_c.clone()
+            .map(|(name, kind)| {
+                let value = match kind {
+                    OutputKind::Y => y.clone(),
+                    OutputKind::YH => y_h.clone(),
+                    OutputKind::YC => y_c.clone(),
+                    OutputKind::Output => whole.clone(),
+                    OutputKind::HN => h_n.clone(),
+                    OutputKind::CN => c_n.clone(),
                 };
-                Ok((name.clone(), value))
+                (name.clone(), value)
             })
-            .collect()
+            .collect())
     }
 }
