@@ -152,3 +152,51 @@ fn stacked_graphs_from_torch_and_tf2onnx_match_on_every_path() {
     assert!(names.len() >= 5, "{names:?}");
     run_everywhere("graph");
 }
+
+#[test]
+fn converted_models_round_trip_through_safetensors() {
+    let mut converted = 0;
+    for kind in ["node", "ort", "graph"] {
+        for case in cases(kind) {
+            if case.model.reverse {
+                continue;
+            }
+            let bytes = lstm_wgpu::io::safetensors::encode(&case.model.weights).unwrap();
+            let mut back = lstm_wgpu::io::safetensors::decode(&bytes).unwrap();
+            back.set_batch_first(case.model.weights.config().batch_first);
+            assert_eq!(back, case.model.weights, "{}", case.dir.display());
+            converted += 1;
+        }
+    }
+    assert!(converted > 40, "{converted}");
+    // the command: convert, then run both files on the CPU; the outputs agree bitwise
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx/graph/torch_3layer_bidirectional");
+    let bin = env!("CARGO_BIN_EXE_lstm-wgpu");
+    let out = dir.path().join("w.safetensors");
+    let status = std::process::Command::new(bin)
+        .arg("convert")
+        .arg(case.join("model.onnx"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let mut outputs = Vec::new();
+    for weights in [case.join("model.onnx"), out] {
+        let y = dir.path().join(format!("y{}.npy", outputs.len()));
+        let run = std::process::Command::new(bin)
+            .args(["run", "--device", "cpu", "--weights"])
+            .arg(&weights)
+            .arg("--input")
+            .arg(case.join("X.npy"))
+            .arg("--output")
+            .arg(&y)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{run:?}");
+        outputs.push(std::fs::read(&y).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}

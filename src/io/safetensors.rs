@@ -284,10 +284,7 @@ fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
         bias: get(ParamKind::BiasIh, 0, 0)?.is_some(),
         proj_size,
         batch_first: false,
-        cell: crate::cell::Cell {
-            peephole: get(ParamKind::Peephole, 0, 0)?.is_some(),
-            ..Default::default()
-        },
+        cell: cell_of(path, bytes, get(ParamKind::Peephole, 0, 0)?.is_some())?,
     };
     config
         .validate()
@@ -405,11 +402,102 @@ pub fn encode(weights: &LstmWeights) -> Result<Vec<u8>> {
             path: "<safetensors encoding>".into(),
             message: e.to_string(),
         })?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let mut metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    metadata.extend(cell_metadata(&weights.config().cell));
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Format {
         path: "<safetensors encoding>".into(),
         message: e.to_string(),
     })
+}
+
+/// The metadata key of a cell variant's clip (absent: none).
+pub const CLIP_KEY: &str = "lstm_wgpu.clip";
+/// The metadata key of `input_forget` (`1`; absent: 0).
+pub const INPUT_FORGET_KEY: &str = "lstm_wgpu.input_forget";
+/// The metadata key of the activations: `f,g,h` per direction, `;` between directions, each
+/// as [`crate::cell::Activation`] displays (`Sigmoid,Tanh,Tanh;HardSigmoid(0.2,0.5),Tanh,Elu(1)`).
+pub const ACTIVATIONS_KEY: &str = "lstm_wgpu.activations";
+
+/// The metadata that records a cell variant (nothing for PyTorch's cell; the peepholes are
+/// the `weight_p_l{k}` keys).
+fn cell_metadata(cell: &crate::cell::Cell) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(clip) = cell.clip {
+        out.push((CLIP_KEY.into(), clip.to_string()));
+    }
+    if cell.input_forget {
+        out.push((INPUT_FORGET_KEY.into(), "1".into()));
+    }
+    if cell.activations != crate::cell::Cell::default().activations {
+        let text: Vec<String> = cell
+            .activations
+            .iter()
+            .map(|d| d.map(|a| a.to_string()).join(","))
+            .collect();
+        out.push((ACTIVATIONS_KEY.into(), text.join(";")));
+    }
+    out
+}
+
+/// The cell a file's metadata records (PyTorch's cell without those keys).
+fn cell_of(path: &Path, bytes: &[u8], peephole: bool) -> Result<crate::cell::Cell> {
+    let mut cell = crate::cell::Cell {
+        peephole,
+        ..Default::default()
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format_err(path, format!("not a valid safetensors file ({e})")))?;
+    let Some(meta) = header.metadata() else {
+        return Ok(cell);
+    };
+    let bad = |key: &str, value: &str| {
+        format_err(
+            path,
+            format!("metadata {key} = `{value}`: {}", "not understood"),
+        )
+    };
+    if let Some(v) = meta.get(CLIP_KEY) {
+        cell.clip = Some(v.parse().map_err(|_| bad(CLIP_KEY, v))?);
+    }
+    if let Some(v) = meta.get(INPUT_FORGET_KEY) {
+        cell.input_forget = match v.as_str() {
+            "1" => true,
+            "0" => false,
+            _ => return Err(bad(INPUT_FORGET_KEY, v)),
+        };
+    }
+    if let Some(v) = meta.get(ACTIVATIONS_KEY) {
+        let directions: Vec<&str> = v.split(';').collect();
+        if directions.len() != 2 {
+            return Err(bad(ACTIVATIONS_KEY, v));
+        }
+        for (d, text) in directions.iter().enumerate() {
+            // split on the commas between activations, not those inside parentheses
+            let mut parts = Vec::new();
+            let (mut depth, mut start) = (0, 0);
+            for (i, ch) in text.char_indices() {
+                match ch {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(&text[start..i]);
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            parts.push(&text[start..]);
+            if parts.len() != 3 {
+                return Err(bad(ACTIVATIONS_KEY, v));
+            }
+            for (k, part) in parts.iter().enumerate() {
+                cell.activations[d][k] = part
+                    .parse()
+                    .map_err(|e| format_err(path, format!("metadata {ACTIVATIONS_KEY}: {e}")))?;
+            }
+        }
+    }
+    Ok(cell)
 }
 
 /// Writes `weights` to `path` completely or not at all.

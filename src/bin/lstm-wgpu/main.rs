@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod convert;
 mod cpu_args;
 mod demo;
 mod eval;
@@ -56,6 +57,8 @@ enum Command {
     Stream(stream::Args),
     /// Generate text from a byte-level language model, written to stdout as it comes
     Sample(sample::Args),
+    /// Write an ONNX model's weights as safetensors (this engine's layout)
+    Convert(convert::Args),
     /// Measure the fastest correct kernels for shapes on this GPU and save them (wisdom)
     Tune(tune::Args),
 }
@@ -102,6 +105,7 @@ fn main() {
         Command::Stream(args) => stream::main(args),
         Command::Sample(args) => sample::main(args),
         Command::Tune(args) => tune::main(args),
+        Command::Convert(args) => convert::main(args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e.to_string()));

@@ -9,7 +9,7 @@ use super::math::{sigmoid, tanh};
 use super::pack::{PackedDirection, PANEL_VECTORS};
 use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
-use crate::cell::Cell;
+use crate::cell::{Cell, STANDARD_ACTIVATIONS};
 use crate::cpu::forward::{DirCache, DirectionPass};
 use crate::error::Result;
 
@@ -374,7 +374,11 @@ impl<'a> DirectionJob<'a> {
                 return;
             }
             if let Some(variant) = &self.cell {
-                self.variant_cell(simd, variant, (block, lanes), (z, c, c_old), &cell);
+                if variant.activations[self.direction] == STANDARD_ACTIVATIONS {
+                    self.peephole_cell(simd, variant, block, (z, c, c_old), &cell);
+                } else {
+                    self.variant_cell(simd, variant, (block, lanes), (z, c, c_old), &cell);
+                }
                 return;
             }
             let [i, f, g, o] = [
@@ -392,6 +396,82 @@ impl<'a> DirectionJob<'a> {
                 }
             }
         }
+    }
+
+    /// [`Self::gates_and_cell`] for a variant with PyTorch's activations (peepholes, clip,
+    /// coupled gates), in SIMD: i, f, g and c; `z[3]` keeps o's pre-activation for
+    /// [`Self::peephole_output`].
+    ///
+    /// # Safety
+    /// As [`Self::gates_and_cell`].
+    #[inline(always)]
+    unsafe fn peephole_cell<S: Simd>(
+        &self,
+        simd: S,
+        variant: &Cell,
+        block: usize,
+        (z, c, c_old): (&mut Acc<S>, &mut [f32], S::f32s),
+        at: &CellAt,
+    ) {
+        let (padded, j0) = (self.packed.gates.padded(), block * S::F32_LANES);
+        let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
+        let [p_i, p_f] = match &self.packed.peephole {
+            Some(p) => [0, 1].map(|k| load::<S>(p, k * padded + j0)),
+            None => [zero; 2],
+        };
+        let clip = |x| match variant.clip {
+            Some(limit) => simd.min_f32s(
+                simd.max_f32s(x, simd.splat_f32s(-limit)),
+                simd.splat_f32s(limit),
+            ),
+            None => x,
+        };
+        let i = sigmoid(simd, clip(simd.mul_add_f32s(p_i, c_old, z[0])));
+        let f = if variant.input_forget {
+            simd.sub_f32s(one, i)
+        } else {
+            sigmoid(simd, clip(simd.mul_add_f32s(p_f, c_old, z[1])))
+        };
+        let g = tanh(simd, clip(z[2]));
+        let c_new = simd.mul_add_f32s(f, c_old, simd.mul_f32s(i, g));
+        store::<S>(c, 0, c_new);
+        // o needs c_t: it waits for the second pass (Self::hidden_state), as PyTorch's o does
+        if let Some(trace) = &self.trace {
+            for (gate, value) in [i, f, g].into_iter().enumerate() {
+                store_partial(
+                    simd,
+                    trace.gates.part(at.traced_gate(gate), at.units),
+                    0,
+                    value,
+                );
+            }
+        }
+    }
+
+    /// o and h for a variant with PyTorch's activations: o = σ(clip(z_o + P_o ⊙ c_t)).
+    #[inline(always)]
+    fn peephole_output<S: Simd>(
+        &self,
+        simd: S,
+        variant: &Cell,
+        block: usize,
+        z_o: S::f32s,
+        c: S::f32s,
+    ) -> (S::f32s, S::f32s) {
+        let (padded, j0) = (self.packed.gates.padded(), block * S::F32_LANES);
+        let p_o = match &self.packed.peephole {
+            Some(p) => load::<S>(p, 2 * padded + j0),
+            None => simd.splat_f32s(0.0),
+        };
+        let mut x = simd.mul_add_f32s(p_o, c, z_o);
+        if let Some(limit) = variant.clip {
+            x = simd.min_f32s(
+                simd.max_f32s(x, simd.splat_f32s(-limit)),
+                simd.splat_f32s(limit),
+            );
+        }
+        let o = sigmoid(simd, x);
+        (o, simd.mul_f32s(o, tanh(simd, c)))
     }
 
     /// [`Self::gates_and_cell`] for a cell variant, lane by lane through [`Cell::step`]:
@@ -471,10 +551,22 @@ impl<'a> DirectionJob<'a> {
                 return;
             }
             let c = load::<S>(self.c.part(cell.state, lanes), 0);
-            // a variant's cell left h itself in z[3]
-            let h = match self.cell {
-                Some(_) => z[3],
+            let h = match &self.cell {
                 None => simd.mul_f32s(z[3], tanh(simd, c)),
+                Some(v) if v.activations[self.direction] == STANDARD_ACTIVATIONS => {
+                    let (o, h) = self.peephole_output(simd, v, block, z[3], c);
+                    if let Some(trace) = &self.trace {
+                        store_partial(
+                            simd,
+                            trace.gates.part(cell.traced_gate(3), cell.units),
+                            0,
+                            o,
+                        );
+                    }
+                    h
+                }
+                // the lane-by-lane cell left h itself in z[3]
+                Some(_) => z[3],
             };
             if p.w_hr.is_some() {
                 store::<S>(self.h_full.part(cell.state, lanes), 0, h);
