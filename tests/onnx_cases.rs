@@ -200,3 +200,32 @@ fn converted_models_round_trip_through_safetensors() {
     }
     assert_eq!(outputs[0], outputs[1]);
 }
+
+#[test]
+fn a_cell_variant_gives_the_same_bits_run_after_run() {
+    for case in cases("ort")
+        .into_iter()
+        .filter(|c| c.dir.ends_with("all_variants_bidirectional") || c.dir.ends_with("peephole"))
+    {
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let mut gpu = GpuLstm::new(common::gpu(), &case.model.weights).unwrap();
+            let fast = FastCpuLstm::new(&case.model.weights);
+            let a = case
+                .model
+                .run(&case.inputs, &mut |i| gpu.forward_with(i))
+                .unwrap();
+            let b = case
+                .model
+                .run(&case.inputs, &mut |i| fast.forward_with(i))
+                .unwrap();
+            let bits = |o: &[(String, lstm_wgpu::Tensor)]| -> Vec<u32> {
+                o.iter()
+                    .flat_map(|(_, t)| t.data().iter().map(|v| v.to_bits()))
+                    .collect()
+            };
+            runs.push((bits(&a), bits(&b)));
+        }
+        assert_eq!(runs[0], runs[1], "{}", case.dir.display());
+    }
+}

@@ -131,3 +131,75 @@ pub fn to_i64(t: &TensorProto) -> Result<Tensor<i64>> {
     }
     Tensor::new(shape, data)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(data_type: i32, dims: &[i64]) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: Some(data_type),
+            name: Some("t".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_float_type_raw_and_typed_reads_as_f32() {
+        let want = [0.5f32, -1.25, 3.0];
+        let mut t = proto(FLOAT, &[3]);
+        t.raw_data = Some(want.iter().flat_map(|v| v.to_le_bytes()).collect());
+        assert_eq!(to_f32(&t).unwrap().data(), want);
+        let mut t = proto(FLOAT, &[3]);
+        t.float_data = want.to_vec();
+        assert_eq!(to_f32(&t).unwrap().data(), want);
+        let halves: Vec<half::f16> = want.iter().map(|&v| half::f16::from_f32(v)).collect();
+        let mut t = proto(FLOAT16, &[3]);
+        t.raw_data = Some(halves.iter().flat_map(|v| v.to_le_bytes()).collect());
+        assert_eq!(to_f32(&t).unwrap().data(), want);
+        let mut t = proto(FLOAT16, &[3]);
+        t.int32_data = halves.iter().map(|v| v.to_bits() as i32).collect();
+        assert_eq!(to_f32(&t).unwrap().data(), want);
+        let mut t = proto(DOUBLE, &[1, 3]);
+        t.raw_data = Some(
+            want.iter()
+                .flat_map(|&v| (v as f64).to_le_bytes())
+                .collect(),
+        );
+        assert_eq!(to_f32(&t).unwrap().shape(), [1, 3]);
+        let mut t = proto(DOUBLE, &[3]);
+        t.double_data = want.iter().map(|&v| v as f64).collect();
+        assert_eq!(to_f32(&t).unwrap().data(), want);
+        let mut t = proto(INT32, &[2]);
+        t.int32_data = vec![4, -2];
+        assert_eq!(to_i64(&t).unwrap().data(), [4, -2]);
+    }
+
+    #[test]
+    fn wrong_sizes_types_and_external_data_are_errors() {
+        let mut t = proto(FLOAT, &[4]);
+        t.raw_data = Some(vec![0; 12]);
+        assert!(to_f32(&t).unwrap_err().to_string().contains("12 bytes"));
+        let mut t = proto(FLOAT, &[2]);
+        t.float_data = vec![1.0];
+        assert!(to_f32(&t).is_err());
+        assert!(to_f32(&proto(INT64, &[1]))
+            .unwrap_err()
+            .to_string()
+            .contains("data type 7"));
+        let mut t = proto(FLOAT, &[-1]);
+        t.float_data = vec![];
+        assert!(to_f32(&t).is_err());
+        let mut t = proto(FLOAT, &[i64::MAX, i64::MAX]);
+        t.float_data = vec![];
+        assert!(to_f32(&t).unwrap_err().to_string().contains("overflows"));
+        let mut t = proto(FLOAT, &[1]);
+        t.data_location = Some(1);
+        t.external_data = vec![super::super::proto::StringStringEntryProto {
+            key: Some("location".into()),
+            value: Some("w.bin".into()),
+        }];
+        assert!(to_f32(&t).unwrap_err().to_string().contains("w.bin"));
+    }
+}
