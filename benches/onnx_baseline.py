@@ -1,6 +1,6 @@
 """ONNX Runtime's CPU LSTM, timed as `lstm-wgpu bench --device cpu` times a forward pass.
 
-nn.LSTM(I, H) is exported to ONNX (its LSTM operator) and run by onnxruntime's CPU execution
+nn.LSTM(I, H, --layers, --bidirectional) is exported to ONNX (its LSTM operator) and run by onnxruntime's CPU execution
 provider on --threads intra-op threads (inter-op 1, sequential execution). Medians over
 --iters after --warmup, as one JSON line with the fields of `lstm-wgpu bench --json` that
 apply (median_ms, min_ms, us_per_step, gflops). Run it beside that command and
@@ -25,12 +25,14 @@ def main():
     p = argparse.ArgumentParser()
     for name in ["seq", "batch", "input", "hidden"]:
         p.add_argument(f"--{name}", type=int, required=True)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     a = p.parse_args()
 
-    lstm = torch.nn.LSTM(a.input, a.hidden).eval()
+    lstm = torch.nn.LSTM(a.input, a.hidden, num_layers=a.layers, bidirectional=a.bidirectional).eval()
     x = torch.randn(a.seq, a.batch, a.input)
     model = io.BytesIO()
     torch.onnx.export(lstm, (x,), model, input_names=["x"], output_names=["y", "h", "c"], dynamo=False)
@@ -53,11 +55,14 @@ def main():
         session.run(["y"], feed)
         times.append((time.perf_counter() - start) * 1e3)
     median = statistics.median(times)
-    flops = 2 * 4 * a.hidden * (a.input + a.hidden) * a.seq * a.batch
+    d = 2 if a.bidirectional else 1
+    widths = [a.input] + [d * a.hidden] * (a.layers - 1)
+    flops = sum(2 * 4 * a.hidden * (w + a.hidden) * d for w in widths) * a.seq * a.batch
     print(json.dumps({
         "device": "onnxruntime-cpu",
         "adapter": f"CPU (onnxruntime {ort.__version__}, {a.threads} threads)",
         "seq": a.seq, "batch": a.batch, "input": a.input, "hidden": a.hidden,
+        "layers": a.layers, "bidirectional": a.bidirectional,
         "threads": a.threads,
         "median_ms": median, "min_ms": min(times),
         "us_per_step": median * 1e3 / a.seq,
