@@ -409,3 +409,21 @@ fn zero_simd_lanes_is_an_error() {
         .to_string();
     assert!(msg.contains("simd lanes must be at least 1"), "{msg}");
 }
+
+#[test]
+fn a_step_too_small_for_a_barrier_runs_on_one_thread() {
+    use lstm_wgpu::cpu::SPLIT_STEP_MIN_MACS;
+    let small = LstmWeights::init(&LstmConfig::new(1, 40), 1).unwrap();
+    let big = LstmWeights::init(&LstmConfig::new(8, 64), 1).unwrap();
+    let fast = |w: &LstmWeights| FastCpuLstm::new(w).with_threads(2).unwrap();
+    // 4 * 40 * 40 = 6,400 multiply-adds a step at B = 1; 4 * 64 * 64 = 16,384
+    const { assert!(4 * 40 * 40 < SPLIT_STEP_MIN_MACS && 4 * 64 * 64 >= SPLIT_STEP_MIN_MACS) };
+    assert_eq!(fast(&small).threads_for(1), 1);
+    assert_eq!(
+        fast(&small).threads_for(4),
+        2,
+        "B = 4 makes the step 25,600"
+    );
+    assert_eq!(fast(&big).threads_for(1), 2);
+    assert_eq!(fast(&small).threads(), 2, "the upper bound stays as set");
+}

@@ -280,10 +280,12 @@ pub fn bench_cpu(
     let x = bench_input(spec)?;
     let model = FastCpuLstm::new(weights).with_threads(spec.threads)?;
     let times = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
-    Ok(BenchResult::cpu(
-        "fused step (packed panels)",
-        spec.threads,
-        times,
-        spec.flops(),
-    ))
+    let plan = match model.threads_for(spec.batch) {
+        1 if spec.threads > 1 => format!(
+            "fused step (packed panels); 1 thread: a step below {} multiply-adds is not split",
+            crate::cpu::SPLIT_STEP_MIN_MACS
+        ),
+        n => format!("fused step (packed panels); each step split over {n} threads"),
+    };
+    Ok(BenchResult::cpu(&plan, spec.threads, times, spec.flops()))
 }

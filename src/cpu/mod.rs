@@ -9,6 +9,8 @@ pub(crate) mod products;
 mod real;
 
 pub use backward::Gradients;
-pub use fast::{check_threads, default_threads, simd_lanes, FastCpuLstm, SIMD_LANES_VAR};
+pub use fast::{
+    check_threads, default_threads, simd_lanes, FastCpuLstm, SIMD_LANES_VAR, SPLIT_STEP_MIN_MACS,
+};
 pub use forward::{CpuHead, CpuLayer, CpuLstm};
 pub use real::{gemm, sigmoid, Op, Real};
