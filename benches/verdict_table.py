@@ -33,7 +33,12 @@ def main(path):
     by = {}
     for r in rows:
         by.setdefault((r["section"], r["pair"]), {})[r["side"]] = r
-    pairs = lambda section: [v for (s, _), v in sorted(by.items()) if s == section]
+    def pairs(section):
+        """(ours, PyTorch's, whichever ran) of each shape of `section`, in order."""
+        for (s, _), v in sorted(by.items()):
+            o, t = v.get("ours", {}), v.get("torch", {})
+            if s == section and (o or t):
+                yield o, t, o or t
     adapter = next((r["adapter"] for r in rows if r["side"] == "ours" and "adapter" in r), "?")
     torch = next((r["adapter"] for r in rows if r["side"] == "torch"), "?")
     out = [f"# GPU verdict: {adapter}", "", f"Beside PyTorch on {torch}. Ratios are ours / "
@@ -49,16 +54,12 @@ def main(path):
                        f"| `{r['tuned']}` | {fmt(r['tuned_ms'])} | {fmt(r['speedup'], 2)} |")
         out.append("")
 
-    fwd = pairs("forward")
+    fwd = list(pairs("forward"))
     if fwd:
         out += ["## Forward", "",
                 "| shape | kernel (from) | ours ms | PyTorch ms | ratio | ours GPU ms | "
                 "PyTorch device ms | ratio |", "|---|---|---|---|---|---|---|---|"]
-        for p in fwd:
-            o, t = p.get("ours", {}), p.get("torch", {})
-            ref = o or t
-            if not ref:
-                continue
+        for o, t, ref in fwd:
             out.append(
                 f"| {shape(ref)} | `{o.get('kernel', '-')}` ({o.get('kernel_source', '-')}) "
                 f"| {fmt(o.get('median_ms'))} | {fmt(t.get('median_ms'))} "
@@ -67,16 +68,12 @@ def main(path):
                 f"| {fmt(ratio(o.get('gpu_ms'), t.get('device_ms')), 2)} |")
         out.append("")
 
-    train = pairs("train")
+    train = list(pairs("train"))
     if train:
         out += ["## Training steps", "",
                 "| task, shape | kernel (from) | ours ms/step | PyTorch ms/step | ratio |",
                 "|---|---|---|---|---|"]
-        for p in train:
-            o, t = p.get("ours", {}), p.get("torch", {})
-            ref = o or t
-            if not ref:
-                continue
+        for o, t, ref in train:
             task = ref.get("task", "step")
             extra = f" V={ref['vocab']}" if task == "lm" else ""
             if ref.get("dropout"):
@@ -88,16 +85,12 @@ def main(path):
                 f"| {fmt(ratio(o.get('median_ms'), t.get('median_ms')), 2)} |")
         out.append("")
 
-    stream = pairs("stream")
+    stream = list(pairs("stream"))
     if stream:
         out += ["## Streaming (one step at a time)", "",
                 "| B, H | ours host µs | PyTorch host µs | ratio | ours resident µs | "
                 "PyTorch resident µs | ratio |", "|---|---|---|---|---|---|---|"]
-        for p in stream:
-            o, t = p.get("ours", {}), p.get("torch", {})
-            ref = o or t
-            if not ref:
-                continue
+        for o, t, ref in stream:
             out.append(
                 f"| B={ref['batch']} H={ref['hidden']} | {fmt(o.get('host_us'), 1)} "
                 f"| {fmt(t.get('host_us'), 1)} | {fmt(ratio(o.get('host_us'), t.get('host_us')), 2)} "

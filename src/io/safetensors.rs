@@ -188,7 +188,8 @@ pub fn decode(bytes: &[u8]) -> Result<LstmWeights> {
     decode_at(Path::new("<safetensors bytes>"), bytes)
 }
 
-fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
+/// [`load`] from the bytes of the file at `path`, already read (errors name `path`).
+pub fn decode_at(path: &Path, bytes: &[u8]) -> Result<LstmWeights> {
     check_header(path, bytes)?;
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format_err(path, format!("not a valid safetensors file ({e})")))?;

@@ -6,6 +6,7 @@ use lstm_wgpu::Result;
 
 use crate::gpu_args::GpuArgs;
 use crate::stdout::outln;
+use crate::weights_arg::Model;
 
 /// `lstm-wgpu info [--weights FILE]`.
 #[derive(clap::Args)]
@@ -104,13 +105,9 @@ fn print_wisdom(ctx: &GpuContext) -> Result<()> {
 
 /// The model at `path`: what it is, its sizes, cell and parameter count.
 fn describe_model(path: &std::path::Path) -> Result<()> {
-    let (kind, weights, reverse) = match crate::weights_arg::onnx_model(path)? {
-        Some(m) => ("ONNX", m.weights, m.reverse),
-        None => (
-            "safetensors",
-            lstm_wgpu::io::safetensors::load(path)?,
-            false,
-        ),
+    let (kind, weights, reverse) = match crate::weights_arg::read(path)? {
+        Model::Onnx(m) => ("ONNX", m.weights, m.reverse),
+        Model::Safetensors(w) => ("safetensors", w, false),
     };
     let c = weights.config();
     let params: usize = weights

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use lstm_wgpu::cpu::FastCpuLstm;
 use lstm_wgpu::gpu::GpuLstm;
 use lstm_wgpu::io::atomic::write_all_atomic;
-use lstm_wgpu::io::{npy, safetensors};
+use lstm_wgpu::io::npy;
 use lstm_wgpu::{Inputs, Result};
 
 use crate::cpu_args::CpuArgs;
 use crate::gpu_args::GpuArgs;
+use crate::weights_arg::Model;
 use crate::Device;
 
 #[derive(clap::Args)]
@@ -53,10 +54,10 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> Result<()> {
-    if let Some(model) = crate::weights_arg::onnx_model(&args.weights)? {
-        return crate::run_onnx::main(&args, &model);
-    }
-    let mut weights = safetensors::load(&args.weights)?;
+    let mut weights = match crate::weights_arg::read(&args.weights)? {
+        Model::Onnx(model) => return crate::run_onnx::main(&args, &model),
+        Model::Safetensors(weights) => weights,
+    };
     weights.set_batch_first(args.batch_first);
     let (x, _) = crate::eval::read_input(&weights, &args.input)?;
     let h0 = args.h0.as_deref().map(npy::read_f32).transpose()?;

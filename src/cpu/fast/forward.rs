@@ -13,13 +13,49 @@ use crate::cell::{Cell, STANDARD_ACTIVATIONS};
 use crate::cpu::forward::{DirCache, DirectionPass};
 use crate::error::Result;
 
+/// How one direction's gate math runs, chosen once per pass from its cell.
+#[derive(Clone, Copy, Debug)]
+pub enum GateMath {
+    /// PyTorch's cell, in SIMD.
+    Standard,
+    /// Peepholes, clip or coupled gates with PyTorch's activations, in SIMD; o waits for the
+    /// second pass over the rows, as PyTorch's o does.
+    Simd(Cell),
+    /// Other activations: lane by lane through [`Cell::step`].
+    Lanes(Cell),
+}
+
+impl GateMath {
+    /// The gate math of `cell`'s direction `direction`.
+    pub fn of(cell: &Cell, direction: usize) -> Self {
+        if cell.is_standard() {
+            GateMath::Standard
+        } else if cell.activations[direction] == STANDARD_ACTIVATIONS {
+            GateMath::Simd(*cell)
+        } else {
+            GateMath::Lanes(*cell)
+        }
+    }
+}
+
+/// `x` clamped to `[-clip, clip]` (unchanged without a clip).
+#[inline(always)]
+fn clipped<S: Simd>(simd: S, x: S::f32s, clip: Option<f32>) -> S::f32s {
+    match clip {
+        Some(limit) => simd.min_f32s(
+            simd.max_f32s(x, simd.splat_f32s(-limit)),
+            simd.splat_f32s(limit),
+        ),
+        None => x,
+    }
+}
+
 /// Everything the team shares while running one direction.
 pub struct DirectionJob<'a> {
     pub packed: &'a PackedDirection,
     pub direction: usize,
-    /// the cell's variant (`None`: PyTorch's cell, the SIMD gate math); a variant's gate math
-    /// runs lane by lane through [`Cell::step`], the products stay SIMD
-    pub cell: Option<Cell>,
+    /// how this direction's gate math runs (the products are SIMD whatever it is)
+    pub gates: GateMath,
     pub seq_len: usize,
     pub batch: usize,
     pub lengths: &'a [usize],
@@ -114,7 +150,7 @@ impl<'a> DirectionJob<'a> {
         pass: DirectionPass<'a, f32>,
         out_width: usize,
         threads: usize,
-        cell: Option<Cell>,
+        cell: &Cell,
     ) -> (Self, &'a mut [f32], &'a mut [f32]) {
         let width = PANEL_VECTORS * packed.gates.lanes;
         let [h0, h1] = &mut scratch.h;
@@ -127,7 +163,7 @@ impl<'a> DirectionJob<'a> {
         let job = Self {
             packed,
             direction: pass.direction,
-            cell,
+            gates: GateMath::of(cell, pass.direction),
             seq_len: pass.dims.seq_len,
             batch: pass.dims.batch,
             lengths: pass.lengths,
@@ -373,13 +409,14 @@ impl<'a> DirectionJob<'a> {
             if t >= self.lengths[b] {
                 return;
             }
-            if let Some(variant) = &self.cell {
-                if variant.activations[self.direction] == STANDARD_ACTIVATIONS {
-                    self.peephole_cell(simd, variant, block, (z, c, c_old), &cell);
-                } else {
-                    self.variant_cell(simd, variant, (block, lanes), (z, c, c_old), &cell);
+            match &self.gates {
+                GateMath::Standard => {}
+                GateMath::Simd(variant) => {
+                    return self.peephole_cell(simd, variant, block, (z, c, c_old), &cell);
                 }
-                return;
+                GateMath::Lanes(variant) => {
+                    return self.variant_cell(simd, variant, (block, lanes), (z, c, c_old), &cell);
+                }
             }
             let [i, f, g, o] = [
                 sigmoid(simd, z[0]),
@@ -419,13 +456,7 @@ impl<'a> DirectionJob<'a> {
             Some(p) => [0, 1].map(|k| load::<S>(p, k * padded + j0)),
             None => [zero; 2],
         };
-        let clip = |x| match variant.clip {
-            Some(limit) => simd.min_f32s(
-                simd.max_f32s(x, simd.splat_f32s(-limit)),
-                simd.splat_f32s(limit),
-            ),
-            None => x,
-        };
+        let clip = |x| clipped(simd, x, variant.clip);
         let i = sigmoid(simd, clip(simd.mul_add_f32s(p_i, c_old, z[0])));
         let f = if variant.input_forget {
             simd.sub_f32s(one, i)
@@ -463,14 +494,10 @@ impl<'a> DirectionJob<'a> {
             Some(p) => load::<S>(p, 2 * padded + j0),
             None => simd.splat_f32s(0.0),
         };
-        let mut x = simd.mul_add_f32s(p_o, c, z_o);
-        if let Some(limit) = variant.clip {
-            x = simd.min_f32s(
-                simd.max_f32s(x, simd.splat_f32s(-limit)),
-                simd.splat_f32s(limit),
-            );
-        }
-        let o = sigmoid(simd, x);
+        let o = sigmoid(
+            simd,
+            clipped(simd, simd.mul_add_f32s(p_o, c, z_o), variant.clip),
+        );
         (o, simd.mul_f32s(o, tanh(simd, c)))
     }
 
@@ -551,9 +578,9 @@ impl<'a> DirectionJob<'a> {
                 return;
             }
             let c = load::<S>(self.c.part(cell.state, lanes), 0);
-            let h = match &self.cell {
-                None => simd.mul_f32s(z[3], tanh(simd, c)),
-                Some(v) if v.activations[self.direction] == STANDARD_ACTIVATIONS => {
+            let h = match &self.gates {
+                GateMath::Standard => simd.mul_f32s(z[3], tanh(simd, c)),
+                GateMath::Simd(v) => {
                     let (o, h) = self.peephole_output(simd, v, block, z[3], c);
                     if let Some(trace) = &self.trace {
                         store_partial(
@@ -566,7 +593,7 @@ impl<'a> DirectionJob<'a> {
                     h
                 }
                 // the lane-by-lane cell left h itself in z[3]
-                Some(_) => z[3],
+                GateMath::Lanes(_) => z[3],
             };
             if p.w_hr.is_some() {
                 store::<S>(self.h_full.part(cell.state, lanes), 0, h);

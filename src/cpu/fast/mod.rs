@@ -239,8 +239,8 @@ impl FastCpuLstm {
         let threads = self
             .threads_for(pass.dims.batch)
             .min(packed.gates.blocks().max(1));
-        let cell = (!cfg.cell.is_standard()).then_some(cfg.cell);
-        let (job, h, c) = DirectionJob::new(packed, &mut scratch, pass, out_width, threads, cell);
+        let (job, h, c) =
+            DirectionJob::new(packed, &mut scratch, pass, out_width, threads, &cfg.cell);
         team::run_team(threads, |worker| self.isa.dispatch(RunJob(&job, worker)));
         job.finish(h, c);
         scratch.give_back(&self.reuse);

@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
 use super::model::GpuLstm;
 use crate::check::Tolerance;
 use crate::cpu::CpuLstm;
@@ -65,19 +67,10 @@ pub(crate) fn random_input(config: &LstmConfig, dims: Dims, seed: u64) -> Result
 
 /// A tensor of `shape` with values in [-1, 1) from `seed`.
 pub(crate) fn random_tensor(shape: &[usize], seed: u64) -> Result<Tensor> {
-    let n = shape.iter().product();
-    let mut state = seed | 1;
-    let data = (0..n)
-        .map(|_| {
-            // xorshift64*: a fixed stream, no dependency on the rand version
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let bits = state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
-            bits as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect();
-    Tensor::new(shape.to_vec(), data)
+    let mut rng = StdRng::seed_from_u64(seed);
+    Tensor::try_from_fn("the tuner's random input", shape.to_vec(), |_| {
+        rng.random_range(-1.0..1.0)
+    })
 }
 
 /// Output, h_n and c_n one after the other, as f64.

@@ -195,14 +195,16 @@ impl GpuTrainer {
 
     /// The recurrent kernel of the shape prepared last (an error before the first step).
     pub fn kernel(&self) -> Result<Recurrence> {
-        self.workspaces.last().map(|ws| ws.variant).ok_or_else(|| {
-            Error::Config("no shape trained yet: the kernel is chosen per shape".into())
-        })
+        Ok(self.last_workspace()?.variant)
     }
 
     /// Where the recurrent kernel of the shape prepared last came from.
     pub fn kernel_source(&self) -> Result<Source> {
-        self.workspaces.last().map(|ws| ws.source).ok_or_else(|| {
+        Ok(self.last_workspace()?.source)
+    }
+
+    fn last_workspace(&self) -> Result<&TrainWorkspace> {
+        self.workspaces.last().ok_or_else(|| {
             Error::Config("no shape trained yet: the kernel is chosen per shape".into())
         })
     }

@@ -49,12 +49,6 @@ pub struct OnnxIo {
     pub initial_h: Option<String>,
     /// `initial_c`: as `initial_h`.
     pub initial_c: Option<String>,
-    /// `Y`: `[T, D, B, H]`, or `[B, T, D, H]` with `layout = 1`.
-    pub y: Option<String>,
-    /// `Y_h`: `[D, B, H]`, or `[B, D, H]` with `layout = 1`.
-    pub y_h: Option<String>,
-    /// `Y_c`: as `Y_h`.
-    pub y_c: Option<String>,
     /// The graph's outputs in order: each one's name and what it is.
     pub outputs: Vec<(String, OutputKind)>,
 }
@@ -267,12 +261,7 @@ fn read_graph(graph: &GraphProto) -> Result<OnnxModel> {
             )));
         }
     }
-    let cell = Cell {
-        peephole: p.is_some(),
-        clip: attrs.clip,
-        input_forget: attrs.input_forget,
-        activations: attrs.activations,
-    };
+    let cell = attrs.cell(p.is_some());
     let config = LstmConfig::new(ws[2], hidden)
         .bidirectional(d == 2)
         .bias(b.is_some())
@@ -342,9 +331,6 @@ fn read_graph(graph: &GraphProto) -> Result<OnnxModel> {
             sequence_lens,
             initial_h,
             initial_c,
-            y,
-            y_h,
-            y_c,
             outputs,
         },
         constants,

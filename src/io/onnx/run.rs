@@ -125,68 +125,58 @@ impl OnnxModel {
                 .state(h0.as_ref(), c0.as_ref())
                 .lengths(lengths.as_deref()),
         )?;
-        let d = cfg.num_directions();
-        let h = cfg.hidden_size;
-        let (whole, h_n, c_n) = (out.output.clone(), out.h_n.clone(), out.c_n.clone());
-        if self
-            .io
-            .outputs
-            .iter()
-            .all(|(_, k)| matches!(k, OutputKind::Output | OutputKind::HN | OutputKind::CN))
-        {
-            // a stacked graph: the engine's outputs as they are
-            return Ok(self
-                .io
-                .outputs
-                .iter()
-                .map(|(name, kind)| {
-                    let value = match kind {
-                        OutputKind::HN => h_n.clone(),
-                        OutputKind::CN => c_n.clone(),
-                        _ => whole.clone(),
-                    };
-                    (name.clone(), value)
-                })
-                .collect());
-        }
-        let y = if self.reverse {
-            reverse_within(&out.output, order, layout1)
-        } else {
-            out.output
-        };
-        // ours: [T, B, D*H] (layout 1: [B, T, D*H]); ONNX: [T, D, B, H] (layout 1: [B, T, D, H])
-        let y = if layout1 {
-            y.reshape([batch, t_len, d, h])?
-        } else {
-            let mut data = vec![0.0; t_len * d * batch * h];
-            for t in 0..t_len {
-                for b in 0..batch {
-                    for dir in 0..d {
-                        let from = &y.data()[((t * batch + b) * d + dir) * h..][..h];
-                        data[((t * d + dir) * batch + b) * h..][..h].copy_from_slice(from);
-                    }
-                }
+        let state_out = |t: &Tensor, what: &str| {
+            if layout1 {
+                swap01(t, what)
+            } else {
+                Ok(t.clone())
             }
-            Tensor::new([t_len, d, batch, h], data)?
         };
-        let last = |t: Tensor, what: &str| if layout1 { swap01(&t, what) } else { Ok(t) };
-        let y_h = last(out.h_n, "Y_h")?;
-        let y_c = last(out.c_n, "Y_c")?;
-        Ok(self
-            .io
+        self.io
             .outputs
             .iter()
             .map(|(name, kind)| {
                 let value = match kind {
-                    OutputKind::Y => y.clone(),
-                    OutputKind::YH => y_h.clone(),
-                    OutputKind::YC => y_c.clone(),
-                    OutputKind::Output => whole.clone(),
-                    OutputKind::HN => h_n.clone(),
-                    OutputKind::CN => c_n.clone(),
+                    OutputKind::Output => out.output.clone(),
+                    OutputKind::HN => out.h_n.clone(),
+                    OutputKind::CN => out.c_n.clone(),
+                    OutputKind::Y => self.onnx_y(&out.output, order, (t_len, batch))?,
+                    OutputKind::YH => state_out(&out.h_n, "Y_h")?,
+                    OutputKind::YC => state_out(&out.c_n, "Y_c")?,
                 };
-                (name.clone(), value)
+                Ok((name.clone(), value))
             })
-            .collect())
+            .collect()
+    }
+
+    /// ONNX's `Y` from the engine's output: ours is `[T, B, D*H]` (layout 1: `[B, T, D*H]`),
+    /// ONNX's `[T, D, B, H]` (layout 1: `[B, T, D, H]`); a reverse model's steps back in time
+    /// order within each length.
+    fn onnx_y(
+        &self,
+        output: &Tensor,
+        order: &[usize],
+        (t_len, batch): (usize, usize),
+    ) -> Result<Tensor> {
+        let cfg = self.weights.config();
+        let (d, h, layout1) = (cfg.num_directions(), cfg.hidden_size, cfg.batch_first);
+        let y = if self.reverse {
+            reverse_within(output, order, layout1)
+        } else {
+            output.clone()
+        };
+        if layout1 {
+            return y.reshape([batch, t_len, d, h]);
+        }
+        let mut data = vec![0.0; t_len * d * batch * h];
+        for t in 0..t_len {
+            for b in 0..batch {
+                for dir in 0..d {
+                    let from = &y.data()[((t * batch + b) * d + dir) * h..][..h];
+                    data[((t * d + dir) * batch + b) * h..][..h].copy_from_slice(from);
+                }
+            }
+        }
+        Tensor::new([t_len, d, batch, h], data)
     }
 }
