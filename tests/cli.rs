@@ -419,6 +419,41 @@ fn info_check_and_bench_run() {
         "{table}"
     );
     assert!(table.contains("3 dispatches"), "{table}");
+    // the CPU's streamed step, and a plan named on the CPU row
+    let stream = ok(&[
+        "bench", "--stream", "--device", "cpu", "--seq", "1", "--batch", "2", "--input", "3",
+        "--hidden", "8", "--iters", "1", "--json",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(stream.trim()).unwrap();
+    assert_eq!(
+        (line["device"].as_str(), line["batch"].as_u64()),
+        (Some("cpu"), Some(2))
+    );
+    assert!(line["step_us"].as_f64().unwrap() > 0.0, "{line}");
+    let cpu = ok(&[
+        "bench",
+        "--device",
+        "cpu",
+        "--seq",
+        "4",
+        "--batch",
+        "1",
+        "--input",
+        "2",
+        "--hidden",
+        "4",
+        "--layers",
+        "2",
+        "--bidirectional",
+        "--threads",
+        "2",
+        "--iters",
+        "1",
+    ]);
+    assert!(
+        cpu.contains("2 directions side by side; 1 thread per recurrence"),
+        "{cpu}"
+    );
     let out = lstm_wgpu(&[
         "bench", "--seq", "2", "--batch", "1", "--input", "2", "--hidden", "4", "--kernel", "fast",
     ]);

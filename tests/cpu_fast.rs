@@ -148,13 +148,29 @@ fn fast_cpu_is_bitwise_reproducible_and_equal_across_thread_counts() {
 }
 
 #[test]
-fn zero_threads_is_an_error() {
+fn absurd_thread_counts_are_clear_errors_or_capped() {
     let weights = LstmWeights::init(&LstmConfig::new(2, 3), 0).unwrap();
     let msg = FastCpuLstm::new(&weights)
         .with_threads(0)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("threads must be at least 1"), "{msg}");
+    let msg = FastCpuLstm::new(&weights)
+        .with_threads(1_000_000)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("threads = 1000000 is more than the 1024"),
+        "{msg}"
+    );
+    // far more threads than work: the plan uses what there is work for, the results hold
+    let x = Tensor::full([4, 2, 2], 0.25f32);
+    let many = FastCpuLstm::new(&weights).with_threads(64).unwrap();
+    let one = FastCpuLstm::new(&weights).with_threads(1).unwrap();
+    assert_eq!(
+        many.forward(&x, None, None).unwrap().output.data(),
+        one.forward(&x, None, None).unwrap().output.data()
+    );
 }
 
 /// Non-finite input reaches the output as it does in the reference, rather than being
@@ -413,17 +429,52 @@ fn zero_simd_lanes_is_an_error() {
 #[test]
 fn a_step_too_small_for_a_barrier_runs_on_one_thread() {
     use lstm_wgpu::cpu::SPLIT_STEP_MIN_MACS;
+    use lstm_wgpu::Dims;
     let small = LstmWeights::init(&LstmConfig::new(1, 40), 1).unwrap();
     let big = LstmWeights::init(&LstmConfig::new(8, 64), 1).unwrap();
     let fast = |w: &LstmWeights| FastCpuLstm::new(w).with_threads(2).unwrap();
+    let split = |w: &LstmWeights, batch| {
+        let plan = fast(w).plan(
+            0,
+            Dims {
+                seq_len: 100,
+                batch,
+            },
+        );
+        plan.groups.iter().map(|g| g.threads()).max().unwrap()
+    };
     // 4 * 40 * 40 = 6,400 multiply-adds a step at B = 1; 4 * 64 * 64 = 16,384
     const { assert!(4 * 40 * 40 < SPLIT_STEP_MIN_MACS && 4 * 64 * 64 >= SPLIT_STEP_MIN_MACS) };
-    assert_eq!(fast(&small).threads_for(1), 1);
-    assert_eq!(
-        fast(&small).threads_for(4),
-        2,
-        "B = 4 makes the step 25,600"
-    );
-    assert_eq!(fast(&big).threads_for(1), 2);
+    assert_eq!(split(&small, 1), 1);
+    // above the floor the measured meeting decides: split exactly when the step repays it
+    for (weights, batch, macs) in [(&small, 4, 25_600), (&big, 1, 16_384)] {
+        let plan = fast(weights).plan(
+            0,
+            Dims {
+                seq_len: 100,
+                batch,
+            },
+        );
+        let from = plan.split_from.unwrap();
+        assert!(from >= SPLIT_STEP_MIN_MACS);
+        assert_eq!(plan.step_macs, macs);
+        assert_eq!(
+            split(weights, batch),
+            if macs >= from { 2 } else { 1 },
+            "{plan}"
+        );
+    }
     assert_eq!(fast(&small).threads(), 2, "the upper bound stays as set");
+    // B = 2 at H = 24 (4,608 multiply-adds a step): rows in two independent recurrences,
+    // no barrier
+    let tiny = LstmWeights::init(&LstmConfig::new(1, 24), 1).unwrap();
+    let plan = fast(&tiny).plan(
+        0,
+        Dims {
+            seq_len: 100,
+            batch: 2,
+        },
+    );
+    assert_eq!(plan.groups.len(), 2);
+    assert!(plan.to_string().contains("independent groups"), "{plan}");
 }

@@ -271,6 +271,32 @@ pub fn bench_gpu(
     })
 }
 
+/// "fused step (packed panels); " and each layer's plan, runs of equal plans together.
+fn cpu_plan(model: &FastCpuLstm, spec: &BenchSpec) -> String {
+    let dims = crate::Dims {
+        seq_len: spec.seq_len,
+        batch: spec.batch,
+    };
+    let layers = model.model().config.num_layers;
+    let plans: Vec<String> = (0..layers)
+        .map(|l| model.plan(l, dims).to_string())
+        .collect();
+    let mut parts = Vec::new();
+    let mut first = 0;
+    for l in 1..=layers {
+        if l == layers || plans[l] != plans[first] {
+            let which = match (first, l - 1) {
+                _ if layers == 1 => String::new(),
+                (a, b) if a == b => format!("layer {a}: "),
+                (a, b) => format!("layers {a}-{b}: "),
+            };
+            parts.push(format!("{which}{}", plans[first]));
+            first = l;
+        }
+    }
+    format!("fused step (packed panels); {}", parts.join(" | "))
+}
+
 /// Benchmarks the fast CPU path ([`FastCpuLstm`], f32) on `spec.threads` threads.
 pub fn bench_cpu(
     spec: &BenchSpec,
@@ -280,12 +306,6 @@ pub fn bench_cpu(
     let x = bench_input(spec)?;
     let model = FastCpuLstm::new(weights).with_threads(spec.threads)?;
     let times = time_runs(spec, || model.forward(&x, None, None).map(|_| ()), tick)?;
-    let plan = match model.threads_for(spec.batch) {
-        1 if spec.threads > 1 => format!(
-            "fused step (packed panels); 1 thread: a step below {} multiply-adds is not split",
-            crate::cpu::SPLIT_STEP_MIN_MACS
-        ),
-        n => format!("fused step (packed panels); each step split over {n} threads"),
-    };
+    let plan = cpu_plan(&model, spec);
     Ok(BenchResult::cpu(&plan, spec.threads, times, spec.flops()))
 }

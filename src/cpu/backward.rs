@@ -1,7 +1,7 @@
 //! The CPU backward pass (BPTT), written plainly: the reference every GPU gradient is checked
 //! against, and (in f64) the one checked against finite differences.
 
-use super::forward::{CpuHead, CpuLayer, CpuLstm, DirectionPass, Trace};
+use super::forward::{CpuHead, CpuLayer, CpuLstm, LayerPass, Trace};
 use super::products::par_gemm_acc;
 use super::real::{gemm, Op, Real};
 use crate::error::{Error, Result};
@@ -42,9 +42,11 @@ impl<T: Real> CpuLstm<T> {
             target,
             (true, None),
             &mut Trace::default(),
-            &mut |pass| {
-                self.run_direction(pass);
-                Ok(())
+            &mut |layer| {
+                layer.each(&mut |pass| {
+                    self.run_direction(pass);
+                    Ok(())
+                })
             },
             &mut |pass| Ok(self.backward_direction(pass)),
             &mut loss_and_grad,
@@ -68,9 +70,11 @@ impl<T: Real> CpuLstm<T> {
             target,
             (true, Some(DropoutStep { dropout, step })),
             &mut Trace::default(),
-            &mut |pass| {
-                self.run_direction(pass);
-                Ok(())
+            &mut |layer| {
+                layer.each(&mut |pass| {
+                    self.run_direction(pass);
+                    Ok(())
+                })
             },
             &mut |pass| Ok(self.backward_direction(pass)),
             &mut loss_and_grad,
@@ -90,7 +94,7 @@ impl<T: Real> CpuLstm<T> {
         target: &Target,
         (want_dx, dropout): (bool, Option<DropoutStep>),
         trace: &mut Trace<T>,
-        forward: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>,
+        forward: &mut dyn FnMut(LayerPass<'_, T>) -> Result<()>,
         backward: &mut BackwardRun<'_, T>,
         score: &mut LossRun<'_, T>,
     ) -> Result<(Scored<T>, LstmOutput<T>, Gradients<T>)> {

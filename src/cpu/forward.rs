@@ -97,6 +97,55 @@ pub(crate) struct DirectionPass<'a, T> {
     pub cache: Option<&'a mut DirCache<T>>,
 }
 
+/// One layer's directions over all timesteps, to be run in turn or side by side: each
+/// direction writes its own columns of `output` (`[T, B, D*H_out]`) and its own state.
+pub(crate) struct LayerPass<'a, T> {
+    pub layer: usize,
+    pub dims: Dims,
+    pub lengths: &'a [usize],
+    pub input: &'a [T],
+    pub output: &'a mut [T],
+    /// direction `d`'s state and record, in order of direction
+    pub directions: Vec<DirectionState<'a, T>>,
+}
+
+/// One direction's part of a [`LayerPass`]: as in [`DirectionPass`].
+pub(crate) struct DirectionState<'a, T> {
+    /// `[B, H_out]`
+    pub h: &'a mut [T],
+    /// `[B, H]`
+    pub c: &'a mut [T],
+    pub cache: Option<&'a mut DirCache<T>>,
+}
+
+impl<'a, T> LayerPass<'a, T> {
+    /// Runs the directions one after the other through `run`.
+    pub fn each(self, run: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>) -> Result<()> {
+        let LayerPass {
+            layer,
+            dims,
+            lengths,
+            input,
+            output,
+            directions,
+        } = self;
+        for (direction, state) in directions.into_iter().enumerate() {
+            run(DirectionPass {
+                layer,
+                direction,
+                dims,
+                lengths,
+                input,
+                h: state.h,
+                c: state.c,
+                output: &mut *output,
+                cache: state.cache,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything a forward pass records for backward.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Trace<T> {
@@ -242,9 +291,11 @@ impl<T: Real> CpuLstm<T> {
         inputs: &Batched<'_, T>,
         trace: Option<&mut Trace<T>>,
     ) -> Result<LstmOutput<T>> {
-        self.forward_each_direction(inputs, trace, &mut |pass| {
-            self.run_direction(pass);
-            Ok(())
+        self.forward_each_direction(inputs, trace, &mut |layer| {
+            layer.each(&mut |pass| {
+                self.run_direction(pass);
+                Ok(())
+            })
         })
     }
 
@@ -316,12 +367,12 @@ impl<T: Real> CpuLstm<T> {
     }
 
     /// The forward pass around its recurrence: layout (`batch_first`), initial and final
-    /// states, layers in turn, the head; `run` computes one layer and direction.
+    /// states, layers in turn, the head; `run` computes one layer's directions.
     pub(crate) fn forward_each_direction(
         &self,
         inputs: &Batched<'_, T>,
         mut trace: Option<&mut Trace<T>>,
-        run: &mut dyn FnMut(DirectionPass<'_, T>) -> Result<()>,
+        run: &mut dyn FnMut(LayerPass<'_, T>) -> Result<()>,
     ) -> Result<LstmOutput<T>> {
         let cfg = &self.config;
         let (x, h0, c0) = (&*inputs.x, inputs.h0.as_deref(), inputs.c0.as_deref());
@@ -338,10 +389,15 @@ impl<T: Real> CpuLstm<T> {
         } else {
             x.data().into()
         };
-        let mut h_n = vec![T::NAN; states * batch * h_out];
-        let mut c_n = vec![T::NAN; states * batch * hidden];
+        // each direction's state starts as h0/c0 and ends as h_n/c_n, in place
+        let mut h_n = h0.map_or(vec![T::ZERO; states * batch * h_out], |t| t.data().to_vec());
+        let mut c_n = c0.map_or(vec![T::ZERO; states * batch * hidden], |t| {
+            t.data().to_vec()
+        });
+        let (mut h_rest, mut c_rest) = (&mut h_n[..], &mut c_n[..]);
 
         let dropout = trace.as_deref().and_then(|t| t.dropout);
+        let ragged = inputs.lengths.iter().any(|&l| l < seq_len);
         for layer in 0..cfg.num_layers {
             let mut output = vec![T::NAN; seq_len * batch * d * h_out];
             if let Some(drop) = &dropout {
@@ -350,35 +406,33 @@ impl<T: Real> CpuLstm<T> {
             if let Some(trace) = trace.as_deref_mut() {
                 trace.inputs.push(input.to_vec());
             }
-            for direction in 0..d {
-                let ragged = inputs.lengths.iter().any(|&l| l < seq_len);
-                let mut cache = trace
-                    .as_deref_mut()
-                    .map(|t| t.cache(cfg, dims, ragged))
-                    .transpose()?;
-                let s = layer * d + direction;
-                let mut h = h0.map_or(vec![T::ZERO; batch * h_out], |t| {
-                    t.data()[s * batch * h_out..(s + 1) * batch * h_out].to_vec()
-                });
-                let mut c = c0.map_or(vec![T::ZERO; batch * hidden], |t| {
-                    t.data()[s * batch * hidden..(s + 1) * batch * hidden].to_vec()
-                });
-                run(DirectionPass {
-                    layer,
-                    direction,
-                    dims,
-                    lengths: &inputs.lengths,
-                    input: &input,
-                    h: &mut h,
-                    c: &mut c,
-                    output: &mut output,
+            let mut caches = match trace.as_deref_mut() {
+                Some(t) => (0..d)
+                    .map(|_| t.cache(cfg, dims, ragged).map(Some))
+                    .collect::<Result<Vec<_>>>()?,
+                None => (0..d).map(|_| None).collect(),
+            };
+            let mut directions = Vec::with_capacity(d);
+            for cache in caches.iter_mut() {
+                let (h, h_tail) = std::mem::take(&mut h_rest).split_at_mut(batch * h_out);
+                let (c, c_tail) = std::mem::take(&mut c_rest).split_at_mut(batch * hidden);
+                (h_rest, c_rest) = (h_tail, c_tail);
+                directions.push(DirectionState {
+                    h,
+                    c,
                     cache: cache.as_mut(),
-                })?;
-                if let (Some(trace), Some(cache)) = (trace.as_deref_mut(), cache) {
-                    trace.dirs.push(cache);
-                }
-                h_n[s * batch * h_out..(s + 1) * batch * h_out].copy_from_slice(&h);
-                c_n[s * batch * hidden..(s + 1) * batch * hidden].copy_from_slice(&c);
+                });
+            }
+            run(LayerPass {
+                layer,
+                dims,
+                lengths: &inputs.lengths,
+                input: &input,
+                output: &mut output,
+                directions,
+            })?;
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.dirs.extend(caches.into_iter().flatten());
             }
             input = output.into();
         }

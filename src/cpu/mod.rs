@@ -10,7 +10,9 @@ mod real;
 
 pub use backward::Gradients;
 pub use fast::{
-    check_threads, default_threads, simd_lanes, FastCpuLstm, SIMD_LANES_VAR, SPLIT_STEP_MIN_MACS,
+    check_threads, default_threads, simd_lanes, split_min_macs, CpuStream, FastCpuLstm, Group,
+    Plan, MAX_THREADS, PARALLEL_PROJECTION_MIN_MACS, SIMD_LANES_VAR, SPLIT_STEP_MIN_MACS,
+    STEP_MACS_PER_NS,
 };
 pub use forward::{CpuHead, CpuLayer, CpuLstm};
 pub use real::{gemm, sigmoid, Op, Real};

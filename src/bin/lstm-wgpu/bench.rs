@@ -78,8 +78,9 @@ pub struct Args {
     /// With --train: dropout at every site (input, between layers, output)
     #[arg(long, default_value_t = 0.0)]
     dropout: f32,
-    /// Time streamed timesteps (µs per step, --device gpu): host in/out, GPU-resident per
-    /// submit and per frame, and with B > 1 a state pool of B active streams
+    /// Time streamed timesteps (µs per step): on --device gpu host in/out, GPU-resident per
+    /// submit and per frame, and with B > 1 a state pool of B active streams; on --device
+    /// cpu one CpuStream step per call
     #[arg(long, conflicts_with = "train")]
     stream: bool,
     /// With --stream: steps recorded per submission in the frame figure
@@ -137,9 +138,9 @@ pub fn main(args: Args) -> Result<()> {
         threads: args.cpu.threads()?,
     };
     if args.stream {
-        if args.bidirectional || args.device != BenchDevice::Gpu {
+        if args.bidirectional || args.device == BenchDevice::Both {
             return Err(Error::Input(
-                "--stream times a unidirectional model on --device gpu".into(),
+                "--stream times a unidirectional model on --device gpu or --device cpu".into(),
             ));
         }
         let config = lstm_wgpu::LstmConfig::new(input, hidden).num_layers(args.layers);
@@ -154,6 +155,9 @@ pub fn main(args: Args) -> Result<()> {
             json: args.json,
             breakdown: args.breakdown,
         };
+        if args.device == BenchDevice::Cpu {
+            return crate::stream_bench::run_cpu(&weights, &stream);
+        }
         return crate::stream_bench::run(&args.gpu.context()?, &weights, &stream);
     }
     if args.train && args.out_features == 0 {

@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use lstm_wgpu::cpu::FastCpuLstm;
+use lstm_wgpu::cpu::{CpuStream, FastCpuLstm};
 use lstm_wgpu::gpu::{GpuLstm, GpuState};
 use lstm_wgpu::io::atomic::write_all_atomic;
 use lstm_wgpu::io::npy;
@@ -65,24 +65,24 @@ impl Stepper for OnGpu {
     }
 }
 
+/// On the CPU: a [`CpuStream`] (one thread, nothing allocated per step).
 struct OnCpu {
-    model: FastCpuLstm,
-    h: Tensor,
-    c: Tensor,
+    stream: CpuStream,
 }
 
 impl Stepper for OnCpu {
     fn step(&mut self, x_t: &Tensor) -> Result<Tensor> {
-        let [b, i] = [x_t.shape()[0], x_t.shape()[1]];
-        let x = Tensor::new([1, b, i], x_t.data().to_vec())?;
-        let out = self.model.forward(&x, Some(&self.h), Some(&self.c))?;
-        self.h = out.h_n;
-        self.c = out.c_n;
-        let width = out.output.data().len() / b;
-        Tensor::new([b, width], out.output.into_data())
+        let b = self.stream.batch();
+        let y = self.stream.step(x_t.data())?;
+        Tensor::new([b, y.len() / b], y.to_vec())
     }
     fn state(&mut self) -> Result<(Tensor, Tensor)> {
-        Ok((self.h.clone(), self.c.clone()))
+        let cfg = &self.stream.model().model().config;
+        let (layers, b) = (cfg.num_layers, self.stream.batch());
+        let mut h = Tensor::full([layers, b, cfg.output_size()], 0.0);
+        let mut c = Tensor::full([layers, b, cfg.hidden_size], 0.0);
+        self.stream.state_into(h.data_mut(), c.data_mut())?;
+        Ok((h, c))
     }
 }
 
@@ -108,11 +108,13 @@ pub fn main(args: Args) -> Result<()> {
                 state,
             })
         }
-        Device::Cpu => Box::new(OnCpu {
-            model: FastCpuLstm::new(&weights).with_threads(args.cpu.threads()?)?,
-            h: h0,
-            c: c0,
-        }),
+        Device::Cpu => {
+            // the flag is still checked; a stream's step runs on one thread
+            args.cpu.threads()?;
+            let mut stream = CpuStream::new(FastCpuLstm::new(&weights), args.batch)?;
+            stream.set_state(h0.data(), c0.data())?;
+            Box::new(OnCpu { stream })
+        }
     };
     let (batch, input) = (args.batch, config.input_size);
     for (index, line) in std::io::stdin().lock().lines().enumerate() {

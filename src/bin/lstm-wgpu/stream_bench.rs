@@ -1,10 +1,12 @@
 //! `lstm-wgpu bench --stream`: µs per streamed timestep on the GPU, the ways an application
 //! streams: host in and out per step; GPU-resident (the caller's buffers, recorded into the
 //! caller's encoder) submitted per step or once per frame of several steps; and a state pool
-//! serving B active streams against one plain B-row step.
+//! serving B active streams against one plain B-row step. With `--device cpu`: a
+//! [`CpuStream`] step, one call per timestep.
 
 use std::time::Instant;
 
+use lstm_wgpu::cpu::{CpuStream, FastCpuLstm};
 use lstm_wgpu::gpu::{GpuContext, GpuLstm, GpuState, GpuStatePool};
 use lstm_wgpu::{Dims, LstmWeights, Result, Tensor};
 
@@ -101,6 +103,48 @@ pub fn run(ctx: &GpuContext, weights: &LstmWeights, spec: &StreamSpec) -> Result
             spec.batch
         )?;
     }
+    Ok(())
+}
+
+/// Rounds of steps timed on the CPU; the median round's µs per step is the figure.
+const CPU_ROUNDS: usize = 11;
+
+/// `lstm-wgpu bench --stream --device cpu`: µs per [`CpuStream::step`], the median of
+/// [`CPU_ROUNDS`] rounds of at least 1,000 steps (a step is too short to time alone).
+pub fn run_cpu(weights: &LstmWeights, spec: &StreamSpec) -> Result<()> {
+    let (b, input) = (spec.batch, spec.input);
+    let model = FastCpuLstm::new(weights);
+    let lanes = model.simd_lanes();
+    let mut stream = CpuStream::new(model, b)?;
+    let x: Vec<f32> = (0..b * input).map(|i| (i % 7) as f32 * 0.1).collect();
+    let steps = spec.steps.max(1000);
+    for _ in 0..steps {
+        stream.step(&x)?;
+    }
+    let mut rounds = Vec::with_capacity(CPU_ROUNDS);
+    for _ in 0..CPU_ROUNDS {
+        let start = Instant::now();
+        for _ in 0..steps {
+            std::hint::black_box(stream.step(std::hint::black_box(&x))?);
+        }
+        rounds.push(start.elapsed().as_secs_f64() * 1e6 / steps as f64);
+    }
+    let fastest = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+    let us = median(&mut rounds);
+    if spec.json {
+        outln!(
+            "{{\"kind\":\"stream\",\"device\":\"cpu\",\"adapter\":\"CPU f32, 1 thread, {lanes}-lane SIMD (CpuStream)\",\"simd_lanes\":{lanes},\"threads\":1,\"batch\":{b},\"input\":{input},\"hidden\":{},\"layers\":{},\"step_us\":{us:.3},\"min_step_us\":{fastest:.3},\"steps_per_round\":{steps}}}",
+            spec.hidden, spec.layers
+        )?;
+        return Ok(());
+    }
+    outln!("device: CPU f32, 1 thread, {lanes}-lane SIMD (CpuStream)")?;
+    outln!(
+        "streamed steps: B={b} I={input} H={} layers={}, median of {CPU_ROUNDS} rounds of {steps} steps",
+        spec.hidden,
+        spec.layers
+    )?;
+    outln!("  one step per call:                  {us:9.3} µs/step (fastest round {fastest:.3})")?;
     Ok(())
 }
 

@@ -1,8 +1,11 @@
 //! One layer and direction of the fast forward pass: the input projection as one GEMM over
-//! all timesteps, then per step the recurrent product fused with the cell update, split over
-//! the team by unit blocks (and by projection panels with `proj_size`).
+//! all timesteps, then per step the recurrent product fused with the cell update, for a
+//! range of rows (a [`super::plan::Group`]), split over the group's workers by unit blocks
+//! (and by projection panels with `proj_size`).
 
-use pulp::{Simd, WithSimd};
+use std::ops::Range;
+
+use pulp::Simd;
 
 use super::kernel::{copy_rows, load, panel_product, row_tiles, store, store_partial, Acc, KC, MR};
 use super::math::{sigmoid, tanh};
@@ -10,8 +13,9 @@ use super::pack::{PackedDirection, PANEL_VECTORS};
 use super::reuse::Reuse;
 use super::team::{Shared, StealQueue, Worker};
 use crate::cell::{Cell, STANDARD_ACTIVATIONS};
-use crate::cpu::forward::{DirCache, DirectionPass};
+use crate::cpu::forward::DirCache;
 use crate::error::Result;
+use crate::shape::Dims;
 
 /// How one direction's gate math runs, chosen once per pass from its cell.
 #[derive(Clone, Copy, Debug)]
@@ -62,7 +66,7 @@ pub struct DirectionJob<'a> {
     pub input: &'a [f32],
     /// `[T, B, D*H_out]`
     pub out_width: usize,
-    output: Shared<'a, f32>,
+    output: &'a Shared<'a, f32>,
     /// `[blocks, T·B, 4L]`: bias + x · W_ihᵀ, each unit block's columns for every row
     /// together, so that a step reads one contiguous run per block
     pre: Shared<'a, f32>,
@@ -74,15 +78,42 @@ pub struct DirectionJob<'a> {
     /// `[B, Hp]`: o ⊙ tanh(c) before the projection
     h_full: Shared<'a, f32>,
     trace: Option<TraceParts<'a>>,
-    /// the unit blocks, and the projection's panels, of each step
-    blocks: StealQueue,
-    panels: StealQueue,
-    /// the input projection's (row chunk, unit block) items
+    /// the input projection's (row chunk, unit block) items, over the whole team
     projection: StealQueue,
 }
 
+/// What a [`DirectionJob`] works on, besides its buffers.
+pub struct JobParts<'a> {
+    pub direction: usize,
+    pub dims: Dims,
+    pub lengths: &'a [usize],
+    /// time-major `[T, B, in]`
+    pub input: &'a [f32],
+    /// the layer's output `[T, B, out_width]`, shared by its directions
+    pub output: &'a Shared<'a, f32>,
+    pub out_width: usize,
+    pub cache: Option<&'a mut DirCache<f32>>,
+}
+
+/// A group's queues of the items of each step: unit blocks, and the projection's panels.
+pub struct GroupQueues {
+    blocks: StealQueue,
+    panels: StealQueue,
+}
+
+impl GroupQueues {
+    /// For a group of `threads` running `packed` (nothing allocated for one thread).
+    pub fn new(packed: &PackedDirection, threads: usize) -> Self {
+        let width = PANEL_VECTORS * packed.gates.lanes;
+        Self {
+            blocks: StealQueue::new(threads, packed.gates.blocks()),
+            panels: StealQueue::new(threads, h_stride(packed) / width),
+        }
+    }
+}
+
 /// Rows per item of the input projection.
-const PROJECTION_ROWS: usize = 48;
+pub const PROJECTION_ROWS: usize = 48;
 
 struct TraceParts<'a> {
     gates: Shared<'a, f32>,
@@ -100,30 +131,65 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Buffers for `packed` at `rows` = T·B and `batch`, holding the initial state of `pass`
-    /// ([`crate::Error::HostMemory`] when the host cannot hold the pre-activations).
+    /// Buffers for `packed` at `dims`, holding the initial state `h` `[B, H_out]` and `c`
+    /// `[B, H]` ([`crate::Error::HostMemory`] when the host cannot hold the
+    /// pre-activations).
     pub fn new(
         packed: &PackedDirection,
-        pass: &DirectionPass<'_, f32>,
+        dims: Dims,
+        (h, c): (&[f32], &[f32]),
         reuse: &Reuse,
     ) -> Result<Self> {
-        let (batch, rows) = (pass.dims.batch, pass.dims.seq_len * pass.dims.batch);
+        let (batch, rows) = (dims.batch, dims.seq_len * dims.batch);
         let hp = packed.gates.padded();
         let stride = h_stride(packed);
-        let mut h = vec![0.0; batch * stride];
-        let mut c = vec![0.0; batch * hp];
-        let (hidden, h_out) = (packed.gates.hidden, packed.h_out);
-        for b in 0..batch {
-            h[b * stride..][..h_out].copy_from_slice(&pass.h[b * h_out..][..h_out]);
-            c[b * hp..][..hidden].copy_from_slice(&pass.c[b * hidden..][..hidden]);
-        }
-        Ok(Self {
+        let mut scratch = Self {
             // every element is written by the input projection
             pre: reuse.any("input projection [T*B, 4H]", rows * 4 * hp)?,
-            h: [h, vec![0.0; batch * stride]],
-            c,
+            h: [vec![0.0; batch * stride], vec![0.0; batch * stride]],
+            c: vec![0.0; batch * hp],
             h_full: vec![0.0; batch * hp],
-        })
+        };
+        scratch.load_state(packed, batch, h, c);
+        Ok(scratch)
+    }
+
+    /// After a one-step job: its h_t (in `h[1]`) becomes the next job's h_{t-1} (`h[0]`);
+    /// c is updated in place.
+    pub fn carry_state(&mut self) {
+        self.h.swap(0, 1);
+    }
+
+    /// Copies the state a job would start from into `h` `[B, H_out]` and `c` `[B, H]`.
+    pub fn store_state(
+        &self,
+        packed: &PackedDirection,
+        batch: usize,
+        h: &mut [f32],
+        c: &mut [f32],
+    ) {
+        let (hidden, h_out, hp) = (packed.gates.hidden, packed.h_out, packed.gates.padded());
+        let stride = h_stride(packed);
+        for b in 0..batch {
+            h[b * h_out..][..h_out].copy_from_slice(&self.h[0][b * stride..][..h_out]);
+            c[b * hidden..][..hidden].copy_from_slice(&self.c[b * hp..][..hidden]);
+        }
+    }
+
+    /// Zeros the state a job starts from.
+    pub fn zero_state(&mut self) {
+        self.h[0].fill(0.0);
+        self.c.fill(0.0);
+    }
+
+    /// Sets the state a job starts from: `h` `[B, H_out]`, `c` `[B, H]`.
+    pub fn load_state(&mut self, packed: &PackedDirection, batch: usize, h: &[f32], c: &[f32]) {
+        let (hidden, h_out, hp) = (packed.gates.hidden, packed.h_out, packed.gates.padded());
+        let stride = h_stride(packed);
+        for b in 0..batch {
+            self.h[0][b * stride..][..h_out].copy_from_slice(&h[b * h_out..][..h_out]);
+            self.c[b * hp..][..hidden].copy_from_slice(&c[b * hidden..][..hidden]);
+        }
     }
 }
 
@@ -144,51 +210,47 @@ fn h_stride(packed: &PackedDirection) -> usize {
 }
 
 impl<'a> DirectionJob<'a> {
+    /// The job of `parts` on `scratch`, its input projection shared by a team of `team`.
     pub fn new(
         packed: &'a PackedDirection,
         scratch: &'a mut Scratch,
-        pass: DirectionPass<'a, f32>,
-        out_width: usize,
-        threads: usize,
+        parts: JobParts<'a>,
+        team: usize,
         cell: &Cell,
-    ) -> (Self, &'a mut [f32], &'a mut [f32]) {
-        let width = PANEL_VECTORS * packed.gates.lanes;
+    ) -> Self {
         let [h0, h1] = &mut scratch.h;
-        let trace = pass.cache.map(|cache: &'a mut DirCache<f32>| TraceParts {
+        let trace = parts.cache.map(|cache: &'a mut DirCache<f32>| TraceParts {
             gates: Shared::new(&mut cache.gates),
             c_before: Shared::new(&mut cache.c_before),
             h_before: Shared::new(&mut cache.h_before),
             h_full: Shared::new(&mut cache.h_full),
         });
-        let job = Self {
+        let Dims { seq_len, batch } = parts.dims;
+        Self {
             packed,
-            direction: pass.direction,
-            gates: GateMath::of(cell, pass.direction),
-            seq_len: pass.dims.seq_len,
-            batch: pass.dims.batch,
-            lengths: pass.lengths,
-            input: pass.input,
-            out_width,
-            output: Shared::new(pass.output),
+            direction: parts.direction,
+            gates: GateMath::of(cell, parts.direction),
+            seq_len,
+            batch,
+            lengths: parts.lengths,
+            input: parts.input,
+            out_width: parts.out_width,
+            output: parts.output,
             pre: Shared::new(&mut scratch.pre),
             h: [Shared::new(h0), Shared::new(h1)],
             h_stride: h_stride(packed),
             c: Shared::new(&mut scratch.c),
             h_full: Shared::new(&mut scratch.h_full),
             trace,
-            blocks: StealQueue::new(threads, packed.gates.blocks()),
-            panels: StealQueue::new(threads, h_stride(packed) / width),
             projection: StealQueue::new(
-                threads,
-                (pass.dims.seq_len * pass.dims.batch).div_ceil(PROJECTION_ROWS)
-                    * packed.gates.blocks(),
+                team,
+                (seq_len * batch).div_ceil(PROJECTION_ROWS) * packed.gates.blocks(),
             ),
-        };
-        (job, pass.h, pass.c)
+        }
     }
 
     /// Copies the final state into the caller's `h` `[B, H_out]` and `c` `[B, H]`.
-    pub fn finish(self, h: &mut [f32], c: &mut [f32]) {
+    pub fn finish(&self, h: &mut [f32], c: &mut [f32]) {
         let last = &self.h[self.seq_len % 2];
         let (hidden, h_out, hp) = (
             self.packed.gates.hidden,
@@ -203,13 +265,24 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
-    /// This worker's part of the whole direction.
+    /// Accumulator rows a worker needs: for the input projection's items, and for every row
+    /// of a step.
+    pub fn partial_rows(&self) -> usize {
+        PROJECTION_ROWS.max(self.batch)
+    }
+
+    /// This worker's part of the recurrence of rows `rows`, on the workers of one group
+    /// (`worker` numbered within it; `queues` made for it), after the input projection.
+    /// `partial` holds [`Self::partial_rows`] rows.
     #[inline(always)]
-    pub fn run<S: Simd>(&self, simd: S, worker: &Worker<'_>) {
-        let mut partial = Vec::new();
-        self.project_inputs(simd, worker, &mut partial);
-        partial.resize(self.batch, [simd.splat_f32s(0.0); PANEL_VECTORS]);
-        worker.sync();
+    pub fn recur<S: Simd>(
+        &self,
+        simd: S,
+        worker: &Worker<'_>,
+        rows: Range<usize>,
+        queues: &GroupQueues,
+        partial: &mut [Acc<S>],
+    ) {
         let time = |step: usize| match self.direction {
             0 => step,
             _ => self.seq_len - 1 - step,
@@ -218,25 +291,26 @@ impl<'a> DirectionJob<'a> {
             let t = time(step);
             let (prev, next) = (&self.h[step % 2], &self.h[(step + 1) % 2]);
             if worker.id == 0 {
-                self.trace_h_before(t, prev);
+                self.trace_h_before(t, prev, &rows);
             }
             if step > 0 {
-                self.write_output(time(step - 1), prev, worker);
+                self.write_output(time(step - 1), prev, worker, &rows);
             }
-            for block in self.blocks.claims(worker, step) {
-                self.gate_block(simd, t, block, (prev, next), &mut partial);
+            for block in queues.blocks.claims(worker, step) {
+                self.gate_block(simd, t, block, (prev, next), &rows, partial);
             }
             worker.sync();
             if let Some(w_hr) = &self.packed.w_hr {
-                for panel in self.panels.claims(worker, step) {
-                    self.projection_panel(simd, t, panel, w_hr, prev, next);
+                for panel in queues.panels.claims(worker, step) {
+                    self.projection_panel(simd, t, panel, w_hr, (prev, next), &rows);
                 }
                 worker.sync();
             }
         }
         if self.seq_len > 0 {
             // the team's join is the barrier after this
-            self.write_output(time(self.seq_len - 1), &self.h[self.seq_len % 2], worker);
+            let last = &self.h[self.seq_len % 2];
+            self.write_output(time(self.seq_len - 1), last, worker, &rows);
         }
     }
 
@@ -244,11 +318,17 @@ impl<'a> DirectionJob<'a> {
     /// output at step `t`, this worker's share of the rows: one run per row, after the step,
     /// instead of one vector per row and unit block from inside the cell update (the
     /// output's lines are cold; filled whole and in order, the prefetcher follows).
-    fn write_output(&self, t: usize, h: &Shared<'_, f32>, worker: &Worker<'_>) {
+    fn write_output(
+        &self,
+        t: usize,
+        h: &Shared<'_, f32>,
+        worker: &Worker<'_>,
+        rows: &Range<usize>,
+    ) {
         let h_out = self.packed.h_out;
         // SAFETY: `h` is only read until the next barrier.
         let h = unsafe { h.read() };
-        for b in worker.share(self.batch) {
+        for b in worker.share(rows.len()).map(|r| rows.start + r) {
             let at = (t * self.batch + b) * self.out_width + self.direction * h_out;
             // SAFETY: this worker alone writes row b of the output at step t.
             let out = unsafe { self.output.part(at, h_out) };
@@ -263,12 +343,11 @@ impl<'a> DirectionJob<'a> {
     /// pre = bias + x · W_ihᵀ (`[blocks, T·B, 4L]`, see `pre`), as items of ([`PROJECTION_ROWS`] rows, one unit
     /// block) handed out over the team, with the same k-chunked panel kernel as the steps.
     #[inline(always)]
-    fn project_inputs<S: Simd>(&self, simd: S, worker: &Worker<'_>, partial: &mut Vec<Acc<S>>) {
+    pub fn project_inputs<S: Simd>(&self, simd: S, worker: &Worker<'_>, partial: &mut [Acc<S>]) {
         let p = self.packed;
         let lanes = S::F32_LANES;
         let (in_size, width, blocks) = (p.input_size, PANEL_VECTORS * lanes, p.gates.blocks());
         let rows = self.seq_len * self.batch;
-        partial.resize(PROJECTION_ROWS, [simd.splat_f32s(0.0); PANEL_VECTORS]);
         for item in self.projection.claims(worker, 0) {
             let (chunk, block) = (item / blocks, item % blocks);
             let (row0, chunk_rows) = (
@@ -313,22 +392,25 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
-    fn trace_h_before(&self, t: usize, prev: &Shared<'_, f32>) {
+    fn trace_h_before(&self, t: usize, prev: &Shared<'_, f32>, rows: &Range<usize>) {
         let Some(trace) = &self.trace else { return };
         let (batch, h_out) = (self.batch, self.packed.h_out);
-        // SAFETY: only worker 0 writes h_before; `prev` is read-only this step.
+        // SAFETY: only the group's worker 0 writes these rows of h_before; `prev` is
+        // read-only this step.
         let (out, prev) = unsafe {
             (
-                trace.h_before.part(t * batch * h_out, batch * h_out),
+                trace
+                    .h_before
+                    .part((t * batch + rows.start) * h_out, rows.len() * h_out),
                 prev.read(),
             )
         };
-        for b in 0..batch {
-            out[b * h_out..][..h_out].copy_from_slice(&prev[b * self.h_stride..][..h_out]);
+        for (r, b) in rows.clone().enumerate() {
+            out[r * h_out..][..h_out].copy_from_slice(&prev[b * self.h_stride..][..h_out]);
         }
     }
 
-    /// Gates and cell update of one unit block for every row at step `t`. The sum over k
+    /// Gates and cell update of one unit block for rows `rows` at step `t`. The sum over k
     /// runs in chunks of [`KC`] so that a chunk of the panel stays in L1 while every row
     /// tile uses it; `partial` holds the rows' sums between chunks, then the complete sums
     /// for the cell update's two passes.
@@ -339,6 +421,7 @@ impl<'a> DirectionJob<'a> {
         t: usize,
         block: usize,
         (prev, next): (&Shared<'_, f32>, &Shared<'_, f32>),
+        rows: &Range<usize>,
         partial: &mut [Acc<S>],
     ) {
         let p = self.packed;
@@ -350,28 +433,29 @@ impl<'a> DirectionJob<'a> {
         let (pre, prev_h) = unsafe { (self.pre.read(), prev.read()) };
         for k0 in (0..k_len).step_by(KC) {
             let kc = KC.min(k_len - k0);
-            for (r0, rows) in row_tiles(self.batch) {
+            for (r0, tile_rows) in row_tiles(rows.len()) {
+                let b0 = rows.start + r0;
                 let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
-                for (r, regs) in acc.iter_mut().enumerate().take(rows) {
+                for (r, regs) in acc.iter_mut().enumerate().take(tile_rows) {
                     *regs = if k0 == 0 {
-                        let at = (block * all_rows + t * self.batch + r0 + r) * width;
+                        let at = (block * all_rows + t * self.batch + b0 + r) * width;
                         core::array::from_fn(|v| load::<S>(pre, at + v * lanes))
                     } else {
                         partial[r0 + r]
                     };
                 }
-                let a = &prev_h[r0 * self.h_stride + k0..];
+                let a = &prev_h[b0 * self.h_stride + k0..];
                 let chunk = &panel[k0 * width..(k0 + kc) * width];
-                panel_product(simd, a, self.h_stride, rows, kc, chunk, &mut acc);
-                copy_rows(&mut partial[r0..], &acc, rows);
+                panel_product(simd, a, self.h_stride, tile_rows, kc, chunk, &mut acc);
+                copy_rows(&mut partial[r0..], &acc, tile_rows);
             }
         }
         // two passes over the rows: each row's chain of a pass is short enough for the core
         // to run several rows at once (in one pass, sigmoid → c → tanh(c) left it waiting)
-        for (b, z) in partial.iter_mut().enumerate().take(self.batch) {
+        for (b, z) in rows.clone().zip(partial.iter_mut()) {
             self.gates_and_cell(simd, t, block, b, z);
         }
-        for (b, z) in partial.iter().enumerate().take(self.batch) {
+        for (b, z) in rows.clone().zip(partial.iter()) {
             self.hidden_state(simd, t, block, b, z, prev_h, next);
         }
     }
@@ -606,7 +690,7 @@ impl<'a> DirectionJob<'a> {
         }
     }
 
-    /// h_t = h_full · W_hrᵀ for one panel of outputs and every row at step `t`.
+    /// h_t = h_full · W_hrᵀ for one panel of outputs and rows `rows` at step `t`.
     #[inline(always)]
     fn projection_panel<S: Simd>(
         &self,
@@ -614,8 +698,8 @@ impl<'a> DirectionJob<'a> {
         t: usize,
         panel_index: usize,
         w_hr: &[f32],
-        prev: &Shared<'_, f32>,
-        next: &Shared<'_, f32>,
+        (prev, next): (&Shared<'_, f32>, &Shared<'_, f32>),
+        rows: &Range<usize>,
     ) {
         let p = self.packed;
         let lanes = S::F32_LANES;
@@ -625,11 +709,20 @@ impl<'a> DirectionJob<'a> {
         // SAFETY: `h_full` and `prev` are only read between these barriers; this worker
         // alone writes outputs p0..p0+width of `next`.
         let (h_full, prev_h) = unsafe { (self.h_full.read(), prev.read()) };
-        for (r0, rows) in row_tiles(self.batch) {
+        for (r0, tile_rows) in row_tiles(rows.len()) {
+            let b0 = rows.start + r0;
             let mut acc: [Acc<S>; MR] = [[simd.splat_f32s(0.0); PANEL_VECTORS]; MR];
-            panel_product(simd, &h_full[r0 * hp..], hp, rows, hidden, panel, &mut acc);
-            for (r, h) in acc.iter().enumerate().take(rows) {
-                let b = r0 + r;
+            panel_product(
+                simd,
+                &h_full[b0 * hp..],
+                hp,
+                tile_rows,
+                hidden,
+                panel,
+                &mut acc,
+            );
+            for (r, h) in acc.iter().enumerate().take(tile_rows) {
+                let b = b0 + r;
                 let at = b * self.h_stride + p0;
                 // SAFETY: this worker's outputs (see above).
                 let next = unsafe { next.part(at, width) };
@@ -663,16 +756,5 @@ impl CellAt {
     #[inline(always)]
     fn traced_gate(&self, gate: usize) -> usize {
         self.traced_gates + gate * self.hidden
-    }
-}
-
-/// A worker's part of a [`DirectionJob`] on the machine's SIMD.
-pub struct RunJob<'a, 'b>(pub &'a DirectionJob<'b>, pub &'a Worker<'a>);
-
-impl WithSimd for RunJob<'_, '_> {
-    type Output = ();
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        self.0.run(simd, self.1)
     }
 }

@@ -32,6 +32,23 @@ pub fn row_tiles(batch: usize) -> impl Iterator<Item = (usize, usize)> {
 /// One row's accumulators: the 4 vectors of a panel's width.
 pub type Acc<S> = [<S as Simd>::f32s; PANEL_VECTORS];
 
+/// `rows` rows of accumulators laid out in `store`, which grows (and so allocates) only when
+/// it is too small: a caller that keeps its store steps without allocating. The rows'
+/// values are unspecified; every user writes a row before reading it.
+pub fn accumulators<S: Simd>(store: &mut Vec<f32>, rows: usize) -> &mut [Acc<S>] {
+    let (size, align) = (size_of::<Acc<S>>(), align_of::<Acc<S>>());
+    let floats = (rows * size).div_ceil(4) + align / 4;
+    if store.len() < floats {
+        store.resize(floats, 0.0);
+    }
+    let offset = store.as_ptr().align_offset(align);
+    assert!(offset + (rows * size).div_ceil(4) <= store.len());
+    // SAFETY: `Acc<S>` is plain f32 lanes (every bit pattern is a value); the pointer is
+    // aligned for it (`align_offset`) and the store holds `rows` of them past it (asserted);
+    // the borrow of `store` keeps it alive and unaliased.
+    unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().add(offset) as *mut Acc<S>, rows) }
+}
+
 /// `L` lanes from `slice[at..]` (which must hold them).
 #[inline(always)]
 pub fn load<S: Simd>(slice: &[f32], at: usize) -> S::f32s {

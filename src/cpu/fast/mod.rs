@@ -11,23 +11,35 @@ mod backward;
 mod cross_entropy;
 mod forward;
 mod kernel;
+mod layer;
 mod math;
 mod pack;
+mod plan;
 mod reuse;
 mod simd;
+mod stream;
 pub(crate) mod team;
 
-use self::forward::{DirectionJob, RunJob, Scratch};
+use self::forward::{DirectionJob, GroupQueues, JobParts, Scratch};
+use self::layer::LayerRun;
 use self::pack::PackedDirection;
+use self::plan::Work;
+pub use self::plan::{
+    split_min_macs, Group, Plan, PARALLEL_PROJECTION_MIN_MACS, SPLIT_STEP_MIN_MACS,
+    STEP_MACS_PER_NS,
+};
 use self::reuse::Reuse;
 use self::simd::Isa;
 pub use self::simd::SIMD_LANES_VAR;
+pub use self::stream::CpuStream;
 pub use self::team::default_threads;
-use super::forward::DirectionPass;
+use self::team::{Barrier, Shared};
+use super::forward::LayerPass;
 use super::CpuLstm;
 use super::Gradients;
 use crate::error::{Error, Result};
 use crate::loss::{loss_and_grad, Loss, Scored, Target};
+use crate::shape::Dims;
 use crate::shape::{Batched, Inputs, LstmOutput};
 use crate::tensor::Tensor;
 use crate::weights::LstmWeights;
@@ -148,7 +160,7 @@ impl FastCpuLstm {
         let batched = Batched::new(&self.model.config, inputs)?;
         let out = self
             .model
-            .forward_each_direction(&batched, None, &mut |pass| self.run_direction(pass))?;
+            .forward_each_direction(&batched, None, &mut |layer| self.run_layer(layer))?;
         batched.finish(out)
     }
 
@@ -206,7 +218,7 @@ impl FastCpuLstm {
             target,
             options,
             &mut trace,
-            &mut |pass| self.run_direction(pass),
+            &mut |layer| self.run_layer(layer),
             &mut |pass| {
                 let layers = &self.model.layers;
                 let run = (self.isa, self.threads, &self.reuse);
@@ -228,49 +240,108 @@ impl FastCpuLstm {
         result
     }
 
-    /// One layer and direction, on the team.
-    pub(crate) fn run_direction(&self, pass: DirectionPass<'_, f32>) -> Result<()> {
+    /// One layer's directions, on the team, as [`FastCpuLstm::plan`] says.
+    pub(crate) fn run_layer(&self, pass: LayerPass<'_, f32>) -> Result<()> {
         let cfg = &self.model.config;
-        let packed = &self.packed[pass.layer * cfg.num_directions() + pass.direction];
-        let out_width = cfg.num_directions() * cfg.output_size();
-        let mut scratch = Scratch::new(packed, &pass, &self.reuse)?;
-        // no more threads than there is work for in the widest phase, and one for a step too
-        // small to repay a barrier per step
-        let threads = self
-            .threads_for(pass.dims.batch)
-            .min(packed.gates.blocks().max(1));
-        let (job, h, c) =
-            DirectionJob::new(packed, &mut scratch, pass, out_width, threads, &cfg.cell);
-        team::run_team(threads, |worker| self.isa.dispatch(RunJob(&job, worker)));
-        job.finish(h, c);
-        scratch.give_back(&self.reuse);
+        let d = cfg.num_directions();
+        let LayerPass {
+            layer,
+            dims,
+            lengths,
+            input,
+            output,
+            directions,
+        } = pass;
+        let packed = &self.packed[layer * d..(layer + 1) * d];
+        let plan = self.plan(layer, dims);
+        let mut scratches = packed
+            .iter()
+            .zip(&directions)
+            .map(|(p, state)| Scratch::new(p, dims, (&*state.h, &*state.c), &self.reuse))
+            .collect::<Result<Vec<_>>>()?;
+        let output = Shared::new(output);
+        let mut finals = Vec::with_capacity(d);
+        let jobs: Vec<DirectionJob<'_>> = scratches
+            .iter_mut()
+            .zip(directions)
+            .enumerate()
+            .map(|(direction, (scratch, state))| {
+                finals.push((state.h, state.c));
+                let parts = JobParts {
+                    direction,
+                    dims,
+                    lengths,
+                    input,
+                    output: &output,
+                    out_width: d * cfg.output_size(),
+                    cache: state.cache,
+                };
+                DirectionJob::new(&packed[direction], scratch, parts, plan.team, &cfg.cell)
+            })
+            .collect();
+        let barriers: Vec<Barrier> = plan
+            .groups
+            .iter()
+            .map(|g| Barrier::new(g.threads()))
+            .collect();
+        let queues: Vec<GroupQueues> = plan
+            .groups
+            .iter()
+            .map(|g| GroupQueues::new(&packed[g.direction], g.threads()))
+            .collect();
+        team::run_team(plan.team, |team| {
+            self.isa.dispatch(LayerRun {
+                jobs: &jobs,
+                plan: &plan,
+                barriers: &barriers,
+                queues: &queues,
+                team,
+            })
+        });
+        for (job, (h, c)) in jobs.iter().zip(finals) {
+            job.finish(h, c);
+        }
+        drop(jobs);
+        for scratch in scratches {
+            scratch.give_back(&self.reuse);
+        }
         Ok(())
     }
-}
 
-/// Multiply-adds of one timestep's recurrent product (B · 4H · H_out) below which a step is
-/// not split across threads: a barrier per step costs more than the split saves. Measured on
-/// the project's machine (2 vCPU AMD EPYC, `bench --device cpu --seq 2000 --batch 1`, median
-/// of 3): H = 48 (9,216) ran in 0.78 ms on one thread and 0.89 ms on two; H = 64 (16,384) in
-/// 1.33 ms and 1.01 ms. The arithmetic is the same on any number of threads, so the choice
-/// never changes a result.
-pub const SPLIT_STEP_MIN_MACS: usize = 12_000;
-
-impl FastCpuLstm {
-    /// The threads a pass over `batch` rows runs on: one when a step's product is below
-    /// [`SPLIT_STEP_MIN_MACS`], else [`FastCpuLstm::threads`].
-    pub fn threads_for(&self, batch: usize) -> usize {
+    /// How layer `layer` shares the threads at `dims` (see [`Plan`]): directions side by
+    /// side, rows in independent groups, or each step split, from the work per step;
+    /// [`FastCpuLstm::threads`] is the upper bound. Every plan gives the same bits.
+    pub fn plan(&self, layer: usize, dims: Dims) -> Plan {
         let cfg = &self.model.config;
-        let macs = batch
-            .saturating_mul(4 * cfg.hidden_size)
-            .saturating_mul(cfg.output_size());
-        if macs < SPLIT_STEP_MIN_MACS {
-            1
-        } else {
-            self.threads
-        }
+        let (hidden, h_out) = (cfg.hidden_size, cfg.output_size());
+        let gates = 4 * hidden;
+        let blocks = self.packed.first().map_or(1, |p| p.gates.blocks());
+        let split_from = |threads| split_min_macs(threads, team::meeting_ns(threads));
+        Plan::new(
+            Work {
+                threads: self.threads,
+                directions: cfg.num_directions(),
+                batch: dims.batch,
+                step_macs: dims.batch.saturating_mul(gates).saturating_mul(h_out),
+                projection_macs: (dims.seq_len.saturating_mul(dims.batch))
+                    .saturating_mul(
+                        cfg.layer_input_size(layer.min(cfg.num_layers.saturating_sub(1))),
+                    )
+                    .saturating_mul(gates),
+                blocks,
+                projection_items: (dims.seq_len.saturating_mul(dims.batch))
+                    .div_ceil(forward::PROJECTION_ROWS)
+                    .saturating_mul(blocks)
+                    .saturating_mul(cfg.num_directions()),
+            },
+            split_from,
+        )
     }
 }
+
+/// The most threads a model may be given: far more than any CPU has cores, few enough
+/// that a team of them can be started.
+pub const MAX_THREADS: usize = 1024;
 
 /// `threads` when it is a usable thread count.
 pub fn check_threads(threads: usize) -> Result<usize> {
@@ -278,6 +349,13 @@ pub fn check_threads(threads: usize) -> Result<usize> {
         return Err(Error::Config(
             "threads must be at least 1 (leave it out to use every core)".into(),
         ));
+    }
+    if threads > MAX_THREADS {
+        return Err(Error::Config(format!(
+            "threads = {threads} is more than the {MAX_THREADS} the CPU path allows (this \
+             machine has {} cores; leave it out to use every core)",
+            default_threads()
+        )));
     }
     if cfg!(target_arch = "wasm32") && threads > 1 {
         return Err(Error::Config(format!(
