@@ -38,6 +38,8 @@ pub mod wisdom;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::enumerate_adapters;
+#[cfg(feature = "fault-hooks")]
+pub use device::fault_hooks;
 pub use device::{
     enumerate_adapters_async, relevant_limits, AdapterSummary, ContextOptions, GpuContext, Tuning,
     DEFAULT_TIMEOUT, MAX_CHUNK_STEPS,

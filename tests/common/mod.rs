@@ -249,3 +249,13 @@ pub fn error_lines(stderr: &str) -> Vec<&str> {
         .filter(|l| l.starts_with("error: "))
         .collect()
 }
+
+/// How many cases of a sweep to run: `full`, or `on_gl` on wgpu's GL backend. There a cold
+/// shader cache compiles every kernel afresh in the software driver, and the whole suite
+/// took about 30 minutes; the smaller sweeps there run the same code paths.
+pub fn sweep(full: usize, on_gl: usize) -> usize {
+    match gpu().adapter_info().map(|info| info.backend) {
+        Some(wgpu::Backend::Gl) => on_gl.min(full),
+        _ => full,
+    }
+}

@@ -63,7 +63,12 @@ struct Health {
 ///
 /// `GpuContext` is `Send + Sync`: clones on several threads may record and submit at once
 /// (wgpu's device and queue are thread-safe, the pipeline cache is behind a lock, error
-/// scopes are per thread). A model (`GpuLstm`, `GpuStatePool`, `GpuTrainer`) is `Send +
+/// scopes are per thread). On wgpu's GL backend, whose driver context is single-threaded
+/// and guarded by a lock that gives up (and panics) after a few seconds, the context takes
+/// its calls' device work in turn behind a lock of its own that waits as long as needed
+/// ([`GpuContext::serializes_device_work`]). A panic raised inside wgpu during a call does
+/// not unwind into the caller: the call returns [`Error::DeviceLost`] naming the panic, the
+/// context is marked lost, and [`GpuContext::recreate`] gives a working one. A model (`GpuLstm`, `GpuStatePool`, `GpuTrainer`) is `Send +
 /// Sync` too but its calls take `&mut self`: one thread at a time per model, any number of
 /// models at once.
 #[derive(Clone)]
@@ -85,6 +90,9 @@ struct Inner {
     options: Option<ContextOptions>,
     /// the kernel-choice policy, the wisdom in use and the tuner's pins
     tuning: Mutex<TuningState>,
+    /// the lock that takes device work in turn, where the backend needs it (see
+    /// [`GpuContext::serializes_device_work`])
+    turns: Option<parking_lot::ReentrantMutex<()>>,
 }
 
 impl GpuContext {
@@ -204,6 +212,11 @@ impl GpuContext {
                 source,
             });
         }
+        // GL's driver context is one per adapter, shared by every thread: take turns on it
+        let backend = adapter_info
+            .as_ref()
+            .map_or_else(|| device.adapter_info().backend, |info| info.backend);
+        let turns = (backend == wgpu::Backend::Gl).then(|| parking_lot::ReentrantMutex::new(()));
         let key = adapter_info.as_ref().map(AdapterKey::of);
         let tuning = match &options {
             Some(o) => TuningState::new(o.tuning, key, o.wisdom_file.clone()),
@@ -221,8 +234,73 @@ impl GpuContext {
                 health,
                 timeout_ns: AtomicU64::new(DEFAULT_TIMEOUT.as_nanos() as u64),
                 options,
+                turns,
             }),
         })
+    }
+
+    /// Whether this context's calls take their device work (pipeline and buffer creation,
+    /// writes, submissions, maps, polls) in turn: on wgpu's GL backend, where the driver's
+    /// context is single-threaded. wgpu guards it with a lock that panics after waiting a
+    /// few seconds, which a shader compile on a software driver outlasts; the context's
+    /// own lock waits without a limit, so wgpu's never waits long. One lock per context:
+    /// wgpu-hal's GL context (and its lock) is one per adapter, and each context has an
+    /// adapter of its own. A caller's device ([`GpuContext::from_device`]) on GL is the
+    /// caller's to keep in turn with its own work.
+    pub fn serializes_device_work(&self) -> bool {
+        self.inner.turns.is_some()
+    }
+
+    /// The device's turn, held by a call for its device work where the backend needs it
+    /// (re-entrant: a call inside a call keeps the turn it has).
+    pub(crate) fn device_turn(&self) -> Option<parking_lot::ReentrantMutexGuard<'_, ()>> {
+        self.inner.turns.as_ref().map(|turns| turns.lock())
+    }
+
+    /// Ends a turn whose guard was forgotten (see `drop_turn.rs`).
+    ///
+    /// # Safety
+    /// This thread took the turn with [`GpuContext::device_turn`] and forgot the guard, and
+    /// nothing else ends that turn.
+    pub(crate) unsafe fn end_forgotten_turn(&self) {
+        if let Some(turns) = &self.inner.turns {
+            // SAFETY: the caller's contract is force_unlock's.
+            unsafe { turns.force_unlock() };
+        }
+    }
+
+    /// Submits `commands` to the queue (every submission of the crate goes through here).
+    pub(crate) fn submit(
+        &self,
+        commands: impl IntoIterator<Item = wgpu::CommandBuffer>,
+    ) -> wgpu::SubmissionIndex {
+        #[cfg(feature = "fault-hooks")]
+        super::fault_hooks::before_submission();
+        self.inner.queue.submit(commands)
+    }
+
+    /// `body`'s result, or, when it panics (a panic inside wgpu: e.g. its GL backend's lock
+    /// giving up), [`Error::DeviceLost`] naming the panic's message, with the context
+    /// marked lost: the panic does not unwind into the caller, and
+    /// [`GpuContext::recreate`] gives a working context.
+    pub(crate) fn contained<T>(
+        &self,
+        during: &'static str,
+        body: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let payload = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+            Ok(out) => return out,
+            Err(payload) => payload,
+        };
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        let reason = format!("a panic inside wgpu during {during}: {message}");
+        log::error!("{reason}");
+        self.mark_lost(reason.clone());
+        Err(Error::DeviceLost { during, reason })
     }
 
     /// Records that the device is lost (from the owner's device-lost callback, for a
@@ -257,8 +335,10 @@ impl GpuContext {
     }
 
     /// Sets how long a wait on the GPU (a readback, `wait_idle`) may take before it returns
-    /// [`Error::Timeout`], for every clone of this context. The work itself goes on; the next
-    /// call waits behind it.
+    /// [`Error::Timeout`], for every clone of this context. The work itself goes on; the
+    /// next call waits behind it. On wgpu's GL backend a submission runs to its end inside
+    /// the submit call, so a later wait finds it done and never times out: there the
+    /// timeout covers only what is still pending when a wait starts.
     pub fn set_timeout(&self, timeout: Duration) {
         let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
         self.inner.timeout_ns.store(ns, Ordering::Relaxed);
@@ -272,10 +352,15 @@ impl GpuContext {
     ) -> Result<()> {
         self.check_alive(during)?;
         let timeout = self.timeout();
-        let polled = self.device().poll(wgpu::PollType::Wait {
-            submission_index: submission,
-            timeout: Some(timeout),
-        });
+        let polled = {
+            let _turn = self.device_turn();
+            self.contained(during, || {
+                Ok(self.device().poll(wgpu::PollType::Wait {
+                    submission_index: submission,
+                    timeout: Some(timeout),
+                }))
+            })?
+        };
         self.check_alive(during)?;
         match polled {
             Ok(_) => Ok(()),

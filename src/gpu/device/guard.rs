@@ -15,8 +15,11 @@ use super::context::GpuContext;
 use super::ready::ready_now;
 use crate::error::{Error, Result};
 
-/// Error scopes pushed for one library call (pop them with [`Scopes::finish`]).
-pub(crate) struct Scopes {
+/// Error scopes pushed for one library call (pop them with [`Scopes::finish`]), and the
+/// device's turn where the backend needs one ([`GpuContext::serializes_device_work`]),
+/// held until the scopes are popped.
+pub(crate) struct Scopes<'a> {
+    turn: Option<parking_lot::ReentrantMutexGuard<'a, ()>>,
     during: &'static str,
     internal: wgpu::ErrorScopeGuard,
     out_of_memory: wgpu::ErrorScopeGuard,
@@ -24,13 +27,15 @@ pub(crate) struct Scopes {
     first_allocation: usize,
 }
 
-impl Scopes {
+impl<'a> Scopes<'a> {
     /// Pushes the scopes for `during`, or [`Error::DeviceLost`] if the device is lost.
-    pub fn push(ctx: &GpuContext, during: &'static str) -> Result<Self> {
+    pub fn push(ctx: &'a GpuContext, during: &'static str) -> Result<Self> {
         ctx.check_alive(during)?;
+        let turn = ctx.device_turn();
         let device = ctx.device();
         let first_allocation = allocations::open();
         Ok(Self {
+            turn,
             during,
             internal: device.push_error_scope(wgpu::ErrorFilter::Internal),
             out_of_memory: device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
@@ -42,7 +47,9 @@ impl Scopes {
     /// Pops the scopes: the first error they caught, as [`Error`]. Device loss comes first,
     /// then out of memory (naming the largest allocation of the call; a buffer larger than
     /// `max_buffer_size` is out of memory too), then validation and internal errors.
-    pub async fn finish(self, ctx: &GpuContext) -> Result<()> {
+    /// The turn ends with the pops, before the first wait (so that the future holds no
+    /// lock and stays `Send`).
+    pub fn finish(self, ctx: &'a GpuContext) -> impl std::future::Future<Output = Result<()>> + 'a {
         let during = self.during;
         // all three popped before the first wait: a pop takes effect when called, and a
         // scope left to its guard's drop (a caller that stops polling, as `guarded_now` on
@@ -50,34 +57,53 @@ impl Scopes {
         let validation = self.validation.pop();
         let out_of_memory = self.out_of_memory.pop();
         let internal = self.internal.pop();
-        let (validation, out_of_memory, internal) =
-            (validation.await, out_of_memory.await, internal.await);
-        let allocations = allocations::close(self.first_allocation);
-        ctx.check_alive(during)?;
-        let limits = ctx.device().limits();
-        let largest = |too_big: bool| {
-            allocations
-                .iter()
-                .filter(|(_, bytes)| !too_big || *bytes > limits.max_buffer_size)
-                .max_by_key(|(_, bytes)| *bytes)
-        };
-        let out_of_memory_error = |what, bytes| Error::OutOfMemory {
-            what,
-            bytes,
-            max_buffer_size: limits.max_buffer_size,
-            max_binding: limits.max_storage_buffer_binding_size,
-        };
-        let too_big = largest(true).filter(|_| validation.is_some());
-        if let Some((label, bytes)) = too_big.or(out_of_memory.as_ref().and(largest(false))) {
-            return Err(out_of_memory_error(format!("{label} ({during})"), *bytes));
-        }
-        match validation.or(out_of_memory).or(internal) {
-            Some(wgpu::Error::OutOfMemory { .. }) => {
-                Err(out_of_memory_error(during.to_string(), 0))
-            }
-            Some(source) => Err(Error::Gpu { during, source }),
-            None => Ok(()),
-        }
+        drop(self.turn);
+        let first_allocation = self.first_allocation;
+        report(
+            ctx,
+            during,
+            first_allocation,
+            (validation, out_of_memory, internal),
+        )
+    }
+}
+
+/// What the popped scopes caught, as [`Error`] (see [`Scopes::finish`]).
+async fn report(
+    ctx: &GpuContext,
+    during: &'static str,
+    first_allocation: usize,
+    (validation, out_of_memory, internal): (
+        impl std::future::Future<Output = Option<wgpu::Error>>,
+        impl std::future::Future<Output = Option<wgpu::Error>>,
+        impl std::future::Future<Output = Option<wgpu::Error>>,
+    ),
+) -> Result<()> {
+    let (validation, out_of_memory, internal) =
+        (validation.await, out_of_memory.await, internal.await);
+    let allocations = allocations::close(first_allocation);
+    ctx.check_alive(during)?;
+    let limits = ctx.device().limits();
+    let largest = |too_big: bool| {
+        allocations
+            .iter()
+            .filter(|(_, bytes)| !too_big || *bytes > limits.max_buffer_size)
+            .max_by_key(|(_, bytes)| *bytes)
+    };
+    let out_of_memory_error = |what, bytes| Error::OutOfMemory {
+        what,
+        bytes,
+        max_buffer_size: limits.max_buffer_size,
+        max_binding: limits.max_storage_buffer_binding_size,
+    };
+    let too_big = largest(true).filter(|_| validation.is_some());
+    if let Some((label, bytes)) = too_big.or(out_of_memory.as_ref().and(largest(false))) {
+        return Err(out_of_memory_error(format!("{label} ({during})"), *bytes));
+    }
+    match validation.or(out_of_memory).or(internal) {
+        Some(wgpu::Error::OutOfMemory { .. }) => Err(out_of_memory_error(during.to_string(), 0)),
+        Some(source) => Err(Error::Gpu { during, source }),
+        None => Ok(()),
     }
 }
 
@@ -89,7 +115,7 @@ pub(crate) async fn guarded<T>(
     body: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     let scopes = Scopes::push(ctx, during)?;
-    let out = body();
+    let out = contained(ctx, during, body);
     scopes.finish(ctx).await?;
     out
 }
@@ -103,7 +129,17 @@ pub(crate) fn guarded_now<T>(
     body: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     let scopes = Scopes::push(ctx, during)?;
-    let out = body();
+    let out = contained(ctx, during, body);
     ready_now(scopes.finish(ctx)).unwrap_or(Ok(()))?;
     out
+}
+
+/// `body`'s result, or [`Error::DeviceLost`] when it panics: see
+/// [`GpuContext::contained`].
+pub(crate) fn contained<T>(
+    ctx: &GpuContext,
+    during: &'static str,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    ctx.contained(during, body)
 }

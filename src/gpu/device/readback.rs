@@ -35,24 +35,29 @@ pub(crate) async fn read_bytes_async(
 ) -> Result<Vec<Vec<u8>>> {
     ctx.check_alive(during)?;
     let mut receivers = Vec::new();
-    for (buffer, bytes) in buffers {
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        buffer
-            .slice(..*bytes)
-            .map_async(wgpu::MapMode::Read, move |result| {
-                sender.send(result).ok();
-            });
-        receivers.push(receiver);
-    }
-    if let Err(e) = ctx.wait(during, submission) {
-        for (buffer, _) in buffers {
-            buffer.unmap();
+    {
+        // the maps, the wait and the unmaps in the device's turn, none held across an await
+        let _turn = ctx.device_turn();
+        for (buffer, bytes) in buffers {
+            let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+            buffer
+                .slice(..*bytes)
+                .map_async(wgpu::MapMode::Read, move |result| {
+                    sender.send(result).ok();
+                });
+            receivers.push(receiver);
         }
-        return Err(e);
+        if let Err(e) = ctx.wait(during, submission) {
+            for (buffer, _) in buffers {
+                buffer.unmap();
+            }
+            return Err(e);
+        }
     }
     let mut out = Vec::new();
     for ((buffer, bytes), receiver) in buffers.iter().zip(receivers) {
         mapped(ctx, during, receiver.receive().await)?;
+        let _turn = ctx.device_turn();
         let data = {
             let view = buffer
                 .get_mapped_range(..*bytes)
@@ -98,7 +103,7 @@ pub(crate) async fn submit_and_read(
                 label: Some(during),
             });
         record(&mut encoder)?;
-        Ok(ctx.queue().submit([encoder.finish()]))
+        Ok(ctx.submit([encoder.finish()]))
     })
     .await?;
     let bytes = read_bytes_async(ctx, during, &[(stage, len as u64 * 4)], Some(submission)).await?;

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use super::pass::ForwardOptions;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
-use crate::gpu::device::{guarded, guarded_now, read_f32_async, GpuContext, GpuTimer, Scopes};
+use crate::gpu::device::{
+    contained, drop_turn, guarded, guarded_now, read_f32_async, GpuContext, GpuTimer, Scopes,
+    TurnEnd, TurnStart,
+};
 use crate::gpu::kernels::{KernelChoice, Recurrence};
 use crate::gpu::plan::Plan;
 use crate::gpu::weights::{GpuWeights, ResidentWeights};
@@ -25,6 +28,8 @@ use crate::weights::LstmWeights;
 /// The recurrent kernel is chosen per shape and device ([`Recurrence::choose`]);
 /// [`GpuLstm::set_kernel`] forces one.
 pub struct GpuLstm {
+    /// first field: takes the device's turn while the others drop (`drop_turn.rs`)
+    _turn_start: TurnStart,
     ctx: GpuContext,
     pub(crate) weights: Arc<ResidentWeights>,
     options: ForwardOptions,
@@ -32,6 +37,8 @@ pub struct GpuLstm {
     workspaces: Vec<Workspace>,
     /// made on the first timed forward
     timer: Option<GpuTimer>,
+    /// last field: gives the turn back
+    _turn_end: TurnEnd,
 }
 
 /// Shapes whose buffers a model keeps prepared at once (least recently used dropped first).
@@ -53,7 +60,10 @@ impl GpuLstm {
     /// A model on weights already on the GPU, sharing them (no upload). `weights` must have
     /// been uploaded to `ctx`'s device.
     pub fn with_weights(ctx: &GpuContext, weights: &GpuWeights) -> Self {
+        let (_turn_start, _turn_end) = drop_turn(ctx);
         Self {
+            _turn_start,
+            _turn_end,
             ctx: ctx.clone(),
             weights: weights.0.clone(),
             options: ForwardOptions::default(),
@@ -149,26 +159,29 @@ impl GpuLstm {
         let timer = self.timer.as_ref().filter(|_| timed);
 
         let scopes = Scopes::push(&ctx, "forward")?;
-        let written = self.write_batched(&batched);
-        ws.plan.submit(
-            &self.ctx,
-            |encoder| {
-                if let Some(t) = timer {
-                    t.start(encoder);
-                }
-            },
-            |encoder| {
-                if let Some(t) = timer {
-                    t.stop(encoder);
-                }
-                let b = &ws.buffers;
-                let (y_bytes, hn_bytes) = ((y_len * 4) as u64, (hn_len * 4) as u64);
-                encoder.copy_buffer_to_buffer(b.output(), 0, stage, 0, y_bytes);
-                encoder.copy_buffer_to_buffer(&b.h_n, 0, stage, y_bytes, hn_bytes);
-                let c_at = y_bytes + hn_bytes;
-                encoder.copy_buffer_to_buffer(&b.c_n, 0, stage, c_at, (cn_len * 4) as u64);
-            },
-        );
+        let written = contained(&ctx, "forward", || {
+            self.write_batched(&batched)?;
+            ws.plan.submit(
+                &self.ctx,
+                |encoder| {
+                    if let Some(t) = timer {
+                        t.start(encoder);
+                    }
+                },
+                |encoder| {
+                    if let Some(t) = timer {
+                        t.stop(encoder);
+                    }
+                    let b = &ws.buffers;
+                    let (y_bytes, hn_bytes) = ((y_len * 4) as u64, (hn_len * 4) as u64);
+                    encoder.copy_buffer_to_buffer(b.output(), 0, stage, 0, y_bytes);
+                    encoder.copy_buffer_to_buffer(&b.h_n, 0, stage, y_bytes, hn_bytes);
+                    let c_at = y_bytes + hn_bytes;
+                    encoder.copy_buffer_to_buffer(&b.c_n, 0, stage, c_at, (cn_len * 4) as u64);
+                },
+            );
+            Ok(())
+        });
         scopes.finish(&ctx).await?;
         written?;
         let mut y = read_f32_async(&ctx, &[(stage, y_len + hn_len + cn_len)])
@@ -226,8 +239,11 @@ impl GpuLstm {
                 super::tune::tune_forward(&self.ctx, config, dims, super::tune::MEASURE_BUDGET)
             })?;
         }
-        // free the least recently used shape's buffers first
-        self.workspaces.truncate(PREPARED_SHAPES - 1);
+        // free the least recently used shape's buffers first (in the device's turn)
+        {
+            let _turn = self.ctx.device_turn();
+            self.workspaces.truncate(PREPARED_SHAPES - 1);
+        }
         let ws = Workspace::new(&self.ctx, &self.weights, dims, self.options).await?;
         self.workspaces.insert(0, ws);
         Ok(())

@@ -221,11 +221,11 @@ impl Plan {
             if items.peek().is_none() {
                 break;
             }
-            ctx.queue().submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             encoder = new_encoder();
         }
         last(&mut encoder);
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit([encoder.finish()]);
     }
 }
 

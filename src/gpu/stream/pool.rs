@@ -2,7 +2,9 @@
 //! the GPU, served together one timestep at a time by whichever slots are active.
 
 use crate::error::{Error, Result};
-use crate::gpu::device::{guarded_now, staging, storage_zeros, submit_and_read, GpuContext};
+use crate::gpu::device::{
+    drop_turn, guarded_now, staging, storage_zeros, submit_and_read, GpuContext, TurnEnd, TurnStart,
+};
 use crate::gpu::forward::{GpuLstm, PREPARED_SHAPES};
 use crate::gpu::kernels::{check_size, elementwise_groups, to_u32, Kernel, RowsParams};
 use crate::gpu::plan::{Plan, PlanBuilder};
@@ -32,6 +34,8 @@ pub struct SlotState {
 /// variant depends on the batch ([`crate::gpu::Recurrence::choose`]); every row's sums run in the
 /// same order whatever the batch for a given variant.
 pub struct GpuStatePool {
+    /// first field: takes the device's turn while the others drop (`drop_turn.rs`)
+    _turn_start: TurnStart,
     model: GpuLstm,
     capacity: usize,
     /// `[L, capacity + 1, H_out]`: the last row of each layer is the padding rows' slot
@@ -42,6 +46,8 @@ pub struct GpuStatePool {
     slots: wgpu::Buffer,
     /// (batch, gather plan, scatter plan, the workspace's h0 they bind), last first
     plans: Vec<(usize, Plan, Plan, wgpu::Buffer)>,
+    /// last field: gives the turn back
+    _turn_end: TurnEnd,
 }
 
 impl GpuStatePool {
@@ -73,7 +79,10 @@ impl GpuStatePool {
         )?;
         guarded_now(ctx, "state pool allocation", || {
             let device = ctx.device();
+            let (_turn_start, _turn_end) = drop_turn(ctx);
             Ok(Self {
+                _turn_start,
+                _turn_end,
                 model: GpuLstm::with_weights(ctx, weights),
                 capacity,
                 h: storage_zeros(device, "pool h", rows * h_out),
@@ -115,7 +124,7 @@ impl GpuStatePool {
                     encoder.copy_buffer_to_buffer(from, old_at, to, new_at, bytes);
                 }
             }
-            ctx.queue().submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             Ok(())
         })?;
         self.capacity = capacity;

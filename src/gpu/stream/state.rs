@@ -2,7 +2,9 @@
 
 use crate::config::LstmConfig;
 use crate::error::{Error, Result};
-use crate::gpu::device::{guarded_now, staging, storage_zeros, submit_and_read, GpuContext};
+use crate::gpu::device::{
+    drop_turn, guarded_now, staging, storage_zeros, submit_and_read, GpuContext, TurnEnd, TurnStart,
+};
 use crate::gpu::kernels::check_size;
 use crate::tensor::Tensor;
 
@@ -12,10 +14,14 @@ use crate::tensor::Tensor;
 /// [`crate::gpu::GpuLstm::encode_with_state`]) starts from it and leaves its final state in it,
 /// all on the GPU, so a long sequence can be fed in chunks or one step at a time.
 pub struct GpuState {
+    /// first field: takes the device's turn while the others drop (`drop_turn.rs`)
+    _turn_start: TurnStart,
     h: wgpu::Buffer,
     c: wgpu::Buffer,
     /// (L*D, B, H_out, H)
     dims: (usize, usize, usize, usize),
+    /// last field: gives the turn back
+    _turn_end: TurnEnd,
 }
 
 impl GpuState {
@@ -32,10 +38,13 @@ impl GpuState {
         }
         guarded_now(ctx, "state allocation", || {
             let device = ctx.device();
+            let (_turn_start, _turn_end) = drop_turn(ctx);
             Ok(Self {
+                _turn_start,
                 h: storage_zeros(device, "state h", states * batch * dims.2),
                 c: storage_zeros(device, "state c", states * batch * dims.3),
                 dims,
+                _turn_end,
             })
         })
     }
@@ -72,7 +81,7 @@ impl GpuState {
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
             encoder.clear_buffer(&self.h, 0, None);
             encoder.clear_buffer(&self.c, 0, None);
-            ctx.queue().submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             Ok(())
         })
     }

@@ -188,7 +188,7 @@ impl GpuLstm {
                 .encode_profiled(&mut encoder, &rebind, timer.queries(), 1);
             timer.mark(&mut encoder, spans - 1);
             timer.resolve(&mut encoder, spans);
-            ctx.queue().submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             Ok(parts)
         })
         .await?;

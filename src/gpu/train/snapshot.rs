@@ -45,7 +45,7 @@ impl GpuTrainer {
                 encoder.copy_buffer_to_buffer(buffer, 0, &stage, 0, (*len * 4) as u64);
                 stages.push((stage, *len));
             }
-            ctx.queue().submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             Ok(stages)
         })
         .await?;
@@ -144,7 +144,7 @@ impl GpuTrainer {
             let mut plan = PlanBuilder::new(&ctx);
             relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
             plan.finish()?.encode(&mut encoder);
-            queue.submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             Ok(())
         })
         .await?;

@@ -10,8 +10,8 @@ use super::reduce;
 use super::relayout;
 use crate::error::{Error, Result};
 use crate::gpu::device::{
-    guarded, lock, read_bytes_async, staging, storage_init, storage_nan, storage_zeros, GpuContext,
-    GpuTimer,
+    drop_turn, guarded, lock, read_bytes_async, staging, storage_init, storage_nan, storage_zeros,
+    GpuContext, GpuTimer, TurnEnd, TurnStart,
 };
 use crate::gpu::forward::{build_forward_with, ForwardBuffers, ForwardOptions, GpuLstm};
 use crate::gpu::kernels::{
@@ -83,6 +83,8 @@ struct TokenBuffers {
 
 /// An LSTM (and head) trained on the GPU; see the module docs.
 pub struct GpuTrainer {
+    /// first field: takes the device's turn while the others drop (`drop_turn.rs`)
+    _turn_start: TurnStart,
     pub(super) model: GpuLstm,
     pub(super) like: LstmWeights,
     pub(super) layout: ParamLayout,
@@ -114,6 +116,8 @@ pub struct GpuTrainer {
     pub(super) host_copy: Mutex<(u64, LstmWeights)>,
     /// with `carry_state`: the last step's final state, on the GPU
     pub(super) carried: Option<CarriedState>,
+    /// last field: gives the turn back
+    _turn_end: TurnEnd,
 }
 
 /// The final `(h_n, c_n)` of the last step, copied there on the GPU after its forward pass
@@ -149,7 +153,10 @@ impl GpuTrainer {
         let device = ctx.device();
         check_size(&device.limits(), "the flat parameters", layout.total)?;
         guarded(ctx, "trainer allocation", || {
+            let (_turn_start, _turn_end) = drop_turn(ctx);
             Ok(Self {
+                _turn_start,
+                _turn_end,
                 params: storage_init(device, "flat parameters", &layout.flatten(weights)),
                 backups: [0, 1, 2]
                     .map(|i| storage_zeros(device, &format!("parameter backup {i}"), layout.total)),
@@ -295,7 +302,7 @@ impl GpuTrainer {
         for ((src, dst), &n) in sources.iter().zip(&stages).zip(&lens) {
             encoder.copy_buffer_to_buffer(src, 0, dst, 0, (n * 4) as u64);
         }
-        Ok((stages, lens, ctx.queue().submit([encoder.finish()])))
+        Ok((stages, lens, ctx.submit([encoder.finish()])))
     }
 
     /// Checks and uploads one batch (time-major on the GPU), preparing buffers for its shape.
@@ -551,7 +558,7 @@ impl GpuTrainer {
         if let Some(t) = timer {
             t.stop(&mut encoder);
         }
-        Ok((ctx.queue().submit([encoder.finish()]), counted))
+        Ok((ctx.submit([encoder.finish()]), counted))
     }
 
     /// Makes the carried state's buffers for workspace `index` (the first step), or checks
@@ -851,7 +858,7 @@ impl GpuTrainer {
             let mut plan = PlanBuilder::new(ctx);
             relayout::record(&mut plan, &self.model, &self.layout, &self.params)?;
             plan.finish()?.encode(&mut encoder);
-            ctx.queue().submit([encoder.finish()]);
+            ctx.submit([encoder.finish()]);
             Ok(())
         })
         .await
@@ -869,7 +876,7 @@ impl GpuTrainer {
             });
             let bytes = (self.layout.total * 4) as u64;
             encoder.copy_buffer_to_buffer(&self.params, 0, &stage, 0, bytes);
-            Ok((stage, ctx.queue().submit([encoder.finish()])))
+            Ok((stage, ctx.submit([encoder.finish()])))
         })
         .await?;
         let bytes = (self.layout.total * 4) as u64;

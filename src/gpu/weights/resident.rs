@@ -4,7 +4,9 @@
 use super::layout;
 use crate::config::LstmConfig;
 use crate::error::Result;
-use crate::gpu::device::{buffer, storage_init, GpuContext, Scopes};
+use crate::gpu::device::{
+    buffer, contained, drop_turn, storage_init, GpuContext, Scopes, TurnEnd, TurnStart,
+};
 use crate::weights::LstmWeights;
 
 /// One layer's resident weights.
@@ -60,9 +62,13 @@ impl GpuWeights {
 
 /// Every layer's weights and the head's, on one device.
 pub(crate) struct ResidentWeights {
+    /// first field: takes the device's turn while the others drop (`drop_turn.rs`)
+    pub _turn_start: TurnStart,
     pub config: LstmConfig,
     pub layers: Vec<LayerBuffers>,
     pub head: Option<HeadBuffers>,
+    /// last field: gives the turn back
+    pub _turn_end: TurnEnd,
 }
 
 impl ResidentWeights {
@@ -93,8 +99,11 @@ impl ResidentWeights {
             bias: h.bias.as_ref().map(&mut copy),
             out_features: h.out_features,
         });
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit([encoder.finish()]);
+        let (_turn_start, _turn_end) = drop_turn(ctx);
         Self {
+            _turn_start,
+            _turn_end,
             config: self.config.clone(),
             layers,
             head,
@@ -110,24 +119,31 @@ impl ResidentWeights {
         let upload = |name: &str, l: usize, data: &[f32]| {
             storage_init(device, &format!("{name} l{l}"), data)
         };
-        let layers = (0..config.num_layers)
-            .map(|l| LayerBuffers {
-                w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
-                bias: upload("bias", l, &layout::combined_bias(weights, l)),
-                w_hh: upload("w_hh", l, &layout::recurrent_weights_vec4(weights, l)),
-                w_hr_t: upload("w_hr_t", l, &layout::projection_weights_t(weights, l)),
-            })
-            .collect();
-        let head = weights.head().map(|head| HeadBuffers {
-            weight_t: storage_init(device, "head weight_t", &layout::head_weights_t(head)),
-            bias: head
-                .bias
-                .as_ref()
-                .map(|b| storage_init(device, "head bias", b.data())),
-            out_features: head.out_features(),
+        let uploaded = contained(ctx, "weight upload", || {
+            let layers: Vec<LayerBuffers> = (0..config.num_layers)
+                .map(|l| LayerBuffers {
+                    w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
+                    bias: upload("bias", l, &layout::combined_bias(weights, l)),
+                    w_hh: upload("w_hh", l, &layout::recurrent_weights_vec4(weights, l)),
+                    w_hr_t: upload("w_hr_t", l, &layout::projection_weights_t(weights, l)),
+                })
+                .collect();
+            let head = weights.head().map(|head| HeadBuffers {
+                weight_t: storage_init(device, "head weight_t", &layout::head_weights_t(head)),
+                bias: head
+                    .bias
+                    .as_ref()
+                    .map(|b| storage_init(device, "head bias", b.data())),
+                out_features: head.out_features(),
+            });
+            Ok((layers, head))
         });
         scopes.finish(ctx).await?;
+        let (layers, head) = uploaded?;
+        let (_turn_start, _turn_end) = drop_turn(ctx);
         Ok(Self {
+            _turn_start,
+            _turn_end,
             config,
             layers,
             head,
