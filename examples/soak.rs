@@ -208,11 +208,19 @@ fn report(counts: &Counts, samples: &[(f64, u64, Option<u64>)], failures: &[Stri
         let gpu = gpu.map_or("-".to_string(), |g| format!("{:.1}", mib(g)));
         println!("{t:8.0} {:10.1} {gpu:>9}", mib(*rss));
     }
+    // memory in use swings with the work in flight: compare the peaks of the second half's
+    // two quarters (a leak raises the later peak)
     let half = &samples[samples.len() / 2..];
+    let (third, fourth) = half.split_at(half.len() / 2);
+    let peak = |part: &[(f64, u64, Option<u64>)], pick: fn(&(f64, u64, Option<u64>)) -> Option<u64>| {
+        part.iter().filter_map(pick).max()
+    };
     let growth = |first: u64, last: u64| 100.0 * (last as f64 - first as f64) / first.max(1) as f64;
-    let (first, last) = (half[0], half[half.len() - 1]);
-    let rss = growth(first.1, last.1);
-    let gpu = first.2.zip(last.2).map(|(a, b)| growth(a, b));
+    let rss = match (peak(third, |s| Some(s.1)), peak(fourth, |s| Some(s.1))) {
+        (Some(a), Some(b)) => growth(a, b),
+        _ => 0.0,
+    };
+    let gpu = peak(third, |s| s.2).zip(peak(fourth, |s| s.2)).map(|(a, b)| growth(a, b));
     let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     println!(
         "forwards {}, streamed steps {}, training steps {}, mismatches {}, errors {}",
@@ -223,7 +231,7 @@ fn report(counts: &Counts, samples: &[(f64, u64, Option<u64>)], failures: &[Stri
         load(&counts.errors)
     );
     println!(
-        "growth over the second half: RSS {rss:+.2}%, GPU memory {}",
+        "growth over the second half (peak of its last quarter against its third): RSS {rss:+.2}%, GPU memory {}",
         gpu.map_or("- (not reported)".into(), |g| format!("{g:+.2}%"))
     );
     for failure in failures.iter().take(10) {

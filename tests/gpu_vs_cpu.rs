@@ -215,7 +215,9 @@ fn every_kernel_variant_matches_cpu_f64() {
             eprintln!("note: the device has no subgroups of 8; {choice:?} did not run");
             continue;
         }
-        assert!(*n >= 2, "kernel choice {choice:?} ran on only {n} cases");
+        // twice each on the full sweep; at least once on GL's halved one
+        let least = if every > 1 { 1 } else { 2 };
+        assert!(*n >= least, "kernel choice {choice:?} ran on only {n} cases");
     }
 }
 
