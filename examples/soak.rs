@@ -23,6 +23,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 const THREADS: usize = 8;
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
+/// (seconds since the start, RSS bytes, GPU bytes in use where reported)
+type Sample = (f64, u64, Option<u64>);
+
 /// What the threads count.
 #[derive(Default)]
 struct Counts {
@@ -51,7 +54,7 @@ fn main() {
     let shared = GpuWeights::upload(&ctx, &weights).unwrap();
     let cpu = FastCpuLstm::new(&weights).with_threads(1).unwrap();
     let (counts, stop) = (Counts::default(), AtomicBool::new(false));
-    let samples = Mutex::new(Vec::<(f64, u64, Option<u64>)>::new());
+    let samples = Mutex::new(Vec::<Sample>::new());
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(minutes * 60.0);
     let failures = Mutex::new(Vec::<String>::new());
@@ -201,7 +204,7 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-fn report(counts: &Counts, samples: &[(f64, u64, Option<u64>)], failures: &[String]) {
+fn report(counts: &Counts, samples: &[Sample], failures: &[String]) {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("  time s    RSS MiB   GPU MiB");
     for (t, rss, gpu) in samples {
@@ -212,15 +215,16 @@ fn report(counts: &Counts, samples: &[(f64, u64, Option<u64>)], failures: &[Stri
     // two quarters (a leak raises the later peak)
     let half = &samples[samples.len() / 2..];
     let (third, fourth) = half.split_at(half.len() / 2);
-    let peak = |part: &[(f64, u64, Option<u64>)], pick: fn(&(f64, u64, Option<u64>)) -> Option<u64>| {
-        part.iter().filter_map(pick).max()
-    };
+    let peak =
+        |part: &[Sample], pick: fn(&Sample) -> Option<u64>| part.iter().filter_map(pick).max();
     let growth = |first: u64, last: u64| 100.0 * (last as f64 - first as f64) / first.max(1) as f64;
     let rss = match (peak(third, |s| Some(s.1)), peak(fourth, |s| Some(s.1))) {
         (Some(a), Some(b)) => growth(a, b),
         _ => 0.0,
     };
-    let gpu = peak(third, |s| s.2).zip(peak(fourth, |s| s.2)).map(|(a, b)| growth(a, b));
+    let gpu = peak(third, |s| s.2)
+        .zip(peak(fourth, |s| s.2))
+        .map(|(a, b)| growth(a, b));
     let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     println!(
         "forwards {}, streamed steps {}, training steps {}, mismatches {}, errors {}",

@@ -217,7 +217,10 @@ fn every_kernel_variant_matches_cpu_f64() {
         }
         // twice each on the full sweep; at least once on GL's halved one
         let least = if every > 1 { 1 } else { 2 };
-        assert!(*n >= least, "kernel choice {choice:?} ran on only {n} cases");
+        assert!(
+            *n >= least,
+            "kernel choice {choice:?} ran on only {n} cases"
+        );
     }
 }
 

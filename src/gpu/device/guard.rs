@@ -115,7 +115,7 @@ pub(crate) async fn guarded<T>(
     body: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     let scopes = Scopes::push(ctx, during)?;
-    let out = contained(ctx, during, body);
+    let out = ctx.contained(during, body);
     scopes.finish(ctx).await?;
     out
 }
@@ -129,17 +129,7 @@ pub(crate) fn guarded_now<T>(
     body: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     let scopes = Scopes::push(ctx, during)?;
-    let out = contained(ctx, during, body);
+    let out = ctx.contained(during, body);
     ready_now(scopes.finish(ctx)).unwrap_or(Ok(()))?;
     out
-}
-
-/// `body`'s result, or [`Error::DeviceLost`] when it panics: see
-/// [`GpuContext::contained`].
-pub(crate) fn contained<T>(
-    ctx: &GpuContext,
-    during: &'static str,
-    body: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    ctx.contained(during, body)
 }

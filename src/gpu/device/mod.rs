@@ -26,7 +26,7 @@ pub(crate) use alloc::{buffer, staging, storage_init, storage_nan, storage_zeros
 pub(crate) use context::caps_of;
 pub use context::{ContextOptions, GpuContext, DEFAULT_TIMEOUT, MAX_CHUNK_STEPS};
 pub(crate) use drop_turn::{drop_turn, TurnEnd, TurnStart};
-pub(crate) use guard::{contained, guarded, guarded_now, Scopes};
+pub(crate) use guard::{guarded, guarded_now, Scopes};
 pub(crate) use pipelines::Constants;
 pub(crate) use readback::{mapped, read_bytes_async, read_f32_async, submit_and_read};
 pub(crate) use sync::lock;

@@ -6,8 +6,8 @@ use super::pass::ForwardOptions;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
 use crate::gpu::device::{
-    contained, drop_turn, guarded, guarded_now, read_f32_async, GpuContext, GpuTimer, Scopes,
-    TurnEnd, TurnStart,
+    drop_turn, guarded, guarded_now, read_f32_async, GpuContext, GpuTimer, Scopes, TurnEnd,
+    TurnStart,
 };
 use crate::gpu::kernels::{KernelChoice, Recurrence};
 use crate::gpu::plan::Plan;
@@ -159,7 +159,7 @@ impl GpuLstm {
         let timer = self.timer.as_ref().filter(|_| timed);
 
         let scopes = Scopes::push(&ctx, "forward")?;
-        let written = contained(&ctx, "forward", || {
+        let written = ctx.contained("forward", || {
             self.write_batched(&batched)?;
             ws.plan.submit(
                 &self.ctx,

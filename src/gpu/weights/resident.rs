@@ -4,9 +4,7 @@
 use super::layout;
 use crate::config::LstmConfig;
 use crate::error::Result;
-use crate::gpu::device::{
-    buffer, contained, drop_turn, storage_init, GpuContext, Scopes, TurnEnd, TurnStart,
-};
+use crate::gpu::device::{buffer, drop_turn, storage_init, GpuContext, Scopes, TurnEnd, TurnStart};
 use crate::weights::LstmWeights;
 
 /// One layer's resident weights.
@@ -119,7 +117,7 @@ impl ResidentWeights {
         let upload = |name: &str, l: usize, data: &[f32]| {
             storage_init(device, &format!("{name} l{l}"), data)
         };
-        let uploaded = contained(ctx, "weight upload", || {
+        let uploaded = ctx.contained("weight upload", || {
             let layers: Vec<LayerBuffers> = (0..config.num_layers)
                 .map(|l| LayerBuffers {
                     w_ih_t: upload("w_ih_t", l, &layout::input_weights_t(weights, l)),
